@@ -1,0 +1,436 @@
+//! `ggcore run`: opens the root, starts every part, applies deployments, and
+//! stops cleanly on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex as AsyncMutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, Request, Response};
+use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
+use crate::certs;
+use crate::config::CoreConfig;
+use crate::demo;
+use crate::deploy::{self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged};
+use crate::group::{self, Compiled, CompileContext, Group, GroupError};
+use crate::layout::Layout;
+use crate::router::{Router, TargetKind};
+use crate::store::{RocksStore, RootLock, StateStore};
+
+/// Grace period for in-flight work at shutdown (SPEC §16).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Environment variable overriding `ggcore.mqtt.port` (containers, tests).
+pub const MQTT_PORT_ENV: &str = "GGCORE_MQTT_PORT";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad configuration: exit code 2.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Cert(#[from] certs::CertError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) | RunError::Invalid(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Parts that this build serves as router targets besides devices.
+const UNSERVED: &[&str] = &[group::CLOUD, group::SHADOW_SERVICE];
+
+/// Runtime availability: which runtimes the plugins on the path serve.
+pub fn runtime_check(config: &CoreConfig) -> impl Fn(&str) -> Result<Option<String>, String> + '_ {
+    move |runtime: &str| {
+        Err(format!(
+            "no runtime plugin serves runtime '{runtime}' (plugin path searched: {})",
+            crate::plugins::describe_path(&config.plugin_path)
+        ))
+    }
+}
+
+/// Validates a group's source for this core.
+pub fn compile_source(config: &CoreConfig, source: &GroupSource) -> Result<Compiled, GroupError> {
+    let check = runtime_check(config);
+    let cx = CompileContext { base_dir: Some(&source.base_dir), runtimes: &check, unserved: UNSERVED };
+    group::compile_text(&source.file, &source.text, &cx)
+}
+
+/// Loads the configuration of a root, with the environment's overrides.
+pub fn load_config(root: &std::path::Path) -> Result<CoreConfig, RunError> {
+    let file = root.join("config/config.json");
+    let mut config = CoreConfig::load(&file, root)?;
+    if let Ok(p) = std::env::var(MQTT_PORT_ENV) {
+        config.mqtt.port = p.parse().map_err(|_| RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number")))?;
+    }
+    Ok(config)
+}
+
+/// The running core's parts, shared with the admin handler.
+pub struct Core {
+    pub layout: Layout,
+    pub config: CoreConfig,
+    pub store: Arc<dyn StateStore>,
+    pub router: Arc<Router>,
+    pub hub: Arc<DeviceHub>,
+    pub started: Instant,
+    pub mqtt_addr: SocketAddr,
+    /// Serialises deployments.
+    deploy_lock: AsyncMutex<()>,
+    current: std::sync::Mutex<Option<DeploymentRecord>>,
+}
+
+impl Core {
+    fn record(&self) -> Option<DeploymentRecord> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_record(&self, mut r: DeploymentRecord) {
+        if let Err(e) = r.save(self.store.as_ref()) {
+            tracing::error!(error = %e, "could not save the deployment record");
+        }
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    }
+
+    /// Makes `group` the running group: route table, device sessions.
+    fn activate(&self, group: Group) {
+        crate::telemetry::set_system_log_space(
+            group.loggers.iter().find(|l| l.component == group::LoggerComponent::GreengrassSystem).and_then(|l| l.space_kb),
+        );
+        let table = self.router.install(Arc::new(group));
+        self.hub.apply_table(&table);
+        tracing::info!(
+            group = %table.group.group_id,
+            devices = table.group.devices.len(),
+            subscriptions = table.subscription_count(),
+            generation = table.generation,
+            "group in force"
+        );
+    }
+
+    /// Validates and applies a group, as a deployment with a record.
+    pub async fn deploy(&self, source: GroupSource, id: Option<String>) -> Response {
+        let _serial = self.deploy_lock.lock().await;
+        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let compiled = match compile_source(&self.config, &source) {
+            Ok(c) => c,
+            Err(e) => {
+                let mut r = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, None);
+                r.status = DeploymentStatus::Failure;
+                r.error = Some(e.to_string());
+                self.set_record(r);
+                tracing::warn!(deployment = %id, "deployment rejected: {e}");
+                return Response { ok: false, code: 2, error: Some(e.to_string()), problems: e.problems, ..Response::default() };
+            }
+        };
+        for w in &compiled.warnings {
+            tracing::warn!(deployment = %id, "{}: {w}", source.file);
+        }
+        let mut record = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, Some(compiled.group.group_id.clone()));
+        self.set_record(record.clone());
+        record.status = DeploymentStatus::InProgress;
+        self.set_record(record.clone());
+        let layout = self.layout.clone();
+        let group = compiled.group.clone();
+        let installed = {
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || deploy::install(&layout, &group, &source, &id)).await
+        };
+        let installed = match installed {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.fail(record, e.to_string()),
+            Err(e) => return self.fail(record, format!("deployment task failed: {e}")),
+        };
+        // Recompile from the installed copy so that code paths point at it.
+        let group = match compile_source(&self.config, &installed) {
+            Ok(c) => c.group,
+            Err(e) => return self.fail(record, e.to_string()),
+        };
+        self.activate(group);
+        record.status = DeploymentStatus::Success;
+        self.set_record(record.clone());
+        tracing::info!(deployment = %id, group = ?record.group_id, "deployment succeeded");
+        Response {
+            ok: true,
+            warnings: compiled.warnings,
+            body: Some(serde_json::to_value(&record).unwrap_or_default()),
+            ..Response::default()
+        }
+    }
+
+    fn fail(&self, mut record: DeploymentRecord, error: String) -> Response {
+        tracing::error!(deployment = %record.id, error = %error, "deployment failed; the previous group stays in force");
+        record.status = DeploymentStatus::Failure;
+        record.error = Some(error.clone());
+        self.set_record(record.clone());
+        Response { ok: false, code: 1, error: Some(error), body: serde_json::to_value(&record).ok(), ..Response::default() }
+    }
+
+    /// Removes the deployed group.
+    pub async fn reset(&self, force: bool, id: Option<String>) -> Response {
+        let _serial = self.deploy_lock.lock().await;
+        let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let kind = if force { DeploymentType::ForceResetDeployment } else { DeploymentType::ResetDeployment };
+        let mut record = DeploymentRecord::new(id.clone(), kind, None);
+        record.status = DeploymentStatus::InProgress;
+        self.set_record(record.clone());
+        self.activate(Group::default());
+        let layout = self.layout.clone();
+        match tokio::task::spawn_blocking(move || deploy::uninstall(&layout)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if !force => return self.fail(record, e.to_string()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "forced reset: could not remove everything"),
+            Err(e) => return self.fail(record, format!("reset task failed: {e}")),
+        }
+        record.status = DeploymentStatus::Success;
+        self.set_record(record.clone());
+        tracing::info!(deployment = %id, "group reset");
+        Response::ok(serde_json::to_value(&record).unwrap_or_default())
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let table = self.router.table();
+        let rs = &self.router.stats;
+        let bs = &self.hub.stats;
+        let connected = self.hub.connected();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "root": self.layout.root.display().to_string(),
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "mqtt": self.mqtt_addr.to_string(),
+            "deployment": self.record(),
+            "group": {
+                "groupId": table.group.group_id,
+                "devices": table.group.devices.len(),
+                "functions": table.group.functions.len(),
+                "subscriptions": table.subscription_count(),
+            },
+            "devices": {
+                "connected": connected.len(),
+                "sessions": self.hub.session_count(),
+                "list": connected,
+            },
+            "functions": [],
+            "router": {
+                "received": rs.received.load(Relaxed),
+                "unrouted": rs.unrouted.load(Relaxed),
+                "delivered": rs.delivered.load(Relaxed),
+                "dropped": rs.dropped.load(Relaxed),
+            },
+            "broker": {
+                "connectionsAccepted": bs.connections_accepted.load(Relaxed),
+                "connectionsRefused": bs.connections_refused.load(Relaxed),
+                "tlsFailures": bs.tls_failures.load(Relaxed),
+                "protocolErrors": bs.protocol_errors.load(Relaxed),
+                "oversizedPayloads": bs.oversized_payloads.load(Relaxed),
+                "takeovers": bs.takeovers.load(Relaxed),
+            },
+            "queue": { "state": "not served yet (cloud link arrives with the spooler)" },
+            "cloud": { "state": if self.config.core_thing.iot_host.is_some() { "not served yet" } else { "disabled (coreThing.iotHost not set)" } },
+        })
+    }
+}
+
+impl admin::Handler for Core {
+    async fn handle(self: Arc<Self>, req: Request) -> Response {
+        match req {
+            Request::Deploy { file, text, base_dir } => self.deploy(GroupSource { file, text, base_dir }, None).await,
+            Request::Reset { force } => self.reset(force, None).await,
+            Request::Status => Response::ok(self.status()),
+        }
+    }
+}
+
+/// Runs the core on `layout` until SIGINT/SIGTERM.
+pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
+    let started = Instant::now();
+    let fresh = Layout::is_empty_root(&root);
+    let bootstrap_layout = Layout::new(root.clone(), None);
+    // The demo's config must exist before the configuration is read.
+    let mut demo_group = None;
+    if fresh {
+        tracing::info!(root = %root.display(), "empty root: making the embedded demo (local CAs, certificates, demo group)");
+        let cas = certs::ensure_cas(&bootstrap_layout)?;
+        demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?);
+    }
+    let config = load_config(&root)?;
+    for w in &config.warnings {
+        tracing::warn!("{}: {w}", root.join("config/config.json").display());
+    }
+    let layout = Layout::new(root.clone(), config.write_directory.clone());
+    let _lock = RootLock::acquire(&layout.lock_file())?;
+    if let Err(e) = crate::telemetry::open_system_log(layout.system_log_dir()) {
+        tracing::warn!(error = %e, dir = %layout.system_log_dir().display(), "cannot write the system log file; logging to stderr only");
+    }
+    let cas = certs::ensure_cas(&layout)?;
+    for f in &cas.created {
+        tracing::info!(file = %f.display(), "made a local certificate authority");
+    }
+    let names = certs::server_names(&config.connectivity.iter().map(|c| c.host_address.clone()).collect::<Vec<_>>());
+    if let Some(why) = certs::ensure_server_cert(&layout, &cas.group, &names)? {
+        tracing::info!(reason = why, names = ?names, "issued the MQTT server certificate");
+    }
+    let store: Arc<dyn StateStore> = Arc::new(RocksStore::open(&layout.store_dir())?);
+
+    let router = Arc::new(Router::new());
+    let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
+    router.attach(TargetKind::Device, hub.clone());
+
+    let resolver = Arc::new(tls::ServerCertResolver::new(tls::load_certified_key(&layout.server_cert(), &layout.server_key())?));
+    if !config.device_ca_path.exists() {
+        return Err(RunError::Invalid(format!("ggcore.deviceCaPath: {} does not exist", config.device_ca_path.display())));
+    }
+    let tls_config = tls::server_config(&config.device_ca_path, resolver.clone())?;
+    let ip: std::net::IpAddr = config.mqtt.host.parse().map_err(|_| RunError::Invalid(format!("ggcore.mqtt.host: '{}' is not an IP address", config.mqtt.host)))?;
+    let listener = broker::bind(SocketAddr::new(ip, config.mqtt.port))
+        .await
+        .map_err(|e| RunError::Other(format!("cannot listen on {}:{}: {e}", config.mqtt.host, config.mqtt.port)))?;
+    let mqtt_addr = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
+    let admin_listener = admin::bind(&layout.admin_socket()).map_err(|e| RunError::Other(format!("admin socket {}: {e}", layout.admin_socket().display())))?;
+
+    let shutdown = CancellationToken::new();
+    let core = Arc::new(Core {
+        layout: layout.clone(),
+        config: config.clone(),
+        store: store.clone(),
+        router: router.clone(),
+        hub: hub.clone(),
+        started,
+        mqtt_addr,
+        deploy_lock: AsyncMutex::new(()),
+        current: std::sync::Mutex::new(DeploymentRecord::load_current(store.as_ref())?),
+    });
+
+    // The deployed group, then a staged deployment (made while no core ran).
+    if let Some(text) = demo_group {
+        let src = GroupSource { file: "embedded demo group".to_string(), text, base_dir: root.clone() };
+        let r = core.deploy(src, None).await;
+        if !r.ok {
+            return Err(RunError::Other(format!("the demo group did not deploy: {}", r.error.unwrap_or_default())));
+        }
+    } else {
+        match deploy::deployed_source(&layout) {
+            Ok(Some(src)) => match compile_source(&config, &src) {
+                Ok(c) => core.activate(c.group),
+                Err(e) => tracing::error!("the deployed group no longer validates; running with no group: {e}"),
+            },
+            Ok(None) => tracing::info!("no group deployed yet; `ggcore deploy PATH` deploys one"),
+            Err(e) => tracing::error!(error = %e, "cannot read the deployed group; running with no group"),
+        }
+    }
+    match deploy::take_staged(&layout) {
+        Ok(Some((staged, dir))) => {
+            let r = match staged {
+                Staged::Deploy { id, source } => {
+                    tracing::info!(deployment = %id, "applying the deployment staged while no core ran");
+                    core.deploy(source, Some(id)).await
+                }
+                Staged::Reset { id } => {
+                    tracing::info!(deployment = %id, "applying the reset staged while no core ran");
+                    core.reset(false, Some(id)).await
+                }
+            };
+            if !r.ok {
+                tracing::error!(error = ?r.error, "the staged deployment failed");
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot read the staged deployment"),
+    }
+
+    let tracker = TaskTracker::new();
+    let ctx = Arc::new(BrokerCtx {
+        router: router.clone(),
+        hub: hub.clone(),
+        acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
+        max_payload: config.mqtt.max_payload_bytes,
+        core_thing: config.core_thing_name().map(str::to_string),
+        shutdown: shutdown.clone(),
+    });
+    tracker.spawn(broker::serve(listener, ctx, tracker.clone()));
+    tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.clone()));
+    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
+
+    let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
+    tracing::info!(
+        "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",
+        layout.admin_socket().display(),
+        root.display(),
+        started.elapsed().as_millis()
+    );
+    if core.router.table().group.group_id == demo::DEMO_GROUP_ID {
+        if let Some(cmds) = demo::commands(&layout, mqtt_addr.port()) {
+            eprintln!("{cmds}");
+        }
+    }
+
+    wait_for_signal().await;
+    tracing::info!("stopping: no new connections; closing devices");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("some work did not finish within the grace period");
+    }
+    tracing::info!("ggcore stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the core with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Renews the server certificate before it expires, without dropping devices.
+async fn renew_server_cert(layout: Layout, names: Vec<String>, resolver: Arc<tls::ServerCertResolver>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let layout2 = layout.clone();
+        let names2 = names.clone();
+        let renewed = tokio::task::spawn_blocking(move || -> Result<Option<&'static str>, certs::CertError> {
+            let cas = certs::ensure_cas(&layout2)?;
+            certs::ensure_server_cert(&layout2, &cas.group, &names2)
+        })
+        .await;
+        match renewed {
+            Ok(Ok(Some(why))) => match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
+                Ok(k) => {
+                    resolver.replace(k);
+                    tracing::info!(reason = why, "renewed the MQTT server certificate; connected devices stay connected");
+                }
+                Err(e) => tracing::error!(error = %e, "cannot load the renewed server certificate"),
+            },
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server certificate renewal failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "server certificate renewal task failed"),
+        }
+    }
+}

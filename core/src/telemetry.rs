@@ -1,0 +1,222 @@
+//! Logging and rate limits.
+//!
+//! The core logs to stderr (human-readable, or JSON with `--log-format json`) and,
+//! once the root is known, to `ggc/var/log/system/runtime.log` in GGC's line
+//! format: `[2018-06-01T12:00:00.000Z][INFO]-message key=value`. The file is
+//! rotated by size (`runtime.log.1`), bounded by the GreengrassSystem logger's
+//! `Space` when the group gives one.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Allows an action at most once per interval (for repeated warnings).
+#[derive(Debug)]
+pub struct RateLimit {
+    interval_ms: u64,
+    last: AtomicU64,
+}
+
+impl RateLimit {
+    pub fn per_second(n: u64) -> Self {
+        Self { interval_ms: 1000 / n.max(1), last: AtomicU64::new(0) }
+    }
+
+    pub fn allow(&self) -> bool {
+        let now = now_ms();
+        let last = self.last.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= self.interval_ms
+            && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// `2018-06-01T12:00:00.000Z`
+pub fn ggc_timestamp(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// GGC's level names.
+pub fn ggc_level(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG | Level::TRACE => "DEBUG",
+    }
+}
+
+/// A log file rotated by size: `name` and `name.1`, together at most `max_bytes`.
+pub struct RotatingFile {
+    path: PathBuf,
+    file: Option<fs::File>,
+    written: u64,
+    max_bytes: u64,
+}
+
+impl RotatingFile {
+    pub fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+        if let Some(d) = path.parent() {
+            fs::create_dir_all(d)?;
+        }
+        let file = fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Self { path, file: Some(file), written, max_bytes: max_bytes.max(16 * 1024) })
+    }
+
+    pub fn set_max_bytes(&mut self, max: u64) {
+        self.max_bytes = max.max(16 * 1024);
+    }
+
+    pub fn write_line(&mut self, line: &str) {
+        if self.written + line.len() as u64 > self.max_bytes / 2 {
+            self.rotate();
+        }
+        if let Some(f) = self.file.as_mut() {
+            if f.write_all(line.as_bytes()).is_ok() {
+                self.written += line.len() as u64;
+            }
+        }
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        let _ = fs::rename(&self.path, &old);
+        self.file = fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        self.written = 0;
+    }
+}
+
+/// Default bound of the system log when the group sets none (two files of 5 MiB).
+pub const DEFAULT_SYSTEM_LOG_BYTES: u64 = 10 * 1024 * 1024;
+
+static SYSTEM_LOG: OnceLock<Mutex<RotatingFile>> = OnceLock::new();
+
+/// Starts writing the core's log to `dir/runtime.log`.
+pub fn open_system_log(dir: PathBuf) -> std::io::Result<()> {
+    let f = RotatingFile::open(dir.join("runtime.log"), DEFAULT_SYSTEM_LOG_BYTES)?;
+    let _ = SYSTEM_LOG.set(Mutex::new(f));
+    Ok(())
+}
+
+/// Applies a group's GreengrassSystem logger `Space` (KB).
+pub fn set_system_log_space(kb: Option<u64>) {
+    if let Some(m) = SYSTEM_LOG.get() {
+        let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+        f.set_max_bytes(kb.map(|k| k * 1024).unwrap_or(DEFAULT_SYSTEM_LOG_BYTES));
+    }
+}
+
+struct LineVisitor {
+    message: String,
+    fields: String,
+}
+
+impl Visit for LineVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={}", field.name(), value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={:?}", field.name(), value);
+        }
+    }
+}
+
+/// Writes events to the system log in GGC's line format.
+struct GgcFileLayer;
+
+impl<S: Subscriber> Layer<S> for GgcFileLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let Some(file) = SYSTEM_LOG.get() else { return };
+        let mut v = LineVisitor { message: String::new(), fields: String::new() };
+        event.record(&mut v);
+        let line = format!("[{}][{}]-{}{}\n", ggc_timestamp(now_ms()), ggc_level(event.metadata().level()), v.message, v.fields);
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_line(&line);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Installs the global subscriber: stderr in the chosen format plus the system log file.
+/// `RUST_LOG` overrides the default level (`info`).
+pub fn init(format: LogFormat) {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(GgcFileLayer.with_filter(filter()));
+    let result = match format {
+        LogFormat::Human => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter()))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_target(false).with_filter(filter()))
+            .try_init(),
+    };
+    let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_format() {
+        assert_eq!(ggc_timestamp(1_527_854_400_123), "2018-06-01T12:00:00.123Z");
+    }
+
+    #[test]
+    fn rotation_bounds_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = RotatingFile::open(dir.path().join("runtime.log"), 16 * 1024).unwrap();
+        let line = "x".repeat(99) + "\n";
+        for _ in 0..1000 {
+            f.write_line(&line);
+        }
+        let a = fs::metadata(dir.path().join("runtime.log")).unwrap().len();
+        let b = fs::metadata(dir.path().join("runtime.log.1")).unwrap().len();
+        assert!(a + b <= 16 * 1024, "{a} + {b}");
+    }
+
+    #[test]
+    fn rate_limit_allows_once_per_interval() {
+        let r = RateLimit::per_second(1);
+        assert!(r.allow());
+        assert!(!r.allow());
+    }
+}

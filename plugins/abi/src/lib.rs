@@ -1,0 +1,1 @@
+//! ggcore plugin ABI (see issue 4).
