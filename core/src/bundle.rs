@@ -30,6 +30,13 @@ fn io_err(p: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
     move |e| BundleError::Io(p.to_path_buf(), e)
 }
 
+fn entry_name<R: io::Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
+    entry
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "<name not UTF-8>".to_string())
+}
+
 /// Checks every entry of a zip archive without unpacking it.
 pub fn check_zip(path: &Path) -> Result<(), BundleError> {
     let file = fs::File::open(path).map_err(io_err(path))?;
@@ -41,7 +48,7 @@ pub fn check_zip(path: &Path) -> Result<(), BundleError> {
     for i in 0..archive.len() {
         let entry = archive.by_index(i)?;
         if entry.enclosed_name().is_none() || entry.is_symlink() {
-            return Err(BundleError::Escapes(entry.name().to_string()));
+            return Err(BundleError::Escapes(entry_name(&entry)));
         }
         total = total.saturating_add(entry.size());
         if total > MAX_UNPACKED_BYTES {
@@ -60,7 +67,7 @@ pub fn extract_zip(path: &Path, dest: &Path) -> Result<(), BundleError> {
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
         let Some(rel) = entry.enclosed_name() else {
-            return Err(BundleError::Escapes(entry.name().to_string()));
+            return Err(BundleError::Escapes(entry_name(&entry)));
         };
         let out = dest.join(&rel);
         if entry.is_dir() {
@@ -75,7 +82,8 @@ pub fn extract_zip(path: &Path, dest: &Path) -> Result<(), BundleError> {
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&out, fs::Permissions::from_mode(mode & 0o755)).map_err(io_err(&out))?;
+            fs::set_permissions(&out, fs::Permissions::from_mode(mode & 0o755))
+                .map_err(io_err(&out))?;
         }
     }
     Ok(())
@@ -113,7 +121,8 @@ fn copy_tree(root: &Path, dir: &Path, dest: &Path) -> Result<(), BundleError> {
 
 /// Whether a relative path stays inside its base (no `..`, not absolute).
 pub fn is_enclosed(rel: &Path) -> bool {
-    rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]
@@ -125,7 +134,8 @@ mod tests {
         let f = fs::File::create(path).unwrap();
         let mut w = zip::ZipWriter::new(f);
         for n in names {
-            w.start_file(*n, zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file(*n, zip::write::SimpleFileOptions::default())
+                .unwrap();
             w.write_all(b"x = 1\n").unwrap();
         }
         w.finish().unwrap();

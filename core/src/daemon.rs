@@ -14,8 +14,10 @@ use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
 use crate::certs;
 use crate::config::CoreConfig;
 use crate::demo;
-use crate::deploy::{self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged};
-use crate::group::{self, Compiled, CompileContext, Group, GroupError};
+use crate::deploy::{
+    self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged,
+};
+use crate::group::{self, CompileContext, Compiled, Group, GroupError};
 use crate::layout::Layout;
 use crate::router::{Router, TargetKind};
 use crate::store::{RocksStore, RootLock, StateStore};
@@ -67,7 +69,11 @@ pub fn runtime_check(config: &CoreConfig) -> impl Fn(&str) -> Result<Option<Stri
 /// Validates a group's source for this core.
 pub fn compile_source(config: &CoreConfig, source: &GroupSource) -> Result<Compiled, GroupError> {
     let check = runtime_check(config);
-    let cx = CompileContext { base_dir: Some(&source.base_dir), runtimes: &check, unserved: UNSERVED };
+    let cx = CompileContext {
+        base_dir: Some(&source.base_dir),
+        runtimes: &check,
+        unserved: UNSERVED,
+    };
     group::compile_text(&source.file, &source.text, &cx)
 }
 
@@ -76,7 +82,9 @@ pub fn load_config(root: &std::path::Path) -> Result<CoreConfig, RunError> {
     let file = root.join("config/config.json");
     let mut config = CoreConfig::load(&file, root)?;
     if let Ok(p) = std::env::var(MQTT_PORT_ENV) {
-        config.mqtt.port = p.parse().map_err(|_| RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number")))?;
+        config.mqtt.port = p.parse().map_err(|_| {
+            RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number"))
+        })?;
     }
     Ok(config)
 }
@@ -97,7 +105,10 @@ pub struct Core {
 
 impl Core {
     fn record(&self) -> Option<DeploymentRecord> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_record(&self, mut r: DeploymentRecord) {
@@ -110,7 +121,11 @@ impl Core {
     /// Makes `group` the running group: route table, device sessions.
     fn activate(&self, group: Group) {
         crate::telemetry::set_system_log_space(
-            group.loggers.iter().find(|l| l.component == group::LoggerComponent::GreengrassSystem).and_then(|l| l.space_kb),
+            group
+                .loggers
+                .iter()
+                .find(|l| l.component == group::LoggerComponent::GreengrassSystem)
+                .and_then(|l| l.space_kb),
         );
         let table = self.router.install(Arc::new(group));
         self.hub.apply_table(&table);
@@ -135,13 +150,23 @@ impl Core {
                 r.error = Some(e.to_string());
                 self.set_record(r);
                 tracing::warn!(deployment = %id, "deployment rejected: {e}");
-                return Response { ok: false, code: 2, error: Some(e.to_string()), problems: e.problems, ..Response::default() };
+                return Response {
+                    ok: false,
+                    code: 2,
+                    error: Some(e.to_string()),
+                    problems: e.problems,
+                    ..Response::default()
+                };
             }
         };
         for w in &compiled.warnings {
             tracing::warn!(deployment = %id, "{}: {w}", source.file);
         }
-        let mut record = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, Some(compiled.group.group_id.clone()));
+        let mut record = DeploymentRecord::new(
+            id.clone(),
+            DeploymentType::NewDeployment,
+            Some(compiled.group.group_id.clone()),
+        );
         self.set_record(record.clone());
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
@@ -149,7 +174,8 @@ impl Core {
         let group = compiled.group.clone();
         let installed = {
             let id = id.clone();
-            tokio::task::spawn_blocking(move || deploy::install(&layout, &group, &source, &id)).await
+            tokio::task::spawn_blocking(move || deploy::install(&layout, &group, &source, &id))
+                .await
         };
         let installed = match installed {
             Ok(Ok(s)) => s,
@@ -178,14 +204,24 @@ impl Core {
         record.status = DeploymentStatus::Failure;
         record.error = Some(error.clone());
         self.set_record(record.clone());
-        Response { ok: false, code: 1, error: Some(error), body: serde_json::to_value(&record).ok(), ..Response::default() }
+        Response {
+            ok: false,
+            code: 1,
+            error: Some(error),
+            body: serde_json::to_value(&record).ok(),
+            ..Response::default()
+        }
     }
 
     /// Removes the deployed group.
     pub async fn reset(&self, force: bool, id: Option<String>) -> Response {
         let _serial = self.deploy_lock.lock().await;
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let kind = if force { DeploymentType::ForceResetDeployment } else { DeploymentType::ResetDeployment };
+        let kind = if force {
+            DeploymentType::ForceResetDeployment
+        } else {
+            DeploymentType::ResetDeployment
+        };
         let mut record = DeploymentRecord::new(id.clone(), kind, None);
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
@@ -251,7 +287,21 @@ impl Core {
 impl admin::Handler for Core {
     async fn handle(self: Arc<Self>, req: Request) -> Response {
         match req {
-            Request::Deploy { file, text, base_dir } => self.deploy(GroupSource { file, text, base_dir }, None).await,
+            Request::Deploy {
+                file,
+                text,
+                base_dir,
+            } => {
+                self.deploy(
+                    GroupSource {
+                        file,
+                        text,
+                        base_dir,
+                    },
+                    None,
+                )
+                .await
+            }
             Request::Reset { force } => self.reset(force, None).await,
             Request::Status => Response::ok(self.status()),
         }
@@ -268,7 +318,9 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     if fresh {
         tracing::info!(root = %root.display(), "empty root: making the embedded demo (local CAs, certificates, demo group)");
         let cas = certs::ensure_cas(&bootstrap_layout)?;
-        demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?);
+        demo_group = Some(
+            demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?,
+        );
     }
     let config = load_config(&root)?;
     for w in &config.warnings {
@@ -283,7 +335,13 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     for f in &cas.created {
         tracing::info!(file = %f.display(), "made a local certificate authority");
     }
-    let names = certs::server_names(&config.connectivity.iter().map(|c| c.host_address.clone()).collect::<Vec<_>>());
+    let names = certs::server_names(
+        &config
+            .connectivity
+            .iter()
+            .map(|c| c.host_address.clone())
+            .collect::<Vec<_>>(),
+    );
     if let Some(why) = certs::ensure_server_cert(&layout, &cas.group, &names)? {
         tracing::info!(reason = why, names = ?names, "issued the MQTT server certificate");
     }
@@ -293,17 +351,40 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
     router.attach(TargetKind::Device, hub.clone());
 
-    let resolver = Arc::new(tls::ServerCertResolver::new(tls::load_certified_key(&layout.server_cert(), &layout.server_key())?));
+    let resolver = Arc::new(tls::ServerCertResolver::new(tls::load_certified_key(
+        &layout.server_cert(),
+        &layout.server_key(),
+    )?));
     if !config.device_ca_path.exists() {
-        return Err(RunError::Invalid(format!("ggcore.deviceCaPath: {} does not exist", config.device_ca_path.display())));
+        return Err(RunError::Invalid(format!(
+            "ggcore.deviceCaPath: {} does not exist",
+            config.device_ca_path.display()
+        )));
     }
     let tls_config = tls::server_config(&config.device_ca_path, resolver.clone())?;
-    let ip: std::net::IpAddr = config.mqtt.host.parse().map_err(|_| RunError::Invalid(format!("ggcore.mqtt.host: '{}' is not an IP address", config.mqtt.host)))?;
+    let ip: std::net::IpAddr = config.mqtt.host.parse().map_err(|_| {
+        RunError::Invalid(format!(
+            "ggcore.mqtt.host: '{}' is not an IP address",
+            config.mqtt.host
+        ))
+    })?;
     let listener = broker::bind(SocketAddr::new(ip, config.mqtt.port))
         .await
-        .map_err(|e| RunError::Other(format!("cannot listen on {}:{}: {e}", config.mqtt.host, config.mqtt.port)))?;
-    let mqtt_addr = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
-    let admin_listener = admin::bind(&layout.admin_socket()).map_err(|e| RunError::Other(format!("admin socket {}: {e}", layout.admin_socket().display())))?;
+        .map_err(|e| {
+            RunError::Other(format!(
+                "cannot listen on {}:{}: {e}",
+                config.mqtt.host, config.mqtt.port
+            ))
+        })?;
+    let mqtt_addr = listener
+        .local_addr()
+        .map_err(|e| RunError::Other(e.to_string()))?;
+    let admin_listener = admin::bind(&layout.admin_socket()).map_err(|e| {
+        RunError::Other(format!(
+            "admin socket {}: {e}",
+            layout.admin_socket().display()
+        ))
+    })?;
 
     let shutdown = CancellationToken::new();
     let core = Arc::new(Core {
@@ -320,19 +401,30 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
 
     // The deployed group, then a staged deployment (made while no core ran).
     if let Some(text) = demo_group {
-        let src = GroupSource { file: "embedded demo group".to_string(), text, base_dir: root.clone() };
+        let src = GroupSource {
+            file: "embedded demo group".to_string(),
+            text,
+            base_dir: root.clone(),
+        };
         let r = core.deploy(src, None).await;
         if !r.ok {
-            return Err(RunError::Other(format!("the demo group did not deploy: {}", r.error.unwrap_or_default())));
+            return Err(RunError::Other(format!(
+                "the demo group did not deploy: {}",
+                r.error.unwrap_or_default()
+            )));
         }
     } else {
         match deploy::deployed_source(&layout) {
             Ok(Some(src)) => match compile_source(&config, &src) {
                 Ok(c) => core.activate(c.group),
-                Err(e) => tracing::error!("the deployed group no longer validates; running with no group: {e}"),
+                Err(e) => tracing::error!(
+                    "the deployed group no longer validates; running with no group: {e}"
+                ),
             },
             Ok(None) => tracing::info!("no group deployed yet; `ggcore deploy PATH` deploys one"),
-            Err(e) => tracing::error!(error = %e, "cannot read the deployed group; running with no group"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the deployed group; running with no group")
+            }
         }
     }
     match deploy::take_staged(&layout) {
@@ -367,9 +459,18 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     });
     tracker.spawn(broker::serve(listener, ctx, tracker.clone()));
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.clone()));
-    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
+    tracker.spawn(renew_server_cert(
+        layout.clone(),
+        names,
+        resolver,
+        shutdown.clone(),
+    ));
 
-    let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
+    let shown = if ip.is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port())
+    } else {
+        mqtt_addr
+    };
     tracing::info!(
         "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",
         layout.admin_socket().display(),
@@ -386,7 +487,10 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracing::info!("stopping: no new connections; closing devices");
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some work did not finish within the grace period");
     }
     tracing::info!("ggcore stopped");
@@ -395,7 +499,10 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop the core with SIGKILL");
         std::future::pending::<()>().await;
         return;
@@ -407,7 +514,12 @@ async fn wait_for_signal() {
 }
 
 /// Renews the server certificate before it expires, without dropping devices.
-async fn renew_server_cert(layout: Layout, names: Vec<String>, resolver: Arc<tls::ServerCertResolver>, shutdown: CancellationToken) {
+async fn renew_server_cert(
+    layout: Layout,
+    names: Vec<String>,
+    resolver: Arc<tls::ServerCertResolver>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -415,21 +527,32 @@ async fn renew_server_cert(layout: Layout, names: Vec<String>, resolver: Arc<tls
         }
         let layout2 = layout.clone();
         let names2 = names.clone();
-        let renewed = tokio::task::spawn_blocking(move || -> Result<Option<&'static str>, certs::CertError> {
-            let cas = certs::ensure_cas(&layout2)?;
-            certs::ensure_server_cert(&layout2, &cas.group, &names2)
-        })
+        let renewed = tokio::task::spawn_blocking(
+            move || -> Result<Option<&'static str>, certs::CertError> {
+                let cas = certs::ensure_cas(&layout2)?;
+                certs::ensure_server_cert(&layout2, &cas.group, &names2)
+            },
+        )
         .await;
         match renewed {
-            Ok(Ok(Some(why))) => match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
-                Ok(k) => {
-                    resolver.replace(k);
-                    tracing::info!(reason = why, "renewed the MQTT server certificate; connected devices stay connected");
+            Ok(Ok(Some(why))) => {
+                match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
+                    Ok(k) => {
+                        resolver.replace(k);
+                        tracing::info!(
+                            reason = why,
+                            "renewed the MQTT server certificate; connected devices stay connected"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the renewed server certificate")
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot load the renewed server certificate"),
-            },
+            }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "server certificate renewal failed; will retry"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "server certificate renewal failed; will retry")
+            }
             Err(e) => tracing::error!(error = %e, "server certificate renewal task failed"),
         }
     }

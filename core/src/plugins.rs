@@ -25,7 +25,9 @@ pub struct PluginEntry {
 pub fn find_plugin_files(path: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for dir in path {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .filter(|e| is_plugin_file_name(&e.file_name().to_string_lossy()))
@@ -35,7 +37,10 @@ pub fn find_plugin_files(path: &[PathBuf]) -> Vec<PathBuf> {
         for f in files {
             // The same file reached through two path entries is listed once.
             let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-            if !out.iter().any(|o: &PathBuf| std::fs::canonicalize(o).unwrap_or_else(|_| o.clone()) == canon) {
+            if !out
+                .iter()
+                .any(|o: &PathBuf| std::fs::canonicalize(o).unwrap_or_else(|_| o.clone()) == canon)
+            {
                 out.push(f);
             }
         }
@@ -45,7 +50,10 @@ pub fn find_plugin_files(path: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Describes the searched path for humans.
 pub fn describe_path(path: &[PathBuf]) -> String {
-    path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+    path.iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Whether `dir` is on the path.

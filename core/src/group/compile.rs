@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::raw::{self, Extra, RawExecution, RawGroup};
 use super::{
-    arn, CertificateArn, Compiled, CoreEntry, Device, Encoding, Endpoint, Function, FunctionArn, Group, GroupError, IsolationMode,
-    Lifecycle, Logger, LoggerComponent, Problem, RunAs, SpoolerSettings, SpoolerStorage, Subscription, ThingArn, CLOUD, MIN_SPOOL_BYTES,
+    arn, CertificateArn, Compiled, CoreEntry, Device, Encoding, Endpoint, Function, FunctionArn,
+    Group, GroupError, IsolationMode, Lifecycle, Logger, LoggerComponent, Problem, RunAs,
+    SpoolerSettings, SpoolerStorage, Subscription, ThingArn, CLOUD, MIN_SPOOL_BYTES,
     SHADOW_SERVICE,
 };
 use crate::topic::TopicFilter;
@@ -34,21 +35,37 @@ const DEFAULT_GROUP_ID: &str = "ggcore-group";
 const SPOOLER_FUNCTION: &str = "GGCloudSpooler";
 
 /// Parses and validates group.json text; `file` names it in messages.
-pub fn compile_text(file: &str, text: &str, cx: &CompileContext<'_>) -> Result<Compiled, GroupError> {
+pub fn compile_text(
+    file: &str,
+    text: &str,
+    cx: &CompileContext<'_>,
+) -> Result<Compiled, GroupError> {
     match raw::parse(text) {
         Ok(raw) => compile(file, raw, cx),
-        Err((path, message)) => Err(GroupError { file: file.to_string(), problems: vec![Problem { path, message }] }),
+        Err((path, message)) => Err(GroupError {
+            file: file.to_string(),
+            problems: vec![Problem { path, message }],
+        }),
     }
 }
 
 /// Validates a parsed group. Returns every problem at once.
 pub fn compile(file: &str, raw: RawGroup, cx: &CompileContext<'_>) -> Result<Compiled, GroupError> {
-    let mut c = Compiler { problems: Vec::new(), warnings: Vec::new() };
+    let mut c = Compiler {
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
     let group = c.group(raw, cx);
     if c.problems.is_empty() {
-        Ok(Compiled { group, warnings: c.warnings })
+        Ok(Compiled {
+            group,
+            warnings: c.warnings,
+        })
     } else {
-        Err(GroupError { file: file.to_string(), problems: c.problems })
+        Err(GroupError {
+            file: file.to_string(),
+            problems: c.problems,
+        })
     }
 }
 
@@ -71,11 +88,17 @@ fn valid_id(id: &str) -> bool {
 
 impl Compiler {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem { path: path.into(), message: message.into() });
+        self.warnings.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn unknown(&mut self, path: &str, extra: &Extra) {
@@ -84,7 +107,12 @@ impl Compiler {
         }
     }
 
-    fn required<'s>(&mut self, path: &str, field: &str, value: &'s Option<String>) -> Option<&'s str> {
+    fn required<'s>(
+        &mut self,
+        path: &str,
+        field: &str,
+        value: &'s Option<String>,
+    ) -> Option<&'s str> {
         match value.as_deref() {
             Some(v) => Some(v),
             None => {
@@ -96,10 +124,15 @@ impl Compiler {
 
     /// Checks `Id` and that it is unique among `seen`.
     fn id(&mut self, path: &str, id: &Option<String>, seen: &mut HashSet<String>) -> String {
-        let Some(id) = self.required(path, "Id", id) else { return String::new() };
+        let Some(id) = self.required(path, "Id", id) else {
+            return String::new();
+        };
         let id = id.to_string();
         if !valid_id(&id) {
-            self.error(join(path, "Id"), format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"));
+            self.error(
+                join(path, "Id"),
+                format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"),
+            );
         } else if !seen.insert(id.clone()) {
             self.error(join(path, "Id"), format!("duplicate Id '{id}'"));
         }
@@ -111,33 +144,54 @@ impl Compiler {
         let group_id = match raw.group_id {
             Some(id) if valid_id(&id) => id,
             Some(id) => {
-                self.error("GroupId", format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"));
+                self.error(
+                    "GroupId",
+                    format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"),
+                );
                 id
             }
             None => DEFAULT_GROUP_ID.to_string(),
         };
         if raw.connector_definition.is_some() {
-            self.warn("ConnectorDefinition", "connectors are not supported by ggcore; ignored");
+            self.warn(
+                "ConnectorDefinition",
+                "connectors are not supported by ggcore; ignored",
+            );
         }
         if let Some(res) = &raw.resource_definition {
             self.unknown("ResourceDefinition", &res.extra);
             if !res.resources.is_empty() {
-                self.warn("ResourceDefinition.Resources", "local resources are not served yet; ignored");
+                self.warn(
+                    "ResourceDefinition.Resources",
+                    "local resources are not served yet; ignored",
+                );
             }
         }
         let core = self.core(raw.core_definition);
         let devices = self.devices(raw.device_definition, core.as_ref());
         let (functions, spooler) = self.functions(raw.function_definition, cx);
-        let subscriptions = self.subscriptions(raw.subscription_definition, &devices, &functions, cx);
+        let subscriptions =
+            self.subscriptions(raw.subscription_definition, &devices, &functions, cx);
         let loggers = self.loggers(raw.logger_definition);
-        Group { group_id, core, devices, functions, subscriptions, loggers, spooler }
+        Group {
+            group_id,
+            core,
+            devices,
+            functions,
+            subscriptions,
+            loggers,
+            spooler,
+        }
     }
 
     fn core(&mut self, def: Option<raw::RawCoreDefinition>) -> Option<CoreEntry> {
         let def = def?;
         self.unknown("CoreDefinition", &def.extra);
         if def.cores.len() > 1 {
-            self.error("CoreDefinition.Cores", format!("a group has exactly one core; found {}", def.cores.len()));
+            self.error(
+                "CoreDefinition.Cores",
+                format!("a group has exactly one core; found {}", def.cores.len()),
+            );
         }
         let mut seen = HashSet::new();
         let mut out = None;
@@ -148,7 +202,12 @@ impl Compiler {
             let thing = self.thing_arn(&path, &c.thing_arn);
             let certificate = self.certificate_arn(&path, &c.certificate_arn);
             if let Some(thing) = thing {
-                out.get_or_insert(CoreEntry { id, thing, certificate, sync_shadow: c.sync_shadow.unwrap_or(false) });
+                out.get_or_insert(CoreEntry {
+                    id,
+                    thing,
+                    certificate,
+                    sync_shadow: c.sync_shadow.unwrap_or(false),
+                });
             }
         }
         out
@@ -176,7 +235,11 @@ impl Compiler {
         }
     }
 
-    fn devices(&mut self, def: Option<raw::RawDeviceDefinition>, core: Option<&CoreEntry>) -> Vec<Device> {
+    fn devices(
+        &mut self,
+        def: Option<raw::RawDeviceDefinition>,
+        core: Option<&CoreEntry>,
+    ) -> Vec<Device> {
         let Some(def) = def else { return Vec::new() };
         self.unknown("DeviceDefinition", &def.extra);
         let mut seen = HashSet::new();
@@ -191,23 +254,49 @@ impl Compiler {
             let certificate = self.certificate_arn(&path, &d.certificate_arn);
             let Some(thing) = thing else { continue };
             if core.is_some_and(|c| c.thing.name() == thing.name()) {
-                self.error(join(&path, "ThingArn"), format!("'{}' is the core's own thing; the core cannot be a device of its group", thing.name()));
+                self.error(
+                    join(&path, "ThingArn"),
+                    format!(
+                        "'{}' is the core's own thing; the core cannot be a device of its group",
+                        thing.name()
+                    ),
+                );
             }
             if let Some(prev) = names.insert(thing.name().to_string(), i) {
-                self.error(join(&path, "ThingArn"), format!("thing '{}' is already DeviceDefinition.Devices[{prev}]", thing.name()));
+                self.error(
+                    join(&path, "ThingArn"),
+                    format!(
+                        "thing '{}' is already DeviceDefinition.Devices[{prev}]",
+                        thing.name()
+                    ),
+                );
             }
             if let Some(cert) = &certificate {
                 if let Some(prev) = certs.insert(cert.fingerprint().to_string(), i) {
-                    self.error(join(&path, "CertificateArn"), format!("the same certificate is already DeviceDefinition.Devices[{prev}]"));
+                    self.error(
+                        join(&path, "CertificateArn"),
+                        format!("the same certificate is already DeviceDefinition.Devices[{prev}]"),
+                    );
                 }
             }
-            out.push(Device { id, thing, certificate, sync_shadow: d.sync_shadow.unwrap_or(false) });
+            out.push(Device {
+                id,
+                thing,
+                certificate,
+                sync_shadow: d.sync_shadow.unwrap_or(false),
+            });
         }
         out
     }
 
-    fn functions(&mut self, def: Option<raw::RawFunctionDefinition>, cx: &CompileContext<'_>) -> (Vec<Function>, Option<SpoolerSettings>) {
-        let Some(def) = def else { return (Vec::new(), None) };
+    fn functions(
+        &mut self,
+        def: Option<raw::RawFunctionDefinition>,
+        cx: &CompileContext<'_>,
+    ) -> (Vec<Function>, Option<SpoolerSettings>) {
+        let Some(def) = def else {
+            return (Vec::new(), None);
+        };
         self.unknown("FunctionDefinition", &def.extra);
         let default_exec = def.default_config.map(|d| {
             self.unknown("FunctionDefinition.DefaultConfig", &d.extra);
@@ -225,7 +314,9 @@ impl Compiler {
             let path = format!("FunctionDefinition.Functions[{i}]");
             self.unknown(&path, &f.extra);
             let id = self.id(&path, &f.id, &mut seen);
-            let Some(arn_text) = self.required(&path, "FunctionArn", &f.function_arn) else { continue };
+            let Some(arn_text) = self.required(&path, "FunctionArn", &f.function_arn) else {
+                continue;
+            };
             let arn = match FunctionArn::parse(arn_text) {
                 Ok(a) => a,
                 Err(e) => {
@@ -237,18 +328,36 @@ impl Compiler {
                 if arn.name() == SPOOLER_FUNCTION {
                     spooler = self.spooler(&path, f.function_configuration.as_ref());
                 } else {
-                    self.warn(join(&path, "FunctionArn"), format!("system function '{}' is not implemented by ggcore; ignored", arn.name()));
+                    self.warn(
+                        join(&path, "FunctionArn"),
+                        format!(
+                            "system function '{}' is not implemented by ggcore; ignored",
+                            arn.name()
+                        ),
+                    );
                 }
                 continue;
             }
             if let Some(prev) = arns.insert(arn.unqualified().to_string(), i) {
-                self.error(join(&path, "FunctionArn"), format!("function '{}' is already FunctionDefinition.Functions[{prev}]", arn.unqualified()));
+                self.error(
+                    join(&path, "FunctionArn"),
+                    format!(
+                        "function '{}' is already FunctionDefinition.Functions[{prev}]",
+                        arn.unqualified()
+                    ),
+                );
             }
             if arn.qualifier().is_none() {
-                self.warn(join(&path, "FunctionArn"), "unqualified function ARN; Greengrass deploys a version or an alias");
+                self.warn(
+                    join(&path, "FunctionArn"),
+                    "unqualified function ARN; Greengrass deploys a version or an alias",
+                );
             }
             if arn.qualifier() == Some("$LATEST") {
-                self.error(join(&path, "FunctionArn"), "$LATEST is not supported by Greengrass; deploy a version or an alias");
+                self.error(
+                    join(&path, "FunctionArn"),
+                    "$LATEST is not supported by Greengrass; deploy a version or an alias",
+                );
             }
             if let Some(func) = self.function(&path, id, arn, f, default_exec, cx) {
                 out.push(func);
@@ -264,7 +373,10 @@ impl Compiler {
             Some("GreengrassContainer") => Some(IsolationMode::GreengrassContainer),
             Some("NoContainer") => Some(IsolationMode::NoContainer),
             Some(other) => {
-                self.error(join(path, "IsolationMode"), format!("'{other}' is not GreengrassContainer or NoContainer"));
+                self.error(
+                    join(path, "IsolationMode"),
+                    format!("'{other}' is not GreengrassContainer or NoContainer"),
+                );
                 None
             }
         };
@@ -321,7 +433,10 @@ impl Compiler {
         let executable = match cfg.executable {
             Some(e) if !e.trim().is_empty() => e,
             _ => {
-                self.error(join(&cfg_path, "Executable"), "is required (the handler, such as 'module.function_handler')");
+                self.error(
+                    join(&cfg_path, "Executable"),
+                    "is required (the handler, such as 'module.function_handler')",
+                );
                 String::new()
             }
         };
@@ -329,17 +444,26 @@ impl Compiler {
             None | Some("json") => Encoding::Json,
             Some("binary") => Encoding::Binary,
             Some(other) => {
-                self.error(join(&cfg_path, "EncodingType"), format!("'{other}' is not json or binary"));
+                self.error(
+                    join(&cfg_path, "EncodingType"),
+                    format!("'{other}' is not json or binary"),
+                );
                 Encoding::Json
             }
         };
         let timeout_s = cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_S);
         if timeout_s == 0 || timeout_s > 900 {
-            self.error(join(&cfg_path, "Timeout"), format!("{timeout_s} is outside 1-900 seconds"));
+            self.error(
+                join(&cfg_path, "Timeout"),
+                format!("{timeout_s} is outside 1-900 seconds"),
+            );
         }
         let memory_kb = cfg.memory_size.unwrap_or(DEFAULT_MEMORY_KB);
         if !(2048..=4 * 1024 * 1024).contains(&memory_kb) {
-            self.error(join(&cfg_path, "MemorySize"), format!("{memory_kb} KB is outside 2048-4194304 KB"));
+            self.error(
+                join(&cfg_path, "MemorySize"),
+                format!("{memory_kb} KB is outside 2048-4194304 KB"),
+            );
         }
         let mut environment = BTreeMap::new();
         let (mut isolation, mut run_as) = default_exec;
@@ -349,13 +473,19 @@ impl Compiler {
             if let Some(vars) = env.variables {
                 for (k, v) in vars {
                     if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                        self.error(join(&env_path, &format!("Variables.{k}")), "is not a valid environment variable");
+                        self.error(
+                            join(&env_path, &format!("Variables.{k}")),
+                            "is not a valid environment variable",
+                        );
                     }
                     environment.insert(k, v);
                 }
             }
             if env.resource_access_policies.is_some_and(|p| !p.is_empty()) {
-                self.warn(join(&env_path, "ResourceAccessPolicies"), "local resources are not served yet; ignored");
+                self.warn(
+                    join(&env_path, "ResourceAccessPolicies"),
+                    "local resources are not served yet; ignored",
+                );
             }
             if let Some(e) = env.execution {
                 let (i, r) = self.execution(&join(&env_path, "Execution"), e);
@@ -372,7 +502,11 @@ impl Compiler {
             exec_args: cfg.exec_args,
             memory_kb,
             timeout: Duration::from_secs(timeout_s),
-            lifecycle: if cfg.pinned.unwrap_or(false) { Lifecycle::Pinned } else { Lifecycle::OnDemand },
+            lifecycle: if cfg.pinned.unwrap_or(false) {
+                Lifecycle::Pinned
+            } else {
+                Lifecycle::OnDemand
+            },
             encoding,
             environment,
             isolation: isolation.unwrap_or(IsolationMode::GreengrassContainer),
@@ -388,7 +522,8 @@ impl Compiler {
         };
         match std::fs::metadata(&full) {
             Ok(m) if m.is_dir() => Some(full),
-            Ok(m) if m.is_file() && code.ends_with(".zip") => match crate::bundle::check_zip(&full) {
+            Ok(m) if m.is_file() && code.ends_with(".zip") => match crate::bundle::check_zip(&full)
+            {
                 Ok(()) => Some(full),
                 Err(e) => {
                     self.error(path, format!("{}: {e}", full.display()));
@@ -396,7 +531,10 @@ impl Compiler {
                 }
             },
             Ok(_) => {
-                self.error(path, format!("{} is neither a directory nor a .zip file", full.display()));
+                self.error(
+                    path,
+                    format!("{} is neither a directory nor a .zip file", full.display()),
+                );
                 None
             }
             Err(e) => {
@@ -406,14 +544,26 @@ impl Compiler {
         }
     }
 
-    fn spooler(&mut self, path: &str, cfg: Option<&raw::RawFunctionConfiguration>) -> Option<SpoolerSettings> {
-        let vars = cfg.and_then(|c| c.environment.as_ref()).and_then(|e| e.variables.as_ref());
+    fn spooler(
+        &mut self,
+        path: &str,
+        cfg: Option<&raw::RawFunctionConfiguration>,
+    ) -> Option<SpoolerSettings> {
+        let vars = cfg
+            .and_then(|c| c.environment.as_ref())
+            .and_then(|e| e.variables.as_ref());
         let var_path = join(path, "FunctionConfiguration.Environment.Variables");
-        let storage = match vars.and_then(|v| v.get("GG_CONFIG_STORAGE_TYPE")).map(String::as_str) {
+        let storage = match vars
+            .and_then(|v| v.get("GG_CONFIG_STORAGE_TYPE"))
+            .map(String::as_str)
+        {
             None | Some("Memory") => SpoolerStorage::Memory,
             Some("FileSystem") => SpoolerStorage::FileSystem,
             Some(other) => {
-                self.error(join(&var_path, "GG_CONFIG_STORAGE_TYPE"), format!("'{other}' is not Memory or FileSystem"));
+                self.error(
+                    join(&var_path, "GG_CONFIG_STORAGE_TYPE"),
+                    format!("'{other}' is not Memory or FileSystem"),
+                );
                 return None;
             }
         };
@@ -422,24 +572,44 @@ impl Compiler {
             Some(s) => match s.trim().parse::<u64>() {
                 Ok(n) if n >= MIN_SPOOL_BYTES => n,
                 Ok(_) => {
-                    self.error(join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"), "Spool size should be at least 262144 bytes.");
+                    self.error(
+                        join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"),
+                        "Spool size should be at least 262144 bytes.",
+                    );
                     return None;
                 }
                 Err(_) => {
-                    self.error(join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"), format!("'{s}' is not a whole number of bytes"));
+                    self.error(
+                        join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"),
+                        format!("'{s}' is not a whole number of bytes"),
+                    );
                     return None;
                 }
             },
         };
-        Some(SpoolerSettings { storage, max_size_bytes })
+        Some(SpoolerSettings {
+            storage,
+            max_size_bytes,
+        })
     }
 
-    fn endpoint(&mut self, path: &str, text: &str, devices: &[Device], functions: &[Function], cx: &CompileContext<'_>) -> Option<Endpoint> {
+    fn endpoint(
+        &mut self,
+        path: &str,
+        text: &str,
+        devices: &[Device],
+        functions: &[Function],
+        cx: &CompileContext<'_>,
+    ) -> Option<Endpoint> {
         if text == CLOUD || text == SHADOW_SERVICE {
             if cx.unserved.contains(&text) {
                 self.warn(path, format!("'{text}' is not served by this ggcore yet; messages to or from it are dropped"));
             }
-            return Some(if text == CLOUD { Endpoint::Cloud } else { Endpoint::Shadow });
+            return Some(if text == CLOUD {
+                Endpoint::Cloud
+            } else {
+                Endpoint::Shadow
+            });
         }
         if text.starts_with("arn:aws:iot:") {
             return match ThingArn::parse(text) {
@@ -459,7 +629,9 @@ impl Compiler {
         if text.starts_with("arn:aws:lambda:") {
             return match FunctionArn::parse(text) {
                 Ok(a) => {
-                    let found = functions.iter().find(|f| f.arn == a || (a.qualifier().is_none() && f.arn.unqualified() == a.as_str()));
+                    let found = functions.iter().find(|f| {
+                        f.arn == a || (a.qualifier().is_none() && f.arn.unqualified() == a.as_str())
+                    });
                     match found {
                         Some(f) => Some(Endpoint::Function(f.arn.clone())),
                         None => {
@@ -474,7 +646,10 @@ impl Compiler {
                 }
             };
         }
-        self.error(path, format!("'{text}' is not a thing ARN, a function ARN, 'cloud' or 'GGShadowService'"));
+        self.error(
+            path,
+            format!("'{text}' is not a thing ARN, a function ARN, 'cloud' or 'GGShadowService'"),
+        );
         None
     }
 
@@ -493,13 +668,22 @@ impl Compiler {
             let path = format!("SubscriptionDefinition.Subscriptions[{i}]");
             self.unknown(&path, &s.extra);
             let id = self.id(&path, &s.id, &mut seen);
-            let source = self.required(&path, "Source", &s.source).and_then(|t| self.endpoint(&join(&path, "Source"), t, devices, functions, cx));
-            let target = self.required(&path, "Target", &s.target).and_then(|t| self.endpoint(&join(&path, "Target"), t, devices, functions, cx));
-            let subject = self.required(&path, "Subject", &s.subject).and_then(|t| match TopicFilter::new(t) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    self.error(join(&path, "Subject"), format!("'{t}' is not a valid topic filter: {e}"));
-                    None
+            let source = self
+                .required(&path, "Source", &s.source)
+                .and_then(|t| self.endpoint(&join(&path, "Source"), t, devices, functions, cx));
+            let target = self
+                .required(&path, "Target", &s.target)
+                .and_then(|t| self.endpoint(&join(&path, "Target"), t, devices, functions, cx));
+            let subject = self.required(&path, "Subject", &s.subject).and_then(|t| {
+                match TopicFilter::new(t) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        self.error(
+                            join(&path, "Subject"),
+                            format!("'{t}' is not a valid topic filter: {e}"),
+                        );
+                        None
+                    }
                 }
             });
             if let (Some(source), Some(subject), Some(target)) = (source, subject, target) {
@@ -507,7 +691,12 @@ impl Compiler {
                     self.error(&path, "a subscription from cloud to cloud routes nothing");
                     continue;
                 }
-                out.push(Subscription { id, source, subject, target });
+                out.push(Subscription {
+                    id,
+                    source,
+                    subject,
+                    target,
+                });
             }
         }
         out
@@ -526,7 +715,10 @@ impl Compiler {
                 Some("GreengrassSystem") => Some(LoggerComponent::GreengrassSystem),
                 Some("Lambda") => Some(LoggerComponent::Lambda),
                 Some(other) => {
-                    self.error(join(&path, "Component"), format!("'{other}' is not GreengrassSystem or Lambda"));
+                    self.error(
+                        join(&path, "Component"),
+                        format!("'{other}' is not GreengrassSystem or Lambda"),
+                    );
                     None
                 }
                 None => {
@@ -540,7 +732,10 @@ impl Compiler {
                 Some("WARN") => Some(tracing::Level::WARN),
                 Some("ERROR") | Some("FATAL") => Some(tracing::Level::ERROR),
                 Some(other) => {
-                    self.error(join(&path, "Level"), format!("'{other}' is not DEBUG, INFO, WARN, ERROR or FATAL"));
+                    self.error(
+                        join(&path, "Level"),
+                        format!("'{other}' is not DEBUG, INFO, WARN, ERROR or FATAL"),
+                    );
                     None
                 }
                 None => {
@@ -551,11 +746,17 @@ impl Compiler {
             match l.kind.as_deref() {
                 Some("FileSystem") => {}
                 Some("AWSCloudWatch") => {
-                    self.warn(join(&path, "Type"), "AWSCloudWatch logging is not served by ggcore; ignored");
+                    self.warn(
+                        join(&path, "Type"),
+                        "AWSCloudWatch logging is not served by ggcore; ignored",
+                    );
                     continue;
                 }
                 Some(other) => {
-                    self.error(join(&path, "Type"), format!("'{other}' is not FileSystem or AWSCloudWatch"));
+                    self.error(
+                        join(&path, "Type"),
+                        format!("'{other}' is not FileSystem or AWSCloudWatch"),
+                    );
                     continue;
                 }
                 None => {
@@ -564,7 +765,12 @@ impl Compiler {
                 }
             }
             if let (Some(component), Some(level)) = (component, level) {
-                out.push(Logger { id, component, level, space_kb: l.space });
+                out.push(Logger {
+                    id,
+                    component,
+                    level,
+                    space_kb: l.space,
+                });
             }
         }
         out
@@ -580,13 +786,19 @@ mod tests {
     }
 
     fn cx() -> CompileContext<'static> {
-        CompileContext { base_dir: None, runtimes: &no_runtimes, unserved: &["cloud", "GGShadowService"] }
+        CompileContext {
+            base_dir: None,
+            runtimes: &no_runtimes,
+            unserved: &["cloud", "GGShadowService"],
+        }
     }
 
     const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn device(name: &str) -> String {
-        format!(r#"{{"Id":"{name}","ThingArn":"arn:aws:iot:us-east-1:000000000000:thing/{name}","CertificateArn":"arn:aws:iot:us-east-1:000000000000:cert/{FP}"}}"#)
+        format!(
+            r#"{{"Id":"{name}","ThingArn":"arn:aws:iot:us-east-1:000000000000:thing/{name}","CertificateArn":"arn:aws:iot:us-east-1:000000000000:cert/{FP}"}}"#
+        )
     }
 
     #[test]
@@ -612,24 +824,52 @@ mod tests {
             "Bogus": 1}"#;
         let e = compile_text("group.json", text, &cx()).unwrap_err();
         let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
-        assert!(paths.contains(&"DeviceDefinition.Devices[1].Id"), "{paths:?}");
-        assert!(paths.contains(&"DeviceDefinition.Devices[1].ThingArn"), "{paths:?}");
-        assert!(paths.contains(&"SubscriptionDefinition.Subscriptions[0].Source"), "{paths:?}");
-        assert!(paths.contains(&"SubscriptionDefinition.Subscriptions[1].Subject"), "{paths:?}");
+        assert!(
+            paths.contains(&"DeviceDefinition.Devices[1].Id"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"DeviceDefinition.Devices[1].ThingArn"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"SubscriptionDefinition.Subscriptions[0].Source"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"SubscriptionDefinition.Subscriptions[1].Subject"),
+            "{paths:?}"
+        );
         let text = e.to_string();
-        assert!(text.contains("no device has ARN arn:aws:iot:r:a:thing/d9"), "{text}");
-        assert!(text.contains("'a/#/b' is not a valid topic filter"), "{text}");
+        assert!(
+            text.contains("no device has ARN arn:aws:iot:r:a:thing/d9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("'a/#/b' is not a valid topic filter"),
+            "{text}"
+        );
     }
 
     #[test]
     fn type_errors_name_the_path() {
-        let e = compile_text("g.json", r#"{"DeviceDefinition":{"Devices":[{"Id":5}]}}"#, &cx()).unwrap_err();
+        let e = compile_text(
+            "g.json",
+            r#"{"DeviceDefinition":{"Devices":[{"Id":5}]}}"#,
+            &cx(),
+        )
+        .unwrap_err();
         assert_eq!(e.problems[0].path, "DeviceDefinition.Devices[0].Id");
     }
 
     #[test]
     fn unknown_fields_warn() {
-        let c = compile_text("g.json", r#"{"DeviceDefinition":{"Devices":[],"Extra":1},"Foo":true}"#, &cx()).unwrap();
+        let c = compile_text(
+            "g.json",
+            r#"{"DeviceDefinition":{"Devices":[],"Extra":1},"Foo":true}"#,
+            &cx(),
+        )
+        .unwrap();
         let paths: Vec<&str> = c.warnings.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, vec!["Foo", "DeviceDefinition.Extra"]);
     }
@@ -639,7 +879,10 @@ mod tests {
         let text = r#"{"FunctionDefinition":{"Functions":[{"Id":"f","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:f:1",
             "Runtime":"python3.11","Code":".","FunctionConfiguration":{"Executable":"m.h"}}]}}"#;
         let e = compile_text("g.json", text, &cx()).unwrap_err();
-        assert_eq!(e.problems[0].path, "FunctionDefinition.Functions[0].Runtime");
+        assert_eq!(
+            e.problems[0].path,
+            "FunctionDefinition.Functions[0].Runtime"
+        );
         assert!(e.problems[0].message.contains("python3.11"));
     }
 
@@ -648,12 +891,18 @@ mod tests {
         let text = r#"{"FunctionDefinition":{"Functions":[{"Id":"sp","FunctionArn":"arn:aws:lambda:::function:GGCloudSpooler:1",
             "FunctionConfiguration":{"Executable":"spooler","Environment":{"Variables":{"GG_CONFIG_STORAGE_TYPE":"FileSystem","GG_CONFIG_MAX_SIZE_BYTES":"1000"}}}}]}}"#;
         let e = compile_text("g.json", text, &cx()).unwrap_err();
-        assert_eq!(e.problems[0].message, "Spool size should be at least 262144 bytes.");
+        assert_eq!(
+            e.problems[0].message,
+            "Spool size should be at least 262144 bytes."
+        );
     }
 
     #[test]
     fn definition_wrapper_is_unwrapped() {
-        let text = format!(r#"{{"DeviceDefinition":{{"Arn":"x","Definition":{{"Devices":[{}]}}}}}}"#, device("d1"));
+        let text = format!(
+            r#"{{"DeviceDefinition":{{"Arn":"x","Definition":{{"Devices":[{}]}}}}}}"#,
+            device("d1")
+        );
         let c = compile_text("g.json", &text, &cx()).unwrap();
         assert_eq!(c.group.devices.len(), 1);
     }
