@@ -51,6 +51,11 @@ pub enum StoreError {
     Schema { found: u32 },
 }
 
+/// Key-value pairs in key order, as a prefix scan returns them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+type MemoryMap = BTreeMap<(Cf, Vec<u8>), Vec<u8>>;
+
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -62,7 +67,7 @@ pub enum WriteOp {
 pub trait StateStore: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of `cf` whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError>;
     /// Applies all writes atomically; `sync` waits for the WAL to reach the disk.
     fn write(&self, ops: Vec<WriteOp>, sync: bool) -> Result<(), StoreError>;
 
@@ -141,7 +146,7 @@ impl StateStore for RocksStore {
         self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
     }
 
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError> {
         let mut out = Vec::new();
         let it = self.db.iterator_cf(
             self.cf(cf)?,
@@ -174,11 +179,11 @@ impl StateStore for RocksStore {
 /// In-memory store with the same behaviour, for tests and `Memory` storage.
 #[derive(Default)]
 pub struct MemoryStore {
-    data: Mutex<BTreeMap<(Cf, Vec<u8>), Vec<u8>>>,
+    data: Mutex<MemoryMap>,
 }
 
 impl MemoryStore {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Cf, Vec<u8>), Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryMap> {
         // A poisoned map is still a consistent map: every write below is a single insert/remove.
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -189,7 +194,7 @@ impl StateStore for MemoryStore {
         Ok(self.lock().get(&(cf, key.to_vec())).cloned())
     }
 
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError> {
         let map = self.lock();
         Ok(map
             .range((cf, prefix.to_vec())..)
