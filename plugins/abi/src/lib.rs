@@ -1,1 +1,542 @@
-//! ggcore plugin ABI (see issue 4).
+//! `ggcore-plugin-abi`: the stable ABI between the ggcore core and its runtime
+//! plugins (SPEC §9).
+//!
+//! A runtime plugin is a shared library named `libggcore_plugin_<name>.so` that
+//! exports one root module, [`PluginMod`], through `abi_stable`. The core's
+//! worker process loads it, checks its layout and ABI version, and asks it to
+//! start function instances. The plugin calls back into the core through the
+//! [`Host`] table it is given (publish, invoke, shadows, secrets, log).
+//!
+//! Plugin authors implement the plain Rust traits [`Runtime`] and
+//! [`FunctionInstance`] and call [`export_plugin!`]; every entry point the macro
+//! generates runs under `catch_unwind`, so no panic crosses the boundary.
+//!
+//! Versioning: this crate's version is the ABI version. A plugin built against
+//! another major version (or another minor version before 1.0) is refused by
+//! the core with a message naming both. New fields of [`PluginMod`] and new
+//! [`Host`] methods are appended after the `last_prefix_field` and read as
+//! optional, so minor versions stay compatible.
+//!
+//! Changelog: 1.0.0 — first version.
+
+// abi_stable's `sabi_trait` expands to impls of its own traits next to ours.
+#![allow(non_local_definitions)]
+
+pub use abi_stable;
+
+use abi_stable::library::RootModule;
+use abi_stable::sabi_trait;
+use abi_stable::sabi_types::VersionStrings;
+use abi_stable::std_types::{RBox, RResult, RSlice, RStr, RString, RVec, Tuple2};
+use abi_stable::StableAbi;
+
+mod glue;
+pub use glue::{guard, host_box, instance_box, panic_message};
+
+/// The ABI version this crate defines (its package version).
+pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Name, version and the runtimes a plugin serves.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct PluginInfo {
+    pub name: RString,
+    pub version: RString,
+    /// Runtime names or patterns with a trailing `*`, such as `python3.*`.
+    pub runtimes: RVec<RString>,
+}
+
+/// What a plugin found on this machine.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct ProbeReport {
+    pub available: bool,
+    /// When unavailable: why. When available: what was found (for `plugins list`).
+    pub detail: RString,
+    /// The runtime actually served, such as `python3.11` (requests for other
+    /// matching runtimes run on it, with a warning at deployment).
+    pub native_runtime: RString,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Json = 0,
+    Binary = 1,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse = 0,
+    Event = 1,
+}
+
+/// Everything a plugin needs to start one instance of a function.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FunctionSpec {
+    pub function_arn: RString,
+    /// Runtime requested by the group, such as `python3.8`.
+    pub runtime: RString,
+    /// `FunctionConfiguration.Executable`: handler or executable name.
+    pub handler: RString,
+    pub exec_args: RString,
+    /// The function's code directory (also the working directory).
+    pub code_dir: RString,
+    /// The environment the function sees (Greengrass variables included).
+    pub environment: RVec<Tuple2<RString, RString>>,
+    pub encoding: Encoding,
+    pub memory_limit_kb: u64,
+    pub timeout_ms: u64,
+    pub pinned: bool,
+    /// Directories holding the SDK for this runtime (ggcore's `sdk-*`).
+    pub sdk_dirs: RVec<RString>,
+}
+
+/// Per-invocation data handed to the function with its event.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct InvocationContext {
+    /// The invocation id (`context.aws_request_id`).
+    pub invocation_id: RString,
+    /// JSON object `{"custom": {...}, "client": ..., "env": ...}`; for a routed
+    /// message, `custom.subject` is the topic. Empty when there is none.
+    pub client_context: RString,
+    /// When the invocation times out (milliseconds since the Unix epoch).
+    pub deadline_unix_ms: u64,
+    pub invocation_type: InvocationType,
+}
+
+/// Handled: the function reported an error. Unhandled: detected by the runtime
+/// or the core (crash, timeout, out of memory).
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Handled = 0,
+    Unhandled = 1,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Handled => "Handled",
+            ErrorKind::Unhandled => "Unhandled",
+        }
+    }
+}
+
+/// A function error: its kind and the error document (JSON, such as
+/// `{"errorMessage": "...", "errorType": "...", "stackTrace": [...]}`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct FunctionError {
+    pub kind: ErrorKind,
+    pub payload: RVec<u8>,
+}
+
+impl FunctionError {
+    /// An error whose document is `{"errorMessage": message}`.
+    pub fn new(kind: ErrorKind, message: &str) -> Self {
+        let mut doc = String::from("{\"errorMessage\":");
+        push_json_string(&mut doc, message);
+        doc.push('}');
+        Self {
+            kind,
+            payload: doc.into_bytes().into(),
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Result of one invocation: the result bytes or a function error.
+pub type InvokeOutcome = RResult<RVec<u8>, FunctionError>;
+
+/// An error from a plugin entry point, copied into the caller's memory.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct PluginError {
+    pub message: RString,
+}
+
+impl PluginError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: RString::from(message.into()),
+        }
+    }
+}
+
+/// Why a host call failed.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostErrorCode {
+    /// The arguments were wrong (bad topic, bad ARN, ...).
+    BadRequest = 0,
+    /// The target function or resource does not exist.
+    NotFound = 1,
+    /// A queue was full.
+    Full = 2,
+    /// Not allowed (for example, a publish claiming another source).
+    Refused = 3,
+    /// A payload over the core's limit.
+    TooLarge = 4,
+    /// The service is not available in this core.
+    Unavailable = 5,
+    /// The core could not be reached or failed.
+    Internal = 6,
+}
+
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct HostError {
+    pub code: HostErrorCode,
+    pub message: RString,
+}
+
+impl HostError {
+    pub fn new(code: HostErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: RString::from(message.into()),
+        }
+    }
+}
+
+/// A publish from the function: routed by the group's subscription table with
+/// the function as source.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct PublishArgs<'a> {
+    pub topic: RStr<'a>,
+    pub payload: RSlice<'a, u8>,
+    /// `""`, `BestEffort` or `AllOrError`.
+    pub queue_full_policy: RStr<'a>,
+    /// The source the caller claims (the published SDKs send one); empty when
+    /// none. The core refuses a publish claiming another source than the caller.
+    pub claimed_source: RStr<'a>,
+}
+
+/// A function-to-function invoke.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy)]
+pub struct InvokeArgs<'a> {
+    /// Qualified or unqualified function ARN.
+    pub function_arn: RStr<'a>,
+    /// Version or alias when not in the ARN; empty when none.
+    pub qualifier: RStr<'a>,
+    pub invocation_type: InvocationType,
+    /// Base64 of the client context JSON, as the SDKs take it; may be empty.
+    pub client_context: RStr<'a>,
+    pub payload: RSlice<'a, u8>,
+}
+
+/// The answer to an invoke: for `RequestResponse`, the target's result bytes
+/// and its function error (`""`, `Handled`, `Unhandled`).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone)]
+pub struct InvokeReply {
+    pub invocation_id: RString,
+    pub payload: RVec<u8>,
+    pub function_error: RString,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowOp {
+    Get = 0,
+    Update = 1,
+    Delete = 2,
+}
+
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+    Fatal = 4,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+            LogLevel::Fatal => "FATAL",
+        }
+    }
+}
+
+/// The host callback table a plugin is given with each instance. The core
+/// knows which instance is calling; nothing here lets a function speak as
+/// another. Methods may be called from any thread.
+#[sabi_trait]
+pub trait Host: Send + Sync {
+    fn publish(&self, args: PublishArgs<'_>) -> RResult<(), HostError>;
+
+    fn invoke(&self, args: InvokeArgs<'_>) -> RResult<InvokeReply, HostError>;
+
+    /// A shadow request; the reply is the shadow service's response document.
+    fn shadow(
+        &self,
+        op: ShadowOp,
+        thing_name: RStr<'_>,
+        payload: RSlice<'_, u8>,
+    ) -> RResult<RVec<u8>, HostError>;
+
+    /// `payload` is the SDK's request document (`{"SecretId": ..., ...}`).
+    fn get_secret(&self, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, HostError>;
+
+    /// A line for the function's log.
+    #[sabi(last_prefix_field)]
+    fn log(&self, level: LogLevel, message: RStr<'_>);
+}
+
+/// The host table as plugins receive it.
+pub type HostBox = Host_TO<'static, abi_stable::std_types::RArc<()>>;
+
+/// A running function instance. Invocations arrive one at a time.
+#[sabi_trait]
+pub trait Instance: Send {
+    fn invoke(&mut self, event: RVec<u8>, context: InvocationContext) -> InvokeOutcome;
+
+    /// Called once before the instance's process ends.
+    #[sabi(last_prefix_field)]
+    fn shutdown(&mut self);
+}
+
+/// An instance as the core's worker holds it.
+pub type InstanceBox = Instance_TO<'static, RBox<()>>;
+
+/// The root module every runtime plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginMod {
+    pub info: extern "C" fn() -> RResult<PluginInfo, PluginError>,
+    /// Whether the plugin's language runtime is present on this machine.
+    pub probe: extern "C" fn() -> ProbeReport,
+    /// Loads the language runtime for `runtime` ahead of time (a zygote process
+    /// calls it once). `Ok(true)`: instances may then be made with `fork`.
+    pub prepare: extern "C" fn(
+        runtime: RStr<'_>,
+        sdk_dirs: RSlice<'_, RString>,
+    ) -> RResult<bool, PluginError>,
+    /// Forks the prepared process following the language runtime's rules;
+    /// returns like `fork(2)`: 0 in the child, the child's pid in the parent,
+    /// -1 on failure or when not supported.
+    pub fork: extern "C" fn() -> i32,
+    /// Starts an instance of a function in this process.
+    #[sabi(last_prefix_field)]
+    pub start_instance:
+        extern "C" fn(spec: FunctionSpec, host: HostBox) -> RResult<InstanceBox, PluginError>,
+}
+
+impl RootModule for PluginModRef {
+    abi_stable::declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "ggcore_plugin";
+    const NAME: &'static str = "ggcore runtime plugin";
+    const VERSION_STRINGS: VersionStrings = abi_stable::package_version_strings!();
+}
+
+/// What a plugin author implements (plain Rust; [`export_plugin!`] makes the
+/// FFI entry points).
+pub trait Runtime: Send + Sync + 'static {
+    fn info(&self) -> PluginInfo;
+    fn probe(&self) -> ProbeReport;
+    /// See [`PluginMod::prepare`]. The default supports no zygote.
+    fn prepare(&self, _runtime: &str, _sdk_dirs: &[String]) -> Result<bool, String> {
+        Ok(false)
+    }
+    /// See [`PluginMod::fork`]. The default cannot fork.
+    fn fork(&self) -> i32 {
+        -1
+    }
+    fn start(&self, spec: FunctionSpec, host: HostBox)
+        -> Result<Box<dyn FunctionInstance>, String>;
+}
+
+/// One instance of a function, as a plugin author writes it.
+pub trait FunctionInstance: Send + 'static {
+    fn invoke(
+        &mut self,
+        event: Vec<u8>,
+        context: &InvocationContext,
+    ) -> Result<Vec<u8>, FunctionError>;
+    fn shutdown(&mut self) {}
+}
+
+/// What the host side (the core's worker) implements; wrapped by [`host_box`].
+pub trait HostApi: Send + Sync + 'static {
+    fn publish(&self, args: PublishArgs<'_>) -> Result<(), HostError>;
+    fn invoke(&self, args: InvokeArgs<'_>) -> Result<InvokeReply, HostError>;
+    fn shadow(&self, op: ShadowOp, thing_name: &str, payload: &[u8]) -> Result<Vec<u8>, HostError>;
+    fn get_secret(&self, payload: &[u8]) -> Result<Vec<u8>, HostError>;
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// Whether `runtime` is served by a plugin declaring `pattern` (`python3.*`).
+pub fn runtime_matches(pattern: &str, runtime: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => runtime.starts_with(prefix) && runtime.len() > prefix.len(),
+        None => pattern == runtime,
+    }
+}
+
+/// Exports a [`Runtime`] as this library's root module. Every generated entry
+/// point catches panics and turns them into errors.
+///
+/// ```ignore
+/// struct Echo;
+/// impl ggcore_plugin_abi::Runtime for Echo { /* ... */ }
+/// ggcore_plugin_abi::export_plugin!(Echo);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($runtime:expr) => {
+        static __GGCORE_RUNTIME: ::std::sync::OnceLock<::std::boxed::Box<dyn $crate::Runtime>> =
+            ::std::sync::OnceLock::new();
+
+        fn __ggcore_runtime() -> &'static dyn $crate::Runtime {
+            &**__GGCORE_RUNTIME.get_or_init(|| ::std::boxed::Box::new($runtime))
+        }
+
+        extern "C" fn __ggcore_info(
+        ) -> $crate::abi_stable::std_types::RResult<$crate::PluginInfo, $crate::PluginError> {
+            $crate::guard("info", || __ggcore_runtime().info()).into()
+        }
+
+        extern "C" fn __ggcore_probe() -> $crate::ProbeReport {
+            match $crate::guard("probe", || __ggcore_runtime().probe()) {
+                Ok(r) => r,
+                Err(e) => $crate::ProbeReport {
+                    available: false,
+                    detail: e.message,
+                    native_runtime: ::std::default::Default::default(),
+                },
+            }
+        }
+
+        extern "C" fn __ggcore_prepare(
+            runtime: $crate::abi_stable::std_types::RStr<'_>,
+            sdk_dirs: $crate::abi_stable::std_types::RSlice<
+                '_,
+                $crate::abi_stable::std_types::RString,
+            >,
+        ) -> $crate::abi_stable::std_types::RResult<bool, $crate::PluginError> {
+            let dirs: ::std::vec::Vec<::std::string::String> =
+                sdk_dirs.iter().map(|s| s.to_string()).collect();
+            match $crate::guard("prepare", || {
+                __ggcore_runtime().prepare(runtime.as_str(), &dirs)
+            }) {
+                Ok(Ok(b)) => $crate::abi_stable::std_types::RResult::ROk(b),
+                Ok(Err(m)) => {
+                    $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m))
+                }
+                Err(e) => $crate::abi_stable::std_types::RResult::RErr(e),
+            }
+        }
+
+        extern "C" fn __ggcore_fork() -> i32 {
+            $crate::guard("fork", || __ggcore_runtime().fork()).unwrap_or(-1)
+        }
+
+        extern "C" fn __ggcore_start_instance(
+            spec: $crate::FunctionSpec,
+            host: $crate::HostBox,
+        ) -> $crate::abi_stable::std_types::RResult<$crate::InstanceBox, $crate::PluginError> {
+            match $crate::guard("start_instance", move || {
+                __ggcore_runtime().start(spec, host)
+            }) {
+                Ok(Ok(instance)) => {
+                    $crate::abi_stable::std_types::RResult::ROk($crate::instance_box(instance))
+                }
+                Ok(Err(m)) => {
+                    $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m))
+                }
+                Err(e) => $crate::abi_stable::std_types::RResult::RErr(e),
+            }
+        }
+
+        fn __ggcore_plugin_root() -> $crate::PluginModRef {
+            use $crate::abi_stable::prefix_type::PrefixTypeTrait;
+            $crate::PluginMod {
+                info: __ggcore_info,
+                probe: __ggcore_probe,
+                prepare: __ggcore_prepare,
+                fork: __ggcore_fork,
+                start_instance: __ggcore_start_instance,
+            }
+            .leak_into_prefix()
+        }
+
+        // What abi_stable's `#[export_root_module]` generates, spelled with
+        // `$crate` paths so that plugins need no direct abi_stable dependency.
+        // The symbol name is checked against abi_stable's in this crate's tests.
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static __GGCORE_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
+            pub extern "C" fn erased_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(__ggcore_plugin_root)
+            }
+            // SAFETY: `erased_module` returns the root module of type `PluginModRef`,
+            // the type this header is made for.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModRef>(
+                    erased_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_symbol_is_abi_stables() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+
+    #[test]
+    fn runtime_patterns() {
+        assert!(runtime_matches("python3.*", "python3.8"));
+        assert!(!runtime_matches("python3.*", "python3."));
+        assert!(!runtime_matches("python3.*", "python2.7"));
+        assert!(runtime_matches("executable", "executable"));
+    }
+
+    #[test]
+    fn function_error_documents_are_json() {
+        let e = FunctionError::new(ErrorKind::Unhandled, "bad \"thing\"\n");
+        assert_eq!(
+            String::from_utf8(e.payload.to_vec()).unwrap(),
+            r#"{"errorMessage":"bad \"thing\"\n"}"#
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! The frames between the ggcore core and its worker processes, over a Unix
+//! socket (`ROOT/ggc/socket/ipc.sock`).
+//!
+//! A frame is a little-endian `u32` length followed by a postcard-encoded
+//! message. Every connection starts with [`Up::Hello`], which carries the
+//! protocol version and the per-instance token the core handed out: the core
+//! knows from the token which function (or zygote) is on the connection, so a
+//! function can only ever speak as itself.
+//!
+//! Types only, no I/O policy: the core reads frames with tokio, the worker with
+//! blocking std streams; both use [`encode`] and [`decode`].
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame accepted (payloads themselves are bounded by `maxPayloadBytes`).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a connecting worker process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Hosts one function instance.
+    Instance,
+    /// Holds a prepared language runtime and forks instances on request.
+    Zygote,
+}
+
+/// Frames from a worker to the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Up {
+    Hello {
+        protocol: u32,
+        token: String,
+        role: Role,
+        pid: u32,
+    },
+    /// The instance is started (module loaded) and takes invocations.
+    Ready,
+    /// The instance could not start.
+    StartFailed {
+        message: String,
+    },
+    /// The outcome of [`Down::Invoke`] `id`.
+    Result {
+        id: u64,
+        outcome: Outcome,
+    },
+    /// A host callback; answered by [`Down::Reply`] with the same `corr`.
+    Call {
+        corr: u64,
+        call: Call,
+    },
+    /// A line for the function's log (level as `ggcore_plugin_abi::LogLevel`).
+    Log {
+        level: u8,
+        message: String,
+    },
+    /// Zygote: the runtime is prepared.
+    ZygoteReady {
+        detail: String,
+    },
+    /// Zygote: the runtime cannot be prepared; instances must be started directly.
+    ZygoteFailed {
+        message: String,
+    },
+    /// Zygote: forked the instance whose token is `token`.
+    Forked {
+        token: String,
+        pid: u32,
+    },
+    ForkFailed {
+        token: String,
+        message: String,
+    },
+    /// Zygote: a forked child ended (exit code, or minus the signal number).
+    ChildExited {
+        pid: u32,
+        status: i32,
+    },
+}
+
+/// The outcome of an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A function error: `unhandled` or handled, with its error document.
+    Err {
+        unhandled: bool,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+}
+
+/// Host callbacks, as the worker forwards them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Call {
+    Publish {
+        topic: String,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+        queue_full_policy: String,
+        claimed_source: String,
+    },
+    Invoke {
+        function_arn: String,
+        qualifier: String,
+        event: bool,
+        client_context: String,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    Shadow {
+        op: u8,
+        thing: String,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+    GetSecret {
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+}
+
+/// Answers to [`Call`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Done,
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    Invoked {
+        invocation_id: String,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+        function_error: String,
+    },
+    /// `code` as `ggcore_plugin_abi::HostErrorCode`.
+    Error {
+        code: u8,
+        message: String,
+    },
+}
+
+/// Frames from the core to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Down {
+    /// Instance: start this function (after the worker dropped privileges).
+    Start {
+        spec: Spec,
+    },
+    Invoke {
+        id: u64,
+        #[serde(with = "serde_bytes")]
+        event: Vec<u8>,
+        context: Context,
+    },
+    Reply {
+        corr: u64,
+        reply: Reply,
+    },
+    /// Zygote: fork an instance for `spec`; the child says Hello with `token`.
+    /// Its stdout and stderr descriptors travel with this frame (SCM_RIGHTS).
+    Fork {
+        token: String,
+        spec: Spec,
+    },
+    /// End the instance (or zygote) cleanly.
+    Stop,
+}
+
+/// A function instance to start: the plugin's `FunctionSpec` plus what the
+/// worker must do before handing over (identity, limits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub function_arn: String,
+    pub runtime: String,
+    pub handler: String,
+    pub exec_args: String,
+    pub code_dir: String,
+    pub environment: Vec<(String, String)>,
+    pub binary: bool,
+    pub memory_limit_kb: u64,
+    pub timeout_ms: u64,
+    pub pinned: bool,
+    pub sdk_dirs: Vec<String>,
+    /// Switch to this user and group before starting (when the core may).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Write the worker's pid into this file first (a cgroup's `cgroup.procs`).
+    pub cgroup_procs: Option<String>,
+}
+
+/// Per-invocation context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    pub invocation_id: String,
+    pub client_context: String,
+    pub deadline_unix_ms: u64,
+    pub event: bool,
+}
+
+#[derive(Debug)]
+pub enum FrameError {
+    Io(io::Error),
+    TooLarge(usize),
+    Decode(postcard::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "{e}"),
+            FrameError::TooLarge(n) => write!(
+                f,
+                "frame of {n} bytes is over the {MAX_FRAME_BYTES}-byte limit"
+            ),
+            FrameError::Decode(e) => write!(f, "undecodable frame: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+/// Encodes `msg` as one frame (length prefix included).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serialising these plain enums into a Vec cannot fail.
+    let mut out = postcard::to_extend(msg, vec![0u8; 4]).unwrap_or_else(|_| vec![0u8; 4]);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Decodes a frame body (without its length prefix).
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(body).map_err(FrameError::Decode)
+}
+
+/// The body length announced by a 4-byte prefix, checked against the limit.
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let n = u32::from_le_bytes(prefix) as usize;
+    if n > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(n));
+    }
+    Ok(n)
+}
+
+/// Reads one frame body; `Ok(None)` on a clean end of stream.
+pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut prefix = [0u8; 4];
+    match r.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let n = frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// Writes one message as a frame.
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    w.write_all(&encode(msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(m: T) {
+        let f = encode(&m);
+        let mut r = &f[..];
+        let body = read_frame(&mut r).unwrap().unwrap();
+        assert_eq!(decode::<T>(&body).unwrap(), m);
+        assert!(read_frame(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_roundtrip() {
+        roundtrip(Up::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: "t".into(),
+            role: Role::Instance,
+            pid: 7,
+        });
+        roundtrip(Up::Result {
+            id: 3,
+            outcome: Outcome::Err {
+                unhandled: true,
+                payload: b"{}".to_vec(),
+            },
+        });
+        roundtrip(Down::Invoke {
+            id: 9,
+            event: vec![0, 1, 2, 255],
+            context: Context {
+                invocation_id: "i".into(),
+                client_context: "{}".into(),
+                deadline_unix_ms: 5,
+                event: false,
+            },
+        });
+        roundtrip(Up::Call {
+            corr: 1,
+            call: Call::Publish {
+                topic: "a/b".into(),
+                payload: vec![1; 1000],
+                queue_full_policy: String::new(),
+                claimed_source: String::new(),
+            },
+        });
+    }
+
+    /// The wire form of a fixed frame: a change here needs a PROTOCOL_VERSION bump.
+    #[test]
+    fn golden_hello_frame() {
+        let f = encode(&Up::Hello {
+            protocol: 1,
+            token: "ab".into(),
+            role: Role::Zygote,
+            pid: 300,
+        });
+        assert_eq!(f, vec![7, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, 0xac, 0x02]);
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        assert!(matches!(
+            frame_len((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(decode::<Up>(&[200, 1, 2]).is_err());
+        let mut short: &[u8] = &[5, 0, 0, 0, 1];
+        assert!(read_frame(&mut short).is_err());
+    }
+}

@@ -1,0 +1,6 @@
+"""Values of ``FunctionConfiguration.EncodingType``."""
+
+
+class EncodingType(object):
+    JSON = 'json'
+    BINARY = 'binary'

@@ -1,0 +1,206 @@
+//! The worker's connection to the core: a writer shared by every thread (host
+//! callbacks may come from any thread of the function), and a reader thread
+//! that hands invocations to the main thread and replies to waiting callers.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use ggcore_ipc::{Call, Context, Down, Reply, Up};
+use ggcore_plugin_abi::{
+    HostApi, HostError, HostErrorCode, InvocationType, InvokeArgs, InvokeReply, LogLevel,
+    PublishArgs, ShadowOp,
+};
+
+/// Work for the main thread.
+pub enum Work {
+    Invoke {
+        id: u64,
+        event: Vec<u8>,
+        context: Context,
+    },
+    Stop,
+}
+
+type Pending = Arc<Mutex<HashMap<u64, SyncSender<Reply>>>>;
+
+/// A connection to the core.
+#[derive(Clone)]
+pub struct Conn {
+    writer: Arc<Mutex<UnixStream>>,
+    pending: Pending,
+    next: Arc<AtomicU64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Conn {
+    /// Wraps a connected stream; starts the reader thread, which sends
+    /// invocations and Stop to the returned receiver.
+    pub fn start(stream: UnixStream) -> std::io::Result<(Self, Receiver<Work>)> {
+        let reader = stream.try_clone()?;
+        let conn = Conn {
+            writer: Arc::new(Mutex::new(stream)),
+            pending: Arc::default(),
+            next: Arc::new(AtomicU64::new(1)),
+        };
+        let (tx, rx) = mpsc::sync_channel(64);
+        let pending = conn.pending.clone();
+        std::thread::Builder::new()
+            .name("ggcore-ipc-reader".into())
+            .spawn(move || read_loop(reader, pending, tx))?;
+        Ok((conn, rx))
+    }
+
+    pub fn send(&self, msg: &Up) -> std::io::Result<()> {
+        let frame = ggcore_ipc::encode(msg);
+        lock(&self.writer).write_all(&frame)
+    }
+
+    /// Sends a host call and waits for its reply.
+    pub fn call(&self, call: Call) -> Reply {
+        let corr = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.pending).insert(corr, tx);
+        if let Err(e) = self.send(&Up::Call { corr, call }) {
+            lock(&self.pending).remove(&corr);
+            return Reply::Error {
+                code: HostErrorCode::Internal as u8,
+                message: format!("the core cannot be reached: {e}"),
+            };
+        }
+        rx.recv().unwrap_or(Reply::Error {
+            code: HostErrorCode::Internal as u8,
+            message: "the connection to the core closed".into(),
+        })
+    }
+}
+
+fn read_loop(mut stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
+    loop {
+        let body = match ggcore_ipc::read_frame(&mut stream) {
+            Ok(Some(b)) => b,
+            Ok(None) | Err(_) => break,
+        };
+        match ggcore_ipc::decode::<Down>(&body) {
+            Ok(Down::Invoke { id, event, context }) => {
+                if work.send(Work::Invoke { id, event, context }).is_err() {
+                    break;
+                }
+            }
+            Ok(Down::Reply { corr, reply }) => {
+                if let Some(tx) = lock(&pending).remove(&corr) {
+                    let _ = tx.send(reply);
+                }
+            }
+            Ok(Down::Stop) => {
+                let _ = work.send(Work::Stop);
+            }
+            Ok(other) => eprintln!("ggcore-worker: unexpected frame from the core: {other:?}"),
+            Err(e) => {
+                eprintln!("ggcore-worker: {e}");
+                break;
+            }
+        }
+    }
+    // The core is gone: fail every waiting call and stop the instance.
+    lock(&pending).clear();
+    let _ = work.send(Work::Stop);
+}
+
+fn host_error(code: u8, message: String) -> HostError {
+    let code = match code {
+        0 => HostErrorCode::BadRequest,
+        1 => HostErrorCode::NotFound,
+        2 => HostErrorCode::Full,
+        3 => HostErrorCode::Refused,
+        4 => HostErrorCode::TooLarge,
+        5 => HostErrorCode::Unavailable,
+        _ => HostErrorCode::Internal,
+    };
+    HostError::new(code, message)
+}
+
+fn unexpected(reply: Reply) -> HostError {
+    match reply {
+        Reply::Error { code, message } => host_error(code, message),
+        other => HostError::new(
+            HostErrorCode::Internal,
+            format!("unexpected reply from the core: {other:?}"),
+        ),
+    }
+}
+
+/// The host callbacks a plugin gets: each one is a request to the core.
+pub struct IpcHost {
+    pub conn: Conn,
+}
+
+impl HostApi for IpcHost {
+    fn publish(&self, args: PublishArgs<'_>) -> Result<(), HostError> {
+        let call = Call::Publish {
+            topic: args.topic.to_string(),
+            payload: args.payload.to_vec(),
+            queue_full_policy: args.queue_full_policy.to_string(),
+            claimed_source: args.claimed_source.to_string(),
+        };
+        match self.conn.call(call) {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn invoke(&self, args: InvokeArgs<'_>) -> Result<InvokeReply, HostError> {
+        let call = Call::Invoke {
+            function_arn: args.function_arn.to_string(),
+            qualifier: args.qualifier.to_string(),
+            event: args.invocation_type == InvocationType::Event,
+            client_context: args.client_context.to_string(),
+            payload: args.payload.to_vec(),
+        };
+        match self.conn.call(call) {
+            Reply::Invoked {
+                invocation_id,
+                payload,
+                function_error,
+            } => Ok(InvokeReply {
+                invocation_id: invocation_id.into(),
+                payload: payload.into(),
+                function_error: function_error.into(),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn shadow(&self, op: ShadowOp, thing_name: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
+        match self.conn.call(Call::Shadow {
+            op: op as u8,
+            thing: thing_name.to_string(),
+            payload: payload.to_vec(),
+        }) {
+            Reply::Bytes(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn get_secret(&self, payload: &[u8]) -> Result<Vec<u8>, HostError> {
+        match self.conn.call(Call::GetSecret {
+            payload: payload.to_vec(),
+        }) {
+            Reply::Bytes(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let _ = self.conn.send(&Up::Log {
+            level: level as u8,
+            message: message.to_string(),
+        });
+    }
+}

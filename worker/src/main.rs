@@ -1,0 +1,158 @@
+//! `ggcore-worker`: the process that hosts one function instance through a
+//! runtime plugin, or a zygote that forks instances, or a probe of one plugin.
+//! Started only by the core.
+//!
+//! ```text
+//! ggcore-worker probe PLUGIN
+//! ggcore-worker instance SOCKET TOKEN PLUGIN
+//! ggcore-worker zygote SOCKET TOKEN PLUGIN RUNTIME [SDK_DIR...]
+//! ```
+
+mod conn;
+mod identity;
+mod instance;
+mod plugin;
+mod zygote;
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use abi_stable::std_types::{RResult, RString};
+use ggcore_ipc::{Down, Role, Spec, Up, PROTOCOL_VERSION};
+use ggcore_plugin_abi::PluginModRef;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let code = match args.get(1).map(String::as_str) {
+        Some("probe") if args.len() == 3 => {
+            println!("{}", plugin::probe(Path::new(&args[2])));
+            0
+        }
+        Some("instance") if args.len() == 5 => {
+            direct_instance(Path::new(&args[2]), &args[3], Path::new(&args[4]))
+        }
+        Some("zygote") if args.len() >= 6 => match plugin::load(Path::new(&args[4])) {
+            Ok(module) => zygote::run(Path::new(&args[2]), &args[3], module, &args[5], &args[6..]),
+            Err(reason) => {
+                report_early(
+                    Path::new(&args[2]),
+                    &args[3],
+                    Role::Zygote,
+                    Up::ZygoteFailed { message: reason },
+                );
+                1
+            }
+        },
+        _ => {
+            eprintln!(
+                "ggcore-worker is started by the ggcore core; it is not meant to be run by hand"
+            );
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Sends Hello on a fresh connection.
+pub(crate) fn hello(stream: &mut UnixStream, token: &str, role: Role) -> bool {
+    ggcore_ipc::write_frame(
+        stream,
+        &Up::Hello {
+            protocol: PROTOCOL_VERSION,
+            token: token.to_string(),
+            role,
+            pid: std::process::id(),
+        },
+    )
+    .is_ok()
+}
+
+/// Connects only to report a failure that happened before the real work.
+fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
+    if let Ok(mut s) = UnixStream::connect(socket) {
+        if hello(&mut s, token, role) {
+            let _ = ggcore_ipc::write_frame(&mut s, &msg);
+        }
+    }
+}
+
+/// An instance started directly by the core (no zygote): connect, receive the
+/// spec, prepare the runtime, become the function, serve.
+fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
+            return 1;
+        }
+    };
+    if !hello(&mut stream, token, Role::Instance) {
+        return 1;
+    }
+    let spec = match ggcore_ipc::read_frame(&mut stream)
+        .ok()
+        .flatten()
+        .map(|b| ggcore_ipc::decode::<Down>(&b))
+    {
+        Some(Ok(Down::Start { spec })) => spec,
+        _ => {
+            eprintln!("ggcore-worker: the core did not send the function to start");
+            return 1;
+        }
+    };
+    let module = match plugin::load(plugin_path) {
+        Ok(m) => m,
+        Err(reason) => {
+            let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: reason });
+            return 1;
+        }
+    };
+    let dirs: Vec<RString> = spec
+        .sdk_dirs
+        .iter()
+        .map(|s| RString::from(s.as_str()))
+        .collect();
+    if let RResult::RErr(e) =
+        (module.prepare())(spec.runtime.as_str().into(), dirs.as_slice().into())
+    {
+        let _ = ggcore_ipc::write_frame(
+            &mut stream,
+            &Up::StartFailed {
+                message: e.message.to_string(),
+            },
+        );
+        return 1;
+    }
+    run_instance(stream, module, &spec)
+}
+
+/// In a child forked by the zygote: connect as the instance, become the
+/// function, serve.
+pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec: &Spec) -> i32 {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
+            return 1;
+        }
+    };
+    if !hello(&mut stream, token, Role::Instance) {
+        return 1;
+    }
+    run_instance(stream, module, spec)
+}
+
+fn run_instance(mut stream: UnixStream, module: PluginModRef, spec: &Spec) -> i32 {
+    if let Err(message) = identity::become_function(spec) {
+        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message });
+        return 1;
+    }
+    let (conn, work) = match conn::Conn::start(stream) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ggcore-worker: {e}");
+            return 1;
+        }
+    };
+    instance::serve(module, conn, work, spec)
+}

@@ -1,0 +1,227 @@
+//! The zygote: one process per (plugin, runtime) that prepares the language
+//! runtime once (interpreter started, SDK imported) and forks a new instance on
+//! each request from the core, so that a cold start costs a fork.
+
+use std::collections::VecDeque;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use abi_stable::std_types::{RResult, RString};
+use ggcore_ipc::{Down, Role, Spec, Up};
+use ggcore_plugin_abi::PluginModRef;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use crate::{child_main, hello};
+
+fn send(stream: &mut UnixStream, msg: &Up) -> bool {
+    ggcore_ipc::write_frame(stream, msg).is_ok()
+}
+
+/// Runs the zygote until the core stops it or goes away. In forked children
+/// this returns the child's exit code after the instance ends.
+pub fn run(
+    socket: &Path,
+    token: &str,
+    module: PluginModRef,
+    runtime: &str,
+    sdk_dirs: &[String],
+) -> i32 {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
+            return 1;
+        }
+    };
+    if !hello(&mut stream, token, Role::Zygote) {
+        return 1;
+    }
+    let dirs: Vec<RString> = sdk_dirs.iter().map(|s| RString::from(s.as_str())).collect();
+    match (module.prepare())(runtime.into(), dirs.as_slice().into()) {
+        RResult::ROk(true) => {
+            if !send(
+                &mut stream,
+                &Up::ZygoteReady {
+                    detail: format!("{runtime} prepared"),
+                },
+            ) {
+                return 1;
+            }
+        }
+        RResult::ROk(false) => {
+            send(
+                &mut stream,
+                &Up::ZygoteFailed {
+                    message: "the plugin cannot fork prepared instances".into(),
+                },
+            );
+            return 0;
+        }
+        RResult::RErr(e) => {
+            send(
+                &mut stream,
+                &Up::ZygoteFailed {
+                    message: e.message.to_string(),
+                },
+            );
+            return 1;
+        }
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
+    loop {
+        reap(&mut stream);
+        let mut pfd = [nix::poll::PollFd::new(
+            stream_fd(&stream),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 1,
+        }
+        match receive(stream.as_raw_fd(), &mut buf, &mut fds) {
+            Ok(0) => return 0,
+            Ok(_) => {}
+            Err(_) => return 1,
+        }
+        while let Some(body) = next_frame(&mut buf) {
+            match ggcore_ipc::decode::<Down>(&body) {
+                Ok(Down::Fork { token, spec }) => {
+                    let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
+                        send(
+                            &mut stream,
+                            &Up::ForkFailed {
+                                token,
+                                message: "no stdout/stderr descriptors came with the request"
+                                    .into(),
+                            },
+                        );
+                        continue;
+                    };
+                    let pid = (module.fork())();
+                    if pid == 0 {
+                        return in_child(stream, out, err, fds, socket, &token, module, &spec);
+                    }
+                    drop((out, err));
+                    let msg = if pid > 0 {
+                        Up::Forked {
+                            token,
+                            pid: pid as u32,
+                        }
+                    } else {
+                        Up::ForkFailed {
+                            token,
+                            message: format!("fork failed: {}", std::io::Error::last_os_error()),
+                        }
+                    };
+                    if !send(&mut stream, &msg) {
+                        return 1;
+                    }
+                }
+                Ok(Down::Stop) => return 0,
+                Ok(other) => eprintln!("ggcore-worker: zygote ignores {other:?}"),
+                Err(e) => {
+                    eprintln!("ggcore-worker: {e}");
+                    return 1;
+                }
+            }
+        }
+    }
+}
+
+fn stream_fd(s: &UnixStream) -> std::os::fd::BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    s.as_fd()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn in_child(
+    zygote: UnixStream,
+    out: OwnedFd,
+    err: OwnedFd,
+    extra: VecDeque<OwnedFd>,
+    socket: &Path,
+    token: &str,
+    module: PluginModRef,
+    spec: &Spec,
+) -> i32 {
+    drop(zygote);
+    drop(extra);
+    // SAFETY: dup2 onto the standard descriptors of this (single-threaded) child.
+    unsafe {
+        libc::dup2(out.as_raw_fd(), 1);
+        libc::dup2(err.as_raw_fd(), 2);
+    }
+    drop((out, err));
+    child_main(socket, token, module, spec)
+}
+
+/// Reports children that ended.
+fn reap(stream: &mut UnixStream) {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                send(
+                    stream,
+                    &Up::ChildExited {
+                        pid: pid.as_raw() as u32,
+                        status: code,
+                    },
+                );
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                send(
+                    stream,
+                    &Up::ChildExited {
+                        pid: pid.as_raw() as u32,
+                        status: -(sig as i32),
+                    },
+                );
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads what is available, keeping any descriptors that came with it.
+fn receive(fd: RawFd, buf: &mut Vec<u8>, fds: &mut VecDeque<OwnedFd>) -> nix::Result<usize> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
+    let (n, received) = {
+        let mut iov = [IoSliceMut::new(&mut chunk)];
+        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let mut received = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(list) = c {
+                received.extend(list);
+            }
+        }
+        (msg.bytes, received)
+    };
+    for raw in received {
+        // SAFETY: the kernel just installed these descriptors for us; we own them.
+        fds.push_back(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// Takes one complete frame body off the front of `buf`.
+fn next_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    if buf.len() < 4 {
+        return None;
+    }
+    let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if buf.len() < 4 + n {
+        return None;
+    }
+    let body = buf[4..4 + n].to_vec();
+    buf.drain(..4 + n);
+    Some(body)
+}
