@@ -1,1 +1,15 @@
+//! End-to-end tests of ggcore: each test starts real `ggcore` processes on
+//! temporary roots and talks to them with real clients (rumqttc, a raw TLS
+//! client, Python paho-mqtt, Mosquitto's tools), asserting on what arrives and
+//! on what must not. Build the core first: `cargo build -p ggcore`.
 
+mod common;
+
+mod admission;
+mod clients;
+mod deploy;
+mod faults;
+mod lifecycle;
+mod routing;
+mod scale;
+mod sessions;

@@ -1,0 +1,178 @@
+//! The process (SPEC §2–3, §16): the embedded demo on an empty root, one core
+//! per root, clean stops on SIGTERM and SIGINT, and `ggcore status`.
+
+use crate::common::external::Background;
+use crate::common::process::ggcore_command;
+use crate::common::{eventually, Env, Opts, QoS, Root, DEADLINE};
+
+/// `ggcore run` on an empty root makes the demo and prints a `mosquitto_sub`
+/// and a `mosquitto_pub` line that work when pasted into a shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn empty_root_demo_commands_work() {
+    let root = Root::empty();
+    let mut core = root.start_with_env(&[("GGCORE_MQTT_PORT", "0")]);
+    core.wait_log(&["empty root: making the embedded demo"])
+        .await;
+    let sub = core.wait_log(&["mosquitto_sub "]).await;
+    let publish = core.wait_log(&["mosquitto_pub "]).await;
+    let (sub, publish) = (sub.trim(), publish.trim());
+    assert!(sub.starts_with("mosquitto_sub ") && publish.starts_with("mosquitto_pub "));
+    assert!(sub.contains(&format!("-p {}", core.port)), "{sub}");
+    assert!(
+        sub.contains("-h localhost") && sub.contains("-i demo-device-2"),
+        "{sub}"
+    );
+    assert!(publish.contains("-i demo-device-1"), "{publish}");
+
+    // As pasted, plus options that make mosquitto_sub exit after one message.
+    let mut listening = Background::shell(&format!("{sub} -C 1 -W 90"));
+    eventually("mosquitto_sub to subscribe", DEADLINE, || {
+        root.has_subscription("demo-device-2", "demo/#")
+            .then_some(())
+    })
+    .await;
+    let mut sending = Background::shell(publish);
+    let sent = sending.finish().await;
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let heard = listening.finish().await;
+    assert_eq!(heard.code, Some(0), "{heard:?}");
+    assert_eq!(
+        heard.stdout,
+        ["demo/hello hello from demo-device-1"],
+        "{heard:?}"
+    );
+
+    let status = root.status();
+    assert_eq!(status["group"]["groupId"], "ggcore-demo");
+    assert_eq!(status["deployment"]["status"], "Success");
+    core.stop_ok();
+
+    // The root is no longer empty: a second start keeps the demo (no new
+    // certificates), and the same commands still apply (port aside).
+    let mut again = root.start_with_env(&[("GGCORE_MQTT_PORT", "0")]);
+    assert_eq!(
+        again.count_log(&["empty root: making the embedded demo"]),
+        0
+    );
+    assert_eq!(root.status()["group"]["groupId"], "ggcore-demo");
+    again.stop_ok();
+}
+
+/// A second `ggcore run` on the same root exits 1 saying another ggcore is
+/// running; the first one is unaffected. After a stop the root can run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn second_run_on_the_same_root_is_refused() {
+    let env = Env::start(&["a", "b"], &[("a", "t/#", "b")]);
+    let mut second = {
+        let mut cmd = ggcore_command();
+        cmd.args(["run", "--root"]).arg(&env.root.path);
+        Background::spawn(cmd)
+    };
+    let done = second.finish().await;
+    assert_eq!(done.code, Some(1), "{done:?}");
+    assert!(
+        done.stderr
+            .iter()
+            .any(|l| l.contains("another ggcore is running")),
+        "{done:?}"
+    );
+
+    let mut a = env.connect("a").await;
+    let mut b = env.connect("b").await;
+    b.sub("t/#", QoS::AtLeastOnce).await;
+    a.publish("t/1", QoS::AtLeastOnce, "still here").await;
+    b.expect("t/1", "still here").await;
+    drop((a, b));
+    let Env { root, mut core, .. } = env;
+    core.stop_ok();
+    let mut third = root.start();
+    assert_eq!(root.status()["group"]["groupId"], "e2e");
+    third.stop_ok();
+}
+
+/// SIGTERM and SIGINT stop the core: connected devices are closed, the process
+/// exits 0 and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_and_sigint_stop_the_core_with_exit_0() {
+    let env = Env::start(&["a", "b"], &[("a", "t/#", "b")]);
+    let a_creds = env.creds("a").clone();
+    let mut a = env.connect("a").await;
+    let mut b = env.connect_with("b", Opts::persistent()).await;
+    b.sub("t/#", QoS::AtLeastOnce).await;
+    a.publish("t/1", QoS::AtLeastOnce, "before").await;
+    b.expect("t/1", "before").await;
+    let Env { root, mut core, .. } = env;
+    core.stop_ok();
+    assert_eq!(core.count_log(&["SIGTERM received"]), 1);
+    a.wait_closed().await;
+    b.wait_closed().await;
+    // No core now.
+    assert_eq!(root.run(&["status"]).code, 1);
+
+    let mut core = root.start();
+    let mut a = crate::common::connect(core.port, &a_creds).await;
+    let status = core.stop_with("-INT");
+    assert_eq!(status.code(), Some(0), "exit after SIGINT: {status}");
+    core.wait_log(&["SIGINT received"]).await;
+    core.wait_log(&["ggcore stopped"]).await;
+    a.wait_closed().await;
+}
+
+/// `ggcore status --json` reports the deployment, the group, connected devices
+/// with their subscriptions, and the router's counters; with no core it exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_reports_deployment_devices_and_counters() {
+    let root = Root::new();
+    let out = root.run(&["status", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no ggcore is running"), "{out:?}");
+
+    let a = root.device("a");
+    let b = root.device("b");
+    let group = crate::common::Group::new("status-group")
+        .device(&a)
+        .device(&b)
+        .route("a", "t/#", "b");
+    let mut core = root.start();
+    let id = root.deploy_ok(&group);
+    let mut pa = crate::common::connect(core.port, &a).await;
+    let mut pb = crate::common::connect(core.port, &b).await;
+    pb.sub("t/#", QoS::AtLeastOnce).await;
+    pa.publish("t/1", QoS::AtLeastOnce, "1").await;
+    pa.publish("t/2", QoS::AtMostOnce, "2").await;
+    pa.publish("elsewhere", QoS::AtLeastOnce, "3").await;
+    pb.expect("t/1", "1").await;
+    pb.expect("t/2", "2").await;
+
+    let s = root.status();
+    assert_eq!(s["pid"], core.pid());
+    assert_eq!(s["mqtt"], format!("127.0.0.1:{}", core.port));
+    assert_eq!(s["deployment"]["id"], id.as_str());
+    assert_eq!(s["deployment"]["status"], "Success");
+    assert_eq!(s["group"]["groupId"], "status-group");
+    assert_eq!(s["group"]["devices"], 2);
+    assert_eq!(s["group"]["subscriptions"], 1);
+    assert_eq!(s["devices"]["connected"], 2);
+    let list = s["devices"]["list"].as_array().unwrap();
+    let things: Vec<&str> = list.iter().map(|d| d["thing"].as_str().unwrap()).collect();
+    assert_eq!(things, ["a", "b"]);
+    assert_eq!(list[1]["subscriptions"], serde_json::json!(["t/# (QoS 1)"]));
+    assert_eq!(s["router"]["received"], 3, "{}", s["router"]);
+    assert_eq!(s["router"]["delivered"], 2, "{}", s["router"]);
+    assert_eq!(s["router"]["unrouted"], 1, "{}", s["router"]);
+    assert_eq!(s["router"]["dropped"], 0, "{}", s["router"]);
+    assert_eq!(s["broker"]["connectionsAccepted"], 2, "{}", s["broker"]);
+
+    // The human form says the same.
+    let out = root.run(&["status"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("devices connected: 2"), "{out:?}");
+    assert!(out.stdout.contains("status-group"), "{out:?}");
+
+    pb.disconnect().await;
+    eventually("b to be gone from status", DEADLINE, || {
+        (root.status()["devices"]["connected"] == 1).then_some(())
+    })
+    .await;
+    core.stop_ok();
+}
