@@ -30,60 +30,34 @@ async fn strangers_are_refused() {
     let foreign_member = elsewhere.device("member").with_ca(&member.ca);
     let foreign_listener = elsewhere.device("cn-listener").with_ca(&member.ca);
 
-    let group = Group::new("admission")
-        .device(&member)
-        .device_by_cn("cn-listener")
-        .route("member", "t/#", "cn-listener");
+    let group = Group::new("admission").device(&member).device_by_cn("cn-listener").route("member", "t/#", "cn-listener");
     let mut core = root.start();
     root.deploy_ok(&group);
     let port = core.port;
 
     // Not a device of the group: CONNACK 5 (not authorized).
-    match refused(
-        crate::common::try_connect(port, &stranger, Opts::default()).await,
-        "stranger",
-    ) {
+    match refused(crate::common::try_connect(port, &stranger, Opts::default()).await, "stranger") {
         ConnectError::Refused(code) => assert_eq!(code, ConnectReturnCode::NotAuthorized),
         e => panic!("stranger: expected CONNACK not authorized, got {e:?}"),
     }
-    core.wait_log(&[
-        "connection refused",
-        "client_id=stranger",
-        "is not a device of the group",
-    ])
-    .await;
+    core.wait_log(&["connection refused", "client_id=stranger", "is not a device of the group"]).await;
 
     // Right CA and CN, wrong fingerprint: refused as well.
-    match refused(
-        crate::common::try_connect(port, &impostor, Opts::default()).await,
-        "impostor",
-    ) {
+    match refused(crate::common::try_connect(port, &impostor, Opts::default()).await, "impostor") {
         ConnectError::Refused(code) => assert_eq!(code, ConnectReturnCode::NotAuthorized),
         e => panic!("impostor: expected CONNACK not authorized, got {e:?}"),
     }
-    core.wait_log(&[
-        "connection refused",
-        "client_id=member",
-        &impostor.cert_arn[impostor.cert_arn.len() - 64..],
-    ])
-    .await;
+    core.wait_log(&["connection refused", "client_id=member", &impostor.cert_arn[impostor.cert_arn.len() - 64..]]).await;
 
     // Certificates from another root's CA fail the TLS handshake, whether the
     // group pins a fingerprint or matches the CN.
-    for (creds, what) in [
-        (&foreign_member, "foreign member"),
-        (&foreign_listener, "foreign cn"),
-    ] {
-        match refused(
-            crate::common::try_connect(port, creds, Opts::default()).await,
-            what,
-        ) {
+    for (creds, what) in [(&foreign_member, "foreign member"), (&foreign_listener, "foreign cn")] {
+        match refused(crate::common::try_connect(port, creds, Opts::default()).await, what) {
             ConnectError::Failed(_) => {}
             e => panic!("{what}: expected a TLS failure, got {e:?}"),
         }
     }
-    core.wait_log_count(&["TLS handshake failed; connection refused"], 2)
-        .await;
+    core.wait_log_count(&["TLS handshake failed; connection refused"], 2).await;
 
     // No client certificate at all: the handshake fails too.
     let no_cert = raw::tls_with(port, tls_config_without_cert(&member.ca)).await;
@@ -91,20 +65,11 @@ async fn strangers_are_refused() {
         // TLS 1.3: the client learns of the refusal on its first read.
         raw::expect_closed(&mut s, "a client without certificate").await;
     }
-    core.wait_log_count(&["TLS handshake failed; connection refused"], 3)
-        .await;
+    core.wait_log_count(&["TLS handshake failed; connection refused"], 3).await;
 
     // The right certificate under another client id: CONNACK 2.
     match refused(
-        crate::common::try_connect(
-            port,
-            &member,
-            Opts {
-                client_id: Some("not-member".into()),
-                ..Opts::default()
-            },
-        )
-        .await,
+        crate::common::try_connect(port, &member, Opts { client_id: Some("not-member".into()), ..Opts::default() }).await,
         "wrong client id",
     ) {
         ConnectError::Refused(code) => {
@@ -112,12 +77,7 @@ async fn strangers_are_refused() {
         }
         e => panic!("wrong client id: expected CONNACK bad client id, got {e:?}"),
     }
-    core.wait_log(&[
-        "connection refused",
-        "client_id=not-member",
-        "is not the thing name 'member'",
-    ])
-    .await;
+    core.wait_log(&["connection refused", "client_id=not-member", "is not the thing name 'member'"]).await;
 
     // The group's devices connect (one by fingerprint, one by CN) and talk.
     let mut publisher = crate::common::connect(port, &member).await;
@@ -133,10 +93,7 @@ async fn strangers_are_refused() {
 
     let status = root.status();
     let broker = &status["broker"];
-    assert!(
-        broker["connectionsRefused"].as_u64().unwrap() >= 3,
-        "{broker}"
-    );
+    assert!(broker["connectionsRefused"].as_u64().unwrap() >= 3, "{broker}");
     assert!(broker["tlsFailures"].as_u64().unwrap() >= 3, "{broker}");
     let mut connected = root.connected();
     connected.sort();

@@ -56,16 +56,8 @@ async fn live_redeploy_keeps_untouched_devices_and_cuts_removed_ones() {
 
     removed_dev.wait_closed().await;
     rekeyed_dev.wait_closed().await;
-    core.wait_log(&[
-        "device removed from the group or its entry changed",
-        "thing=removed",
-    ])
-    .await;
-    core.wait_log(&[
-        "device removed from the group or its entry changed",
-        "thing=rekeyed",
-    ])
-    .await;
+    core.wait_log(&["device removed from the group or its entry changed", "thing=removed"]).await;
+    core.wait_log(&["device removed from the group or its entry changed", "thing=rekeyed"]).await;
 
     // The untouched devices kept their connections (a Device never
     // reconnects): `stays` hears what `src` publishes after the swap.
@@ -112,15 +104,8 @@ async fn redeploy_revokes_subscriptions_no_longer_granted() {
     let root = Root::new();
     let src = root.device("src");
     let dst = root.device("dst");
-    let both = Group::new("grants")
-        .device(&src)
-        .device(&dst)
-        .route("src", "keep/#", "dst")
-        .route("src", "drop/#", "dst");
-    let keep_only = Group::new("grants")
-        .device(&src)
-        .device(&dst)
-        .route("src", "keep/#", "dst");
+    let both = Group::new("grants").device(&src).device(&dst).route("src", "keep/#", "dst").route("src", "drop/#", "dst");
+    let keep_only = Group::new("grants").device(&src).device(&dst).route("src", "keep/#", "dst");
     let mut core = root.start();
     root.deploy_ok(&both);
     let mut publisher = crate::common::connect(core.port, &src).await;
@@ -131,19 +116,13 @@ async fn redeploy_revokes_subscriptions_no_longer_granted() {
     dst_dev.expect("drop/1", "1").await;
 
     root.deploy_ok(&keep_only);
-    core.wait_log(&[
-        "subscriptions no longer granted by the group were removed",
-        "thing=dst",
-    ])
-    .await;
+    core.wait_log(&["subscriptions no longer granted by the group were removed", "thing=dst"]).await;
     assert!(!root.has_subscription("dst", "drop/#"));
     assert!(root.has_subscription("dst", "keep/#"));
 
     root.deploy_ok(&both);
     publisher.publish("drop/2", QoS::AtLeastOnce, "2").await;
-    publisher
-        .publish("keep/2", QoS::AtLeastOnce, "barrier")
-        .await;
+    publisher.publish("keep/2", QoS::AtLeastOnce, "barrier").await;
     dst_dev.expect("keep/2", "barrier").await;
     dst_dev.expect_silence().await;
     // Subscribing again restores it.
@@ -176,10 +155,7 @@ fn bad_group(root: &Root) -> (serde_json::Value, Vec<(&'static str, &'static str
         ("DeviceDefinition.Devices[1].Id", "duplicate Id 'dev'"),
         ("SubscriptionDefinition.Subscriptions[0].Source", "ghost"),
         ("SubscriptionDefinition.Subscriptions[1].Subject", "a/#/b"),
-        (
-            "SubscriptionDefinition.Subscriptions[2].Id",
-            "duplicate Id 's2'",
-        ),
+        ("SubscriptionDefinition.Subscriptions[2].Id", "duplicate Id 's2'"),
         ("SubscriptionDefinition.Subscriptions[3].Target", "nobody"),
     ];
     (group, problems)
@@ -193,10 +169,7 @@ async fn bad_groups_are_refused_with_every_problem_named() {
     let root = Root::new();
     let src = root.device("src");
     let dst = root.device("dst");
-    let good = Group::new("good")
-        .device(&src)
-        .device(&dst)
-        .route("src", "t/#", "dst");
+    let good = Group::new("good").device(&src).device(&dst).route("src", "t/#", "dst");
     let (bad, problems) = bad_group(&root);
     let bad_file = root.write_group_json(&bad);
     let bad_path = bad_file.to_str().unwrap();
@@ -210,10 +183,7 @@ async fn bad_groups_are_refused_with_every_problem_named() {
                 .lines()
                 .find(|l| l.trim_start().starts_with(&prefix))
                 .unwrap_or_else(|| panic!("no `{prefix}...` line in stderr:\n{}", out.stderr));
-            assert!(
-                line.contains(detail),
-                "{line:?} does not mention {detail:?}"
-            );
+            assert!(line.contains(detail), "{line:?} does not mention {detail:?}");
         }
         assert!(out.deployment().is_none(), "{out:?}");
     };
@@ -222,12 +192,7 @@ async fn bad_groups_are_refused_with_every_problem_named() {
     check(&root.run(&["deploy", bad_path]));
     let staged = root.path.join("ggc/deployment/staged");
     let staged_entries = std::fs::read_dir(&staged).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(
-        staged_entries,
-        0,
-        "something was staged in {}",
-        staged.display()
-    );
+    assert_eq!(staged_entries, 0, "something was staged in {}", staged.display());
 
     // Running core: refused; the group in force is untouched.
     let mut core = root.start();
@@ -247,9 +212,7 @@ async fn bad_groups_are_refused_with_every_problem_named() {
     let mut publisher = crate::common::connect(core.port, &src).await;
     let mut listener = crate::common::connect(core.port, &dst).await;
     listener.sub("t/#", QoS::AtLeastOnce).await;
-    publisher
-        .publish("t/1", QoS::AtLeastOnce, "still routed")
-        .await;
+    publisher.publish("t/1", QoS::AtLeastOnce, "still routed").await;
     listener.expect("t/1", "still routed").await;
     core.stop_ok();
 }
@@ -263,10 +226,7 @@ async fn staged_deploy_is_applied_at_next_start() {
     let root = Root::new();
     let src = root.device("src");
     let dst = root.device("dst");
-    let group = Group::new("staged")
-        .device(&src)
-        .device(&dst)
-        .route("src", "t/#", "dst");
+    let group = Group::new("staged").device(&src).device(&dst).route("src", "t/#", "dst");
     let out = root.deploy(&group);
     out.assert_code(0);
     let (id, status) = out.deployment().expect("deployment line");
@@ -274,8 +234,7 @@ async fn staged_deploy_is_applied_at_next_start() {
     assert_eq!(root.run(&["status", "--json"]).code, 1);
 
     let mut core = root.start();
-    core.wait_log(&["applying the deployment staged while no core ran", &id])
-        .await;
+    core.wait_log(&["applying the deployment staged while no core ran", &id]).await;
     let status = root.status();
     assert_eq!(status["deployment"]["id"], id.as_str());
     assert_eq!(status["deployment"]["status"], "Success");
@@ -294,9 +253,7 @@ async fn staged_deploy_is_applied_at_next_start() {
     let mut publisher = crate::common::connect(core.port, &src).await;
     let mut listener = crate::common::connect(core.port, &dst).await;
     listener.sub("t/#", QoS::AtLeastOnce).await;
-    publisher
-        .publish("t/2", QoS::AtLeastOnce, "restarted")
-        .await;
+    publisher.publish("t/2", QoS::AtLeastOnce, "restarted").await;
     listener.expect("t/2", "restarted").await;
 
     // Reset while running: the group is gone and its devices are cut.
@@ -308,10 +265,7 @@ async fn staged_deploy_is_applied_at_next_start() {
     assert_eq!(root.status()["group"]["devices"], 0);
     match crate::common::try_connect(core.port, &src, Opts::default()).await {
         Err(ConnectError::Refused(c)) => assert_eq!(c, ConnectReturnCode::NotAuthorized),
-        other => panic!(
-            "after reset: expected not authorized, got {:?}",
-            other.err()
-        ),
+        other => panic!("after reset: expected not authorized, got {:?}", other.err()),
     }
 
     // Deploy again, stop, stage a reset: the next start has no group.
@@ -321,18 +275,11 @@ async fn staged_deploy_is_applied_at_next_start() {
     out.assert_code(0);
     assert_eq!(out.deployment().expect("deployment line").1, "Staged");
     let mut core = root.start();
-    core.wait_log(&["applying the reset staged while no core ran"])
-        .await;
-    eventually("the reset to be in force", DEADLINE, || {
-        (root.status()["group"]["devices"] == 0).then_some(())
-    })
-    .await;
+    core.wait_log(&["applying the reset staged while no core ran"]).await;
+    eventually("the reset to be in force", DEADLINE, || (root.status()["group"]["devices"] == 0).then_some(())).await;
     match crate::common::try_connect(core.port, &src, Opts::default()).await {
         Err(ConnectError::Refused(c)) => assert_eq!(c, ConnectReturnCode::NotAuthorized),
-        other => panic!(
-            "after staged reset: expected not authorized, got {:?}",
-            other.err()
-        ),
+        other => panic!("after staged reset: expected not authorized, got {:?}", other.err()),
     }
     core.stop_ok();
 }

@@ -11,36 +11,24 @@ use crate::common::{eventually, Env, Opts, QoS, Root, DEADLINE};
 async fn empty_root_demo_commands_work() {
     let root = Root::empty();
     let mut core = root.start_with_env(&[("GGCORE_MQTT_PORT", "0")]);
-    core.wait_log(&["empty root: making the embedded demo"])
-        .await;
+    core.wait_log(&["empty root: making the embedded demo"]).await;
     let sub = core.wait_log(&["mosquitto_sub "]).await;
     let publish = core.wait_log(&["mosquitto_pub "]).await;
     let (sub, publish) = (sub.trim(), publish.trim());
     assert!(sub.starts_with("mosquitto_sub ") && publish.starts_with("mosquitto_pub "));
     assert!(sub.contains(&format!("-p {}", core.port)), "{sub}");
-    assert!(
-        sub.contains("-h localhost") && sub.contains("-i demo-device-2"),
-        "{sub}"
-    );
+    assert!(sub.contains("-h localhost") && sub.contains("-i demo-device-2"), "{sub}");
     assert!(publish.contains("-i demo-device-1"), "{publish}");
 
     // As pasted, plus options that make mosquitto_sub exit after one message.
     let mut listening = Background::shell(&format!("{sub} -C 1 -W 90"));
-    eventually("mosquitto_sub to subscribe", DEADLINE, || {
-        root.has_subscription("demo-device-2", "demo/#")
-            .then_some(())
-    })
-    .await;
+    eventually("mosquitto_sub to subscribe", DEADLINE, || root.has_subscription("demo-device-2", "demo/#").then_some(())).await;
     let mut sending = Background::shell(publish);
     let sent = sending.finish().await;
     assert_eq!(sent.code, Some(0), "{sent:?}");
     let heard = listening.finish().await;
     assert_eq!(heard.code, Some(0), "{heard:?}");
-    assert_eq!(
-        heard.stdout,
-        ["demo/hello hello from demo-device-1"],
-        "{heard:?}"
-    );
+    assert_eq!(heard.stdout, ["demo/hello hello from demo-device-1"], "{heard:?}");
 
     let status = root.status();
     assert_eq!(status["group"]["groupId"], "ggcore-demo");
@@ -50,10 +38,7 @@ async fn empty_root_demo_commands_work() {
     // The root is no longer empty: a second start keeps the demo (no new
     // certificates), and the same commands still apply (port aside).
     let mut again = root.start_with_env(&[("GGCORE_MQTT_PORT", "0")]);
-    assert_eq!(
-        again.count_log(&["empty root: making the embedded demo"]),
-        0
-    );
+    assert_eq!(again.count_log(&["empty root: making the embedded demo"]), 0);
     assert_eq!(root.status()["group"]["groupId"], "ggcore-demo");
     again.stop_ok();
 }
@@ -70,12 +55,7 @@ async fn second_run_on_the_same_root_is_refused() {
     };
     let done = second.finish().await;
     assert_eq!(done.code, Some(1), "{done:?}");
-    assert!(
-        done.stderr
-            .iter()
-            .any(|l| l.contains("another ggcore is running")),
-        "{done:?}"
-    );
+    assert!(done.stderr.iter().any(|l| l.contains("another ggcore is running")), "{done:?}");
 
     let mut a = env.connect("a").await;
     let mut b = env.connect("b").await;
@@ -129,10 +109,7 @@ async fn status_reports_deployment_devices_and_counters() {
 
     let a = root.device("a");
     let b = root.device("b");
-    let group = crate::common::Group::new("status-group")
-        .device(&a)
-        .device(&b)
-        .route("a", "t/#", "b");
+    let group = crate::common::Group::new("status-group").device(&a).device(&b).route("a", "t/#", "b");
     let mut core = root.start();
     let id = root.deploy_ok(&group);
     let mut pa = crate::common::connect(core.port, &a).await;
@@ -170,9 +147,31 @@ async fn status_reports_deployment_devices_and_counters() {
     assert!(out.stdout.contains("status-group"), "{out:?}");
 
     pb.disconnect().await;
-    eventually("b to be gone from status", DEADLINE, || {
-        (root.status()["devices"]["connected"] == 1).then_some(())
-    })
-    .await;
+    eventually("b to be gone from status", DEADLINE, || (root.status()["devices"]["connected"] == 1).then_some(())).await;
+    core.stop_ok();
+}
+
+/// A config.json with a bad field stops `ggcore run` with exit code 2 and a
+/// message naming the file and the field; unknown keys are only warned about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_config_stops_the_core_with_exit_2() {
+    let root = Root::with_config_only(serde_json::json!({
+        "ggcore": { "mqtt": { "host": "127.0.0.1", "port": "eighty-eight-eighty-three" } }
+    }));
+    let mut run = {
+        let mut cmd = ggcore_command();
+        cmd.args(["run", "--root"]).arg(&root.path);
+        Background::spawn(cmd)
+    };
+    let done = run.finish().await;
+    assert_eq!(done.code, Some(2), "{done:?}");
+    assert!(done.stderr.iter().any(|l| l.contains("config/config.json") && l.contains("ggcore.mqtt.port")), "{done:?}");
+
+    let root = Root::with_config(serde_json::json!({
+        "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 } },
+        "noSuchKey": true
+    }));
+    let mut core = root.start();
+    core.wait_log(&["noSuchKey", "unknown field"]).await;
     core.stop_ok();
 }

@@ -31,43 +31,25 @@ async fn delivers_by_the_table_and_nothing_else() {
     alpha.sub("reply/alpha", QoS::AtLeastOnce).await;
 
     // alpha → bravo: matches two subscriptions and two of bravo's filters.
-    alpha
-        .publish("room/1/temp", QoS::AtLeastOnce, "alpha-1")
-        .await;
+    alpha.publish("room/1/temp", QoS::AtLeastOnce, "alpha-1").await;
     // Routed to bravo only by room/#.
-    alpha
-        .publish("room/1/humidity", QoS::AtLeastOnce, "alpha-2")
-        .await;
+    alpha.publish("room/1/humidity", QoS::AtLeastOnce, "alpha-2").await;
     // charlie → delta only, though bravo's filter room/# matches it too.
-    charlie
-        .publish("room/2/temp", QoS::AtLeastOnce, "charlie-1")
-        .await;
+    charlie.publish("room/2/temp", QoS::AtLeastOnce, "charlie-1").await;
     // bravo is no Source of room/...: nobody hears it, not even bravo.
-    bravo
-        .publish("room/3/temp", QoS::AtLeastOnce, "bravo-1")
-        .await;
+    bravo.publish("room/3/temp", QoS::AtLeastOnce, "bravo-1").await;
     // delta is a Source of nothing; charlie's Subject does not match humidity.
-    delta
-        .publish("room/4/temp", QoS::AtLeastOnce, "delta-1")
-        .await;
-    charlie
-        .publish("room/2/humidity", QoS::AtLeastOnce, "charlie-2")
-        .await;
+    delta.publish("room/4/temp", QoS::AtLeastOnce, "delta-1").await;
+    charlie.publish("room/2/humidity", QoS::AtLeastOnce, "charlie-2").await;
     // No Subject matches at all.
     alpha.publish("other/x", QoS::AtLeastOnce, "alpha-3").await;
     // bravo → alpha on the one topic the table allows.
-    bravo
-        .publish("reply/alpha", QoS::AtLeastOnce, "bravo-2")
-        .await;
+    bravo.publish("reply/alpha", QoS::AtLeastOnce, "bravo-2").await;
 
     // Barriers: a last routed message on each path. Order per (source,
     // target) is kept, so nothing unexpected can still be on its way after it.
-    alpha
-        .publish("room/9/temp", QoS::AtLeastOnce, "alpha-barrier")
-        .await;
-    charlie
-        .publish("room/9/temp", QoS::AtLeastOnce, "charlie-barrier")
-        .await;
+    alpha.publish("room/9/temp", QoS::AtLeastOnce, "alpha-barrier").await;
+    charlie.publish("room/9/temp", QoS::AtLeastOnce, "charlie-barrier").await;
 
     bravo.expect("room/1/temp", "alpha-1").await;
     bravo.expect("room/1/humidity", "alpha-2").await;
@@ -82,19 +64,9 @@ async fn delivers_by_the_table_and_nothing_else() {
     // The core counted what no subscription allowed.
     let status = env.root.status();
     let router = &status["router"];
-    assert!(
-        router["unrouted"].as_u64().unwrap() >= 4,
-        "unrouted: {router}"
-    );
-    assert!(
-        router["received"].as_u64().unwrap() >= 10,
-        "received: {router}"
-    );
-    assert!(
-        env.core
-            .count_log(&["no subscription routes this message; dropped"])
-            >= 1
-    );
+    assert!(router["unrouted"].as_u64().unwrap() >= 4, "unrouted: {router}");
+    assert!(router["received"].as_u64().unwrap() >= 10, "received: {router}");
+    assert!(env.core.count_log(&["no subscription routes this message; dropped"]) >= 1);
     // Dropped publishes are still acknowledged and the publisher stays on.
     assert!(bravo.is_connected() && delta.is_connected());
     env.stop();
@@ -109,22 +81,12 @@ async fn keeps_the_order_of_1000_qos1_messages() {
     let mut dst = env.connect("dst").await;
     dst.sub("seq/#", QoS::AtLeastOnce).await;
     for i in 0..1000 {
-        src.publish_nowait(
-            &format!("seq/{}", i % 7),
-            QoS::AtLeastOnce,
-            false,
-            i.to_string(),
-        )
-        .await;
+        src.publish_nowait(&format!("seq/{}", i % 7), QoS::AtLeastOnce, false, i.to_string()).await;
     }
     src.wait_acked().await;
     for i in 0..1000 {
         let p = dst.recv().await;
-        assert_eq!(
-            (p.topic.as_str(), text(&p)),
-            (format!("seq/{}", i % 7).as_str(), i.to_string()),
-            "message {i} out of order or missing"
-        );
+        assert_eq!((p.topic.as_str(), text(&p)), (format!("seq/{}", i % 7).as_str(), i.to_string()), "message {i} out of order or missing");
         assert_eq!(p.qos, QoS::AtLeastOnce);
     }
     dst.expect_silence().await;
@@ -137,11 +99,7 @@ async fn keeps_the_order_of_1000_qos1_messages() {
 async fn wildcards_in_subjects_and_in_device_filters() {
     let env = Env::start(
         &["pub", "all", "narrow"],
-        &[
-            ("pub", "sensors/+/temp", "all"),
-            ("pub", "logs/#", "all"),
-            ("pub", "sensors/+/temp", "narrow"),
-        ],
+        &[("pub", "sensors/+/temp", "all"), ("pub", "logs/#", "all"), ("pub", "sensors/+/temp", "narrow")],
     );
     let mut publisher = env.connect("pub").await;
     let mut all = env.connect("all").await;
@@ -151,21 +109,9 @@ async fn wildcards_in_subjects_and_in_device_filters() {
     all.sub("#", QoS::AtLeastOnce).await;
     // `narrow` may subscribe to one sensor only, or to a filter overlapping the
     // Subject; logs/# overlaps nothing routed to it.
-    let codes = narrow
-        .subscribe(&[
-            ("sensors/k2/temp", QoS::AtLeastOnce),
-            ("logs/#", QoS::AtLeastOnce),
-            ("+/+/temp", QoS::AtMostOnce),
-        ])
-        .await;
-    assert_eq!(
-        codes,
-        vec![
-            Code::Success(QoS::AtLeastOnce),
-            Code::Failure,
-            Code::Success(QoS::AtMostOnce)
-        ]
-    );
+    let codes =
+        narrow.subscribe(&[("sensors/k2/temp", QoS::AtLeastOnce), ("logs/#", QoS::AtLeastOnce), ("+/+/temp", QoS::AtMostOnce)]).await;
+    assert_eq!(codes, vec![Code::Success(QoS::AtLeastOnce), Code::Failure, Code::Success(QoS::AtMostOnce)]);
     narrow.unsubscribe("+/+/temp").await;
 
     let sends = [
@@ -182,12 +128,8 @@ async fn wildcards_in_subjects_and_in_device_filters() {
     for (topic, _, _) in sends {
         publisher.publish(topic, QoS::AtLeastOnce, topic).await;
     }
-    publisher
-        .publish("sensors/end/temp", QoS::AtLeastOnce, "barrier")
-        .await;
-    publisher
-        .publish("sensors/k2/temp", QoS::AtLeastOnce, "barrier")
-        .await;
+    publisher.publish("sensors/end/temp", QoS::AtLeastOnce, "barrier").await;
+    publisher.publish("sensors/k2/temp", QoS::AtLeastOnce, "barrier").await;
     for (topic, to_all, _) in sends {
         if to_all {
             all.expect(topic, topic).await;
@@ -212,11 +154,7 @@ async fn wildcards_in_subjects_and_in_device_filters() {
 async fn aws_topics_and_the_dollar_rule() {
     let env = Env::start(
         &["pub", "shadowed", "hashed"],
-        &[
-            ("pub", "$aws/things/shadowed/shadow/update", "shadowed"),
-            ("pub", "plain/#", "shadowed"),
-            ("pub", "#", "hashed"),
-        ],
+        &[("pub", "$aws/things/shadowed/shadow/update", "shadowed"), ("pub", "plain/#", "shadowed"), ("pub", "#", "hashed")],
     );
     let mut publisher = env.connect("pub").await;
     let mut shadowed = env.connect("shadowed").await;
@@ -224,69 +162,31 @@ async fn aws_topics_and_the_dollar_rule() {
 
     // A Subject `#` does not route `$aws/...`: a `$aws` filter is refused for
     // `hashed`, whose only route is `#`; `#` itself is granted.
-    let codes = hashed
-        .subscribe(&[
-            ("$aws/things/hashed/shadow/update", QoS::AtLeastOnce),
-            ("#", QoS::AtLeastOnce),
-        ])
-        .await;
+    let codes = hashed.subscribe(&[("$aws/things/hashed/shadow/update", QoS::AtLeastOnce), ("#", QoS::AtLeastOnce)]).await;
     assert_eq!(codes, vec![Code::Failure, Code::Success(QoS::AtLeastOnce)]);
 
     // `#` is granted to `shadowed` (it overlaps plain/#) but does not match
     // `$aws/...`.
     shadowed.sub("#", QoS::AtLeastOnce).await;
-    publisher
-        .publish(
-            "$aws/things/shadowed/shadow/update",
-            QoS::AtLeastOnce,
-            "via-hash",
-        )
-        .await;
-    publisher
-        .publish("plain/1", QoS::AtLeastOnce, "barrier-1")
-        .await;
+    publisher.publish("$aws/things/shadowed/shadow/update", QoS::AtLeastOnce, "via-hash").await;
+    publisher.publish("plain/1", QoS::AtLeastOnce, "barrier-1").await;
     shadowed.expect("plain/1", "barrier-1").await;
 
     // Named explicitly (or with a wildcard after `$aws`), it is delivered.
-    shadowed
-        .sub("$aws/things/shadowed/shadow/+", QoS::AtLeastOnce)
-        .await;
-    publisher
-        .publish(
-            "$aws/things/shadowed/shadow/update",
-            QoS::AtLeastOnce,
-            r#"{"state":{"reported":{"on":true}}}"#,
-        )
-        .await;
-    publisher
-        .publish("plain/2", QoS::AtLeastOnce, "barrier-2")
-        .await;
-    shadowed
-        .expect(
-            "$aws/things/shadowed/shadow/update",
-            r#"{"state":{"reported":{"on":true}}}"#,
-        )
-        .await;
+    shadowed.sub("$aws/things/shadowed/shadow/+", QoS::AtLeastOnce).await;
+    publisher.publish("$aws/things/shadowed/shadow/update", QoS::AtLeastOnce, r#"{"state":{"reported":{"on":true}}}"#).await;
+    publisher.publish("plain/2", QoS::AtLeastOnce, "barrier-2").await;
+    shadowed.expect("$aws/things/shadowed/shadow/update", r#"{"state":{"reported":{"on":true}}}"#).await;
     shadowed.expect("plain/2", "barrier-2").await;
 
     // A `$aws` filter that no Subject routes to this device is refused.
-    let codes = shadowed
-        .subscribe(&[("$aws/things/other/shadow/update", QoS::AtLeastOnce)])
-        .await;
+    let codes = shadowed.subscribe(&[("$aws/things/other/shadow/update", QoS::AtLeastOnce)]).await;
     assert_eq!(codes, vec![Code::Failure]);
 
     // `$aws/things/hashed/...` is routed to nobody (the Subject `#` does not
     // match it); `hashed` hears every other topic `pub` sends.
-    publisher
-        .publish(
-            "$aws/things/hashed/shadow/update",
-            QoS::AtLeastOnce,
-            "not-routed",
-        )
-        .await;
-    publisher
-        .publish("anything/else", QoS::AtLeastOnce, "barrier-3")
-        .await;
+    publisher.publish("$aws/things/hashed/shadow/update", QoS::AtLeastOnce, "not-routed").await;
+    publisher.publish("anything/else", QoS::AtLeastOnce, "barrier-3").await;
     hashed.expect("plain/1", "barrier-1").await;
     hashed.expect("plain/2", "barrier-2").await;
     hashed.expect("anything/else", "barrier-3").await;

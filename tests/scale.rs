@@ -18,9 +18,7 @@ async fn two_hundred_concurrent_devices() {
     let sink = root.device("sink");
     let mut group = Group::new("fleet").device(&sink).devices(&fleet);
     for n in &names {
-        group = group
-            .route(n, &format!("fleet/{n}/#"), "sink")
-            .route("sink", "broadcast", n);
+        group = group.route(n, &format!("fleet/{n}/#"), "sink").route("sink", "broadcast", n);
     }
     let mut core = root.start();
     root.deploy_ok(&group);
@@ -36,12 +34,7 @@ async fn two_hundred_concurrent_devices() {
             tokio::spawn(async move {
                 let mut d = crate::common::connect(port, &c).await;
                 d.sub("broadcast", QoS::AtLeastOnce).await;
-                d.publish(
-                    &format!("fleet/{}/hello", c.thing),
-                    QoS::AtLeastOnce,
-                    c.thing.clone(),
-                )
-                .await;
+                d.publish(&format!("fleet/{}/hello", c.thing), QoS::AtLeastOnce, c.thing.clone()).await;
                 d
             })
         })
@@ -61,14 +54,9 @@ async fn two_hundred_concurrent_devices() {
     assert_eq!(heard, names.iter().cloned().collect::<BTreeSet<_>>());
     sink_dev.expect_silence().await;
 
-    eventually("201 devices connected", DEADLINE, || {
-        (root.status()["devices"]["connected"] == DEVICES + 1).then_some(())
-    })
-    .await;
+    eventually("201 devices connected", DEADLINE, || (root.status()["devices"]["connected"] == DEVICES + 1).then_some(())).await;
 
-    sink_dev
-        .publish("broadcast", QoS::AtLeastOnce, "to all")
-        .await;
+    sink_dev.publish("broadcast", QoS::AtLeastOnce, "to all").await;
     for d in &mut devices {
         d.expect("broadcast", "to all").await;
     }

@@ -105,8 +105,7 @@ pub fn paho(creds: &Creds, port: u16, mut cfg: Value) -> Background {
     o.insert("ca".into(), creds.ca.display().to_string().into());
     o.insert("cert".into(), creds.cert.display().to_string().into());
     o.insert("key".into(), creds.key.display().to_string().into());
-    o.entry("client_id")
-        .or_insert_with(|| creds.thing.clone().into());
+    o.entry("client_id").or_insert_with(|| creds.thing.clone().into());
     let mut cmd = Command::new(python());
     cmd.arg("-c").arg(PAHO_CLIENT).arg(cfg.to_string());
     Background::spawn(cmd)
@@ -147,21 +146,13 @@ pub struct Finished {
 
 impl Background {
     pub fn spawn(mut cmd: Command) -> Self {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdout = Arc::new(Lines::default());
         let stderr = Arc::new(Lines::default());
         stdout.collect(child.stdout.take().unwrap());
         stderr.collect(child.stderr.take().unwrap());
-        Self {
-            child: Some(child),
-            stdout,
-            stderr,
-        }
+        Self { child: Some(child), stdout, stderr }
     }
 
     /// Runs a shell command line (`sh -c LINE`).
@@ -176,12 +167,7 @@ impl Background {
     pub async fn wait_line(&mut self, prefix: &str) -> String {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            if let Some(l) = self
-                .stdout
-                .all()
-                .into_iter()
-                .find(|l| l.starts_with(prefix))
-            {
+            if let Some(l) = self.stdout.all().into_iter().find(|l| l.starts_with(prefix)) {
                 return l;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -216,11 +202,7 @@ impl Background {
         };
         self.stdout.wait_end(Duration::from_secs(5));
         self.stderr.wait_end(Duration::from_secs(5));
-        Finished {
-            code: status.code(),
-            stdout: self.stdout.all(),
-            stderr: self.stderr.all(),
-        }
+        Finished { code: status.code(), stdout: self.stdout.all(), stderr: self.stderr.all() }
     }
 }
 

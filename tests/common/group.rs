@@ -32,11 +32,7 @@ pub struct Group {
 
 impl Group {
     pub fn new(id: &str) -> Self {
-        Self {
-            id: id.to_string(),
-            devices: Vec::new(),
-            subscriptions: Vec::new(),
-        }
+        Self { id: id.to_string(), devices: Vec::new(), subscriptions: Vec::new() }
     }
 
     /// A device admitted by its certificate's fingerprint (`CertificateArn`).

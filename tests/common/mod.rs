@@ -31,11 +31,7 @@ pub const SETTLE: Duration = Duration::from_millis(1500);
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what`
 /// after `timeout`.
-pub async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
+pub async fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
@@ -66,10 +62,7 @@ impl Env {
 
     /// The same on a root made beforehand (for a custom config).
     pub fn start_on(root: Root, things: &[&str], routes: &[(&str, &str, &str)]) -> Env {
-        let creds: std::collections::BTreeMap<String, Creds> = things
-            .iter()
-            .map(|t| (t.to_string(), root.device(t)))
-            .collect();
+        let creds: std::collections::BTreeMap<String, Creds> = things.iter().map(|t| (t.to_string(), root.device(t))).collect();
         let mut group = Group::new("e2e");
         for t in things {
             group = group.device(&creds[*t]);
@@ -79,18 +72,11 @@ impl Env {
         }
         let core = root.start();
         root.deploy_ok(&group);
-        Env {
-            root,
-            core,
-            group,
-            creds,
-        }
+        Env { root, core, group, creds }
     }
 
     pub fn creds(&self, thing: &str) -> &Creds {
-        self.creds
-            .get(thing)
-            .unwrap_or_else(|| panic!("no credentials for {thing}"))
+        self.creds.get(thing).unwrap_or_else(|| panic!("no credentials for {thing}"))
     }
 
     pub async fn connect(&self, thing: &str) -> Device {

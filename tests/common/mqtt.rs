@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
-    Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter,
+    SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -41,10 +41,8 @@ fn load_roots(ca: &Path) -> RootCertStore {
 
 /// TLS client config: trusts `ca`, presents `cert`/`key`.
 pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Arc<ClientConfig> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .expect("read certificate")
-        .map(|c| c.expect("certificate"))
-        .collect();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(cert).expect("read certificate").map(|c| c.expect("certificate")).collect();
     let key = PrivateKeyDer::from_pem_file(key).expect("read private key");
     Arc::new(
         ClientConfig::builder_with_provider(provider())
@@ -81,22 +79,13 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Self {
-            client_id: None,
-            clean_session: true,
-            will: None,
-            manual_acks: false,
-            keep_alive: Duration::from_secs(60),
-        }
+        Self { client_id: None, clean_session: true, will: None, manual_acks: false, keep_alive: Duration::from_secs(60) }
     }
 }
 
 impl Opts {
     pub fn persistent() -> Self {
-        Self {
-            clean_session: false,
-            ..Self::default()
-        }
+        Self { clean_session: false, ..Self::default() }
     }
 }
 
@@ -164,12 +153,7 @@ pub async fn try_connect(port: u16, creds: &Creds, opts: Opts) -> Result<Device,
 }
 
 /// Connects with an explicit TLS config (for certificates from elsewhere).
-pub async fn try_connect_tls(
-    port: u16,
-    thing: &str,
-    tls: Arc<ClientConfig>,
-    opts: Opts,
-) -> Result<Device, ConnectError> {
+pub async fn try_connect_tls(port: u16, thing: &str, tls: Arc<ClientConfig>, opts: Opts) -> Result<Device, ConnectError> {
     let client_id = opts.client_id.clone().unwrap_or_else(|| thing.to_string());
     let mut mo = MqttOptions::new(client_id, HOST, port);
     mo.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)))
@@ -181,9 +165,7 @@ pub async fn try_connect_tls(
         mo.set_last_will(w);
     }
     let (client, mut eventloop) = AsyncClient::new(mo, 256);
-    eventloop
-        .network_options
-        .set_connection_timeout(DEADLINE.as_secs());
+    eventloop.network_options.set_connection_timeout(DEADLINE.as_secs());
     let first = tokio::time::timeout(DEADLINE + Duration::from_secs(5), eventloop.poll())
         .await
         .map_err(|_| ConnectError::Failed("no CONNACK in time".into()))?;
@@ -285,34 +267,21 @@ impl Device {
                 return;
             }
             if let Some(why) = &self.closed {
-                panic!(
-                    "{}: connection closed ({why}) while waiting for {what}",
-                    self.thing
-                );
+                panic!("{}: connection closed ({why}) while waiting for {what}", self.thing);
             }
             if !self.pump(deadline).await {
                 self.drain();
                 if done(self) {
                     return;
                 }
-                panic!(
-                    "{}: timed out after {DEADLINE:?} waiting for {what}",
-                    self.thing
-                );
+                panic!("{}: timed out after {DEADLINE:?} waiting for {what}", self.thing);
             }
         }
     }
 
     /// Subscribes to `filters` in one SUBSCRIBE; returns the SUBACK codes.
     pub async fn subscribe(&mut self, filters: &[(&str, QoS)]) -> Vec<SubscribeReasonCode> {
-        self.client
-            .subscribe_many(
-                filters
-                    .iter()
-                    .map(|(f, q)| SubscribeFilter::new(f.to_string(), *q)),
-            )
-            .await
-            .expect("subscribe request");
+        self.client.subscribe_many(filters.iter().map(|(f, q)| SubscribeFilter::new(f.to_string(), *q))).await.expect("subscribe request");
         self.wait_until("SUBACK", |d| !d.subacks.is_empty()).await;
         self.subacks.pop_front().unwrap()
     }
@@ -320,45 +289,24 @@ impl Device {
     /// Subscribes to one filter and asserts it is granted at `granted`.
     pub async fn sub(&mut self, filter: &str, qos: QoS) {
         let codes = self.subscribe(&[(filter, qos)]).await;
-        let want = if qos == QoS::AtMostOnce {
-            QoS::AtMostOnce
-        } else {
-            QoS::AtLeastOnce
-        };
-        assert_eq!(
-            codes,
-            vec![SubscribeReasonCode::Success(want)],
-            "{}: SUBSCRIBE {filter} not granted",
-            self.thing
-        );
+        let want = if qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        assert_eq!(codes, vec![SubscribeReasonCode::Success(want)], "{}: SUBSCRIBE {filter} not granted", self.thing);
     }
 
     pub async fn unsubscribe(&mut self, filter: &str) {
         let before = self.unsubacks;
-        self.client
-            .unsubscribe(filter)
-            .await
-            .expect("unsubscribe request");
+        self.client.unsubscribe(filter).await.expect("unsubscribe request");
         self.wait_until("UNSUBACK", |d| d.unsubacks > before).await;
     }
 
     /// Hands a PUBLISH to the event loop without waiting for acknowledgements.
-    pub async fn publish_nowait(
-        &mut self,
-        topic: &str,
-        qos: QoS,
-        retain: bool,
-        payload: impl Into<Bytes>,
-    ) {
+    pub async fn publish_nowait(&mut self, topic: &str, qos: QoS, retain: bool, payload: impl Into<Bytes>) {
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.qos1_sent += 1,
             QoS::ExactlyOnce => self.qos2_sent += 1,
         }
-        self.client
-            .publish_bytes(topic, qos, retain, payload.into())
-            .await
-            .expect("publish request");
+        self.client.publish_bytes(topic, qos, retain, payload.into()).await.expect("publish request");
     }
 
     /// Publishes and, for QoS 1 and 2, waits until every publish so far is
@@ -371,10 +319,7 @@ impl Device {
     /// Waits until every QoS 1 and 2 publish sent so far is acknowledged.
     pub async fn wait_acked(&mut self) {
         let (q1, q2) = (self.qos1_sent, self.qos2_sent);
-        self.wait_until("acknowledgements of our publishes", |d| {
-            d.pubacks >= q1 && d.pubrecs >= q2 && d.pubcomps >= q2
-        })
-        .await;
+        self.wait_until("acknowledgements of our publishes", |d| d.pubacks >= q1 && d.pubrecs >= q2 && d.pubcomps >= q2).await;
     }
 
     /// Counts of PUBREC and PUBCOMP received (the QoS 2 handshake).
@@ -405,10 +350,7 @@ impl Device {
             None => panic!(
                 "{}: no message within {DEADLINE:?}{}",
                 self.thing,
-                self.closed
-                    .as_ref()
-                    .map(|w| format!(" (connection closed: {w})"))
-                    .unwrap_or_default()
+                self.closed.as_ref().map(|w| format!(" (connection closed: {w})")).unwrap_or_default()
             ),
         }
     }
@@ -417,10 +359,7 @@ impl Device {
     pub async fn expect(&mut self, topic: &str, payload: &str) -> Publish {
         let p = self.recv().await;
         assert_eq!(
-            (
-                p.topic.as_str(),
-                String::from_utf8_lossy(&p.payload).as_ref()
-            ),
+            (p.topic.as_str(), String::from_utf8_lossy(&p.payload).as_ref()),
             (topic, payload),
             "{}: unexpected message",
             self.thing
@@ -431,12 +370,7 @@ impl Device {
     /// Asserts that no message arrives within [`SETTLE`].
     pub async fn expect_silence(&mut self) {
         if let Some(p) = self.recv_within(SETTLE).await {
-            panic!(
-                "{}: unexpected message on {} ({:?})",
-                self.thing,
-                p.topic,
-                String::from_utf8_lossy(&p.payload)
-            );
+            panic!("{}: unexpected message on {} ({:?})", self.thing, p.topic, String::from_utf8_lossy(&p.payload));
         }
     }
 
@@ -446,8 +380,7 @@ impl Device {
         self.drain();
         let before = self.pubacks_sent;
         self.client.ack(p).await.expect("ack request");
-        self.wait_until("our PUBACK to be sent", |d| d.pubacks_sent > before)
-            .await;
+        self.wait_until("our PUBACK to be sent", |d| d.pubacks_sent > before).await;
     }
 
     /// Whether the connection is still up, as far as reported so far.
@@ -458,20 +391,15 @@ impl Device {
 
     /// Waits until the core closes the connection; returns the client's reason.
     pub async fn wait_closed(&mut self) -> String {
-        self.wait_until("the connection to close", |d| d.closed.is_some())
-            .await;
+        self.wait_until("the connection to close", |d| d.closed.is_some()).await;
         self.closed.clone().unwrap()
     }
 
     /// Sends DISCONNECT and waits for the core to close the connection.
     pub async fn disconnect(mut self) {
         self.client.disconnect().await.expect("disconnect request");
-        self.wait_until("DISCONNECT to be sent", |d| {
-            d.disconnect_sent || d.closed.is_some()
-        })
-        .await;
-        self.wait_until("the core to close after DISCONNECT", |d| d.closed.is_some())
-            .await;
+        self.wait_until("DISCONNECT to be sent", |d| d.disconnect_sent || d.closed.is_some()).await;
+        self.wait_until("the core to close after DISCONNECT", |d| d.closed.is_some()).await;
     }
 
     /// Drops the connection without DISCONNECT (as a device losing power does).

@@ -19,17 +19,10 @@ pub fn ggcore_bin() -> PathBuf {
         Some(p) => PathBuf::from(p),
         None => {
             let exe = std::env::current_exe().expect("current_exe");
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("test executable is in target/<profile>/deps")
-                .join("ggcore")
+            exe.parent().and_then(Path::parent).expect("test executable is in target/<profile>/deps").join("ggcore")
         }
     };
-    assert!(
-        bin.is_file(),
-        "{} does not exist: build it first with `cargo build -p ggcore` (or set GGCORE_BIN)",
-        bin.display()
-    );
+    assert!(bin.is_file(), "{} does not exist: build it first with `cargo build -p ggcore` (or set GGCORE_BIN)", bin.display());
     bin
 }
 
@@ -75,11 +68,7 @@ impl Output {
 
     /// Panics with both streams unless the exit code is `code`.
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "exit code {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "exit code {} (expected {code})\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
         self
     }
 
@@ -96,10 +85,7 @@ impl Output {
 /// A `ggcore` command with the test environment (info-level logs).
 pub fn ggcore_command() -> Command {
     let mut c = Command::new(ggcore_bin());
-    c.env_remove("RUST_LOG")
-        .env_remove("GGCORE_ROOT")
-        .env_remove("GGCORE_MQTT_PORT")
-        .stdin(Stdio::null());
+    c.env_remove("RUST_LOG").env_remove("GGCORE_ROOT").env_remove("GGCORE_MQTT_PORT").stdin(Stdio::null());
     c
 }
 
@@ -119,10 +105,7 @@ impl Creds {
     /// The same certificate and key, trusting another CA to verify the core
     /// (for a device of another root connecting to this one).
     pub fn with_ca(&self, ca: &Path) -> Creds {
-        Creds {
-            ca: ca.to_path_buf(),
-            ..self.clone()
-        }
+        Creds { ca: ca.to_path_buf(), ..self.clone() }
     }
 }
 
@@ -146,27 +129,26 @@ impl Root {
 
     /// A root with `config` as `config/config.json` and its local CAs.
     pub fn with_config(config: Value) -> Self {
+        let root = Self::with_config_only(config);
+        root.run(&["certs", "init"]).assert_code(0);
+        root
+    }
+
+    /// A root with only `config/config.json` (which may be invalid).
+    pub fn with_config_only(config: Value) -> Self {
         let root = Self::empty();
         let file = root.path.join("config/config.json");
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        root.run(&["certs", "init"]).assert_code(0);
         root
     }
 
     /// An empty root: `ggcore run` makes the embedded demo in it.
     pub fn empty() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ggcore-e2e-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("ggcore-e2e-").tempdir().expect("tempdir");
         let path = dir.path().join("root");
         std::fs::create_dir(&path).unwrap();
-        Self {
-            dir,
-            path,
-            counter: Mutex::new(0),
-        }
+        Self { dir, path, counter: Mutex::new(0) }
     }
 
     /// A scratch directory beside the root (group files, other tools' files).
@@ -184,12 +166,7 @@ impl Root {
 
     /// Runs `ggcore ARGS --root ROOT` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = ggcore_command()
-            .args(args)
-            .arg("--root")
-            .arg(&self.path)
-            .output()
-            .expect("run ggcore");
+        let out = ggcore_command().args(args).arg("--root").arg(&self.path).output().expect("run ggcore");
         Output::from(out)
     }
 
@@ -198,16 +175,9 @@ impl Root {
         let out_dir = self.dir.path().join("devices");
         let out = self.run(&["certs", "device", thing, "--out", out_dir.to_str().unwrap()]);
         out.assert_code(0);
-        let cert_arn = out
-            .stdout
-            .lines()
-            .last()
-            .expect("certs device prints the CertificateArn last")
-            .trim()
-            .to_string();
+        let cert_arn = out.stdout.lines().last().expect("certs device prints the CertificateArn last").trim().to_string();
         assert!(
-            cert_arn.starts_with("arn:aws:iot:us-east-1:000000000000:cert/")
-                && cert_arn.rsplit('/').next().unwrap().len() == 64,
+            cert_arn.starts_with("arn:aws:iot:us-east-1:000000000000:cert/") && cert_arn.rsplit('/').next().unwrap().len() == 64,
             "not a CertificateArn: {cert_arn}"
         );
         // Each issue writes new files: keep a copy per issue so that a second
@@ -244,8 +214,7 @@ impl Root {
                         i
                     };
                     let Some(thing) = things.get(i) else { break };
-                    let out =
-                        self.run(&["certs", "device", thing, "--out", out_dir.to_str().unwrap()]);
+                    let out = self.run(&["certs", "device", thing, "--out", out_dir.to_str().unwrap()]);
                     out.assert_code(0);
                     let cert_arn = out.stdout.lines().last().unwrap().trim().to_string();
                     results.lock().unwrap()[i] = Some(Creds {
@@ -258,12 +227,7 @@ impl Root {
                 });
             }
         });
-        results
-            .into_inner()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.expect("issued"))
-            .collect()
+        results.into_inner().unwrap().into_iter().map(|c| c.expect("issued")).collect()
     }
 
     /// Writes `group` to a new file in the scratch directory.
@@ -287,9 +251,7 @@ impl Root {
     pub fn deploy_ok(&self, group: &Group) -> String {
         let out = self.deploy(group);
         out.assert_code(0);
-        let (id, status) = out
-            .deployment()
-            .unwrap_or_else(|| panic!("no deployment line in:\n{}", out.stdout));
+        let (id, status) = out.deployment().unwrap_or_else(|| panic!("no deployment line in:\n{}", out.stdout));
         assert_eq!(status, "Success", "{out:?}");
         id
     }
@@ -298,8 +260,7 @@ impl Root {
     pub fn status(&self) -> Value {
         let out = self.run(&["status", "--json"]);
         out.assert_code(0);
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", out.stdout))
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", out.stdout))
     }
 
     /// The things `status` lists as connected.
@@ -380,11 +341,7 @@ impl Lines {
     }
 
     /// Waits (blocking) for a line for which `pred` holds.
-    pub fn wait_blocking(
-        &self,
-        timeout: Duration,
-        mut pred: impl FnMut(&str) -> bool,
-    ) -> Option<String> {
+    pub fn wait_blocking(&self, timeout: Duration, mut pred: impl FnMut(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + timeout;
         let mut lines = self.lines.lock().unwrap();
         let mut seen = 0;
@@ -397,11 +354,7 @@ impl Lines {
             if now >= deadline {
                 return None;
             }
-            lines = self
-                .changed
-                .wait_timeout(lines, (deadline - now).min(Duration::from_millis(200)))
-                .unwrap()
-                .0;
+            lines = self.changed.wait_timeout(lines, (deadline - now).min(Duration::from_millis(200))).unwrap().0;
         }
     }
 }
@@ -421,10 +374,7 @@ impl Core {
     /// Spawns `ggcore run --root ROOT` and waits for its `ggcore ready` line.
     pub fn start(root: &Path, env: &[(&str, &str)]) -> Core {
         let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"])
-            .arg(root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(["run", "--root"]).arg(root).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -432,38 +382,20 @@ impl Core {
         let logs = Arc::new(Lines::default());
         logs.collect(child.stderr.take().unwrap());
         logs.collect(child.stdout.take().unwrap());
-        let mut core = Core {
-            child: Some(child),
-            root: root.to_path_buf(),
-            host: String::new(),
-            port: 0,
-            logs,
-        };
+        let mut core = Core { child: Some(child), root: root.to_path_buf(), host: String::new(), port: 0, logs };
         let deadline = Instant::now() + Duration::from_secs(60);
         let ready = loop {
-            if let Some(l) = core
-                .logs
-                .wait_blocking(Duration::from_millis(200), |l| l.contains("ggcore ready"))
-            {
+            if let Some(l) = core.logs.wait_blocking(Duration::from_millis(200), |l| l.contains("ggcore ready")) {
                 break l;
             }
             if let Some(status) = core.child.as_mut().unwrap().try_wait().unwrap() {
                 core.logs.wait_end(Duration::from_secs(5));
-                panic!(
-                    "ggcore run exited with {status} before it was ready:\n{}",
-                    core.log_text()
-                );
+                panic!("ggcore run exited with {status} before it was ready:\n{}", core.log_text());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no `ggcore ready` line within 60 s:\n{}",
-                core.log_text()
-            );
+            assert!(Instant::now() < deadline, "no `ggcore ready` line within 60 s:\n{}", core.log_text());
         };
-        let addr = ready
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("mqtt="))
-            .unwrap_or_else(|| panic!("no mqtt=HOST:PORT in: {ready}"));
+        let addr =
+            ready.split_whitespace().find_map(|w| w.strip_prefix("mqtt=")).unwrap_or_else(|| panic!("no mqtt=HOST:PORT in: {ready}"));
         let (host, port) = addr.rsplit_once(':').unwrap();
         core.host = host.to_string();
         core.port = port.parse().unwrap();
@@ -486,10 +418,7 @@ impl Core {
 
     /// Log lines containing every one of `needles`.
     pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
-        self.logs()
-            .into_iter()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .collect()
+        self.logs().into_iter().filter(|l| needles.iter().all(|n| l.contains(n))).collect()
     }
 
     pub fn count_log(&self, needles: &[&str]) -> usize {
@@ -511,10 +440,7 @@ impl Core {
                 return found.last().unwrap().clone();
             }
             if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "no {n} log line(s) with {needles:?} within {DEADLINE:?}; log:\n{}",
-                    self.log_text()
-                );
+                panic!("no {n} log line(s) with {needles:?} within {DEADLINE:?}; log:\n{}", self.log_text());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -529,10 +455,7 @@ impl Core {
     /// process to exit (60 s at most).
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("core already stopped");
-        let kill = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("kill");
+        let kill = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
         assert!(kill.success(), "kill {signal} failed");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -543,10 +466,7 @@ impl Core {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "ggcore did not exit within 60 s of kill {signal}:\n{}",
-                    self.log_text()
-                );
+                panic!("ggcore did not exit within 60 s of kill {signal}:\n{}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -555,16 +475,9 @@ impl Core {
     /// Stops with SIGTERM and asserts a clean exit (status 0, `ggcore stopped`).
     pub fn stop_ok(&mut self) {
         let status = self.stop();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "ggcore exited with {status} after SIGTERM:\n{}",
-            self.log_text()
-        );
+        assert_eq!(status.code(), Some(0), "ggcore exited with {status} after SIGTERM:\n{}", self.log_text());
         assert!(
-            self.logs
-                .wait_blocking(Duration::from_secs(5), |l| l.contains("ggcore stopped"))
-                .is_some(),
+            self.logs.wait_blocking(Duration::from_secs(5), |l| l.contains("ggcore stopped")).is_some(),
             "no `ggcore stopped` line:\n{}",
             self.log_text()
         );
@@ -585,11 +498,7 @@ impl Drop for Core {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!(
-                "----- ggcore log ({}) -----\n{}\n----- end of ggcore log -----",
-                self.root.display(),
-                self.log_text()
-            );
+            eprintln!("----- ggcore log ({}) -----\n{}\n----- end of ggcore log -----", self.root.display(), self.log_text());
         }
     }
 }

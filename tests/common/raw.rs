@@ -21,9 +21,7 @@ pub type Stream = TlsStream<TcpStream>;
 
 /// A plain TCP connection to the MQTT port (no TLS).
 pub async fn tcp(port: u16) -> TcpStream {
-    TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("TCP connect")
+    TcpStream::connect(("127.0.0.1", port)).await.expect("TCP connect")
 }
 
 /// TLS with an explicit client config; the handshake's result.
@@ -37,9 +35,7 @@ pub async fn tls_with(port: u16, config: Arc<ClientConfig>) -> std::io::Result<S
 
 /// TLS as the device `creds` (handshake completed, nothing sent yet).
 pub async fn tls(port: u16, creds: &Creds) -> Stream {
-    tls_with(port, tls_config(&creds.ca, &creds.cert, &creds.key))
-        .await
-        .expect("TLS handshake")
+    tls_with(port, tls_config(&creds.ca, &creds.cert, &creds.key)).await.expect("TLS handshake")
 }
 
 /// An MQTT 3.1.1 CONNECT for `client_id` (clean session, keep-alive 60 s).
@@ -65,17 +61,10 @@ pub async fn session(port: u16, creds: &Creds) -> (Stream, BytesMut) {
 /// [`session`] with a chosen keep-alive (seconds).
 pub async fn session_with(port: u16, creds: &Creds, keep_alive: u16) -> (Stream, BytesMut) {
     let mut s = tls(port, creds).await;
-    s.write_all(&connect_packet_with(&creds.thing, keep_alive))
-        .await
-        .unwrap();
+    s.write_all(&connect_packet_with(&creds.thing, keep_alive)).await.unwrap();
     let mut buf = BytesMut::new();
     match read_packet(&mut s, &mut buf).await {
-        Some(Packet::ConnAck(a)) => assert_eq!(
-            a.code,
-            rumqttc::ConnectReturnCode::Success,
-            "{} refused",
-            creds.thing
-        ),
+        Some(Packet::ConnAck(a)) => assert_eq!(a.code, rumqttc::ConnectReturnCode::Success, "{} refused", creds.thing),
         other => panic!("expected CONNACK, got {other:?}"),
     }
     (s, buf)
@@ -101,10 +90,7 @@ pub async fn read_packet<S: AsyncReadExt + Unpin>(s: &mut S, buf: &mut BytesMut)
 
 /// Waits until the peer closes the connection (EOF or reset). Returns the
 /// bytes received before the close, or `None` if it stayed open for `timeout`.
-pub async fn closed_within<S: AsyncReadExt + Unpin>(
-    s: &mut S,
-    timeout: Duration,
-) -> Option<Vec<u8>> {
+pub async fn closed_within<S: AsyncReadExt + Unpin>(s: &mut S, timeout: Duration) -> Option<Vec<u8>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
