@@ -51,20 +51,11 @@ pub struct Response {
 
 impl Response {
     pub fn ok(body: serde_json::Value) -> Self {
-        Self {
-            ok: true,
-            body: Some(body),
-            ..Self::default()
-        }
+        Self { ok: true, body: Some(body), ..Self::default() }
     }
 
     pub fn error(code: u8, message: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            code,
-            error: Some(message.into()),
-            ..Self::default()
-        }
+        Self { ok: false, code, error: Some(message.into()), ..Self::default() }
     }
 }
 
@@ -91,11 +82,7 @@ pub fn bind(socket: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Serves admin requests until shutdown.
-pub async fn serve<H: Handler>(
-    listener: UnixListener,
-    handler: Arc<H>,
-    shutdown: CancellationToken,
-) {
+pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown: CancellationToken) {
     let own_uid = nix::unistd::geteuid().as_raw();
     loop {
         let accepted = tokio::select! {
@@ -106,10 +93,7 @@ pub async fn serve<H: Handler>(
         match stream.peer_cred() {
             Ok(c) if c.uid() == 0 || c.uid() == own_uid => {}
             Ok(c) => {
-                tracing::warn!(
-                    uid = c.uid(),
-                    "admin socket: refused a client that is neither root nor the core's user"
-                );
+                tracing::warn!(uid = c.uid(), "admin socket: refused a client that is neither root nor the core's user");
                 continue;
             }
             Err(e) => {
@@ -129,8 +113,7 @@ pub async fn serve<H: Handler>(
                 },
                 Err(e) => Response::error(1, format!("reading the admin request: {e}")),
             };
-            let mut out =
-                serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false,\"code\":1}".to_vec());
+            let mut out = serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false,\"code\":1}".to_vec());
             out.push(b'\n');
             let _ = wr.write_all(&out).await;
         });
@@ -149,42 +132,25 @@ pub enum ClientError {
 }
 
 /// Sends one request to a running core.
-pub async fn call(
-    socket: &Path,
-    req: &Request,
-    timeout: Duration,
-) -> Result<Response, ClientError> {
+pub async fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, ClientError> {
     let io = |e| ClientError::Io(socket.to_path_buf(), e);
     let stream = match UnixStream::connect(socket).await {
         Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
             return Err(ClientError::NotRunning(socket.to_path_buf()))
         }
         Err(e) => return Err(io(e)),
     };
     let (rd, mut wr) = stream.into_split();
-    let mut body = serde_json::to_vec(req)
-        .map_err(|e| ClientError::BadResponse(socket.to_path_buf(), e.to_string()))?;
+    let mut body = serde_json::to_vec(req).map_err(|e| ClientError::BadResponse(socket.to_path_buf(), e.to_string()))?;
     body.push(b'\n');
     wr.write_all(&body).await.map_err(io)?;
     let mut line = String::new();
     let mut rd = BufReader::new(rd);
     match tokio::time::timeout(timeout, rd.read_line(&mut line)).await {
-        Ok(Ok(0)) => Err(ClientError::BadResponse(
-            socket.to_path_buf(),
-            "the core closed the connection".to_string(),
-        )),
-        Ok(Ok(_)) => serde_json::from_str(&line)
-            .map_err(|e| ClientError::BadResponse(socket.to_path_buf(), e.to_string())),
+        Ok(Ok(0)) => Err(ClientError::BadResponse(socket.to_path_buf(), "the core closed the connection".to_string())),
+        Ok(Ok(_)) => serde_json::from_str(&line).map_err(|e| ClientError::BadResponse(socket.to_path_buf(), e.to_string())),
         Ok(Err(e)) => Err(io(e)),
-        Err(_) => Err(ClientError::BadResponse(
-            socket.to_path_buf(),
-            format!("no answer within {} s", timeout.as_secs()),
-        )),
+        Err(_) => Err(ClientError::BadResponse(socket.to_path_buf(), format!("no answer within {} s", timeout.as_secs()))),
     }
 }

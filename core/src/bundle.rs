@@ -31,10 +31,7 @@ fn io_err(p: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
 }
 
 fn entry_name<R: io::Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
-    entry
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "<name not UTF-8>".to_string())
+    entry.name().map(|n| n.to_string()).unwrap_or_else(|_| "<name not UTF-8>".to_string())
 }
 
 /// Checks every entry of a zip archive without unpacking it.
@@ -82,8 +79,7 @@ pub fn extract_zip(path: &Path, dest: &Path) -> Result<(), BundleError> {
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&out, fs::Permissions::from_mode(mode & 0o755))
-                .map_err(io_err(&out))?;
+            fs::set_permissions(&out, fs::Permissions::from_mode(mode & 0o755)).map_err(io_err(&out))?;
         }
     }
     Ok(())
@@ -119,10 +115,56 @@ fn copy_tree(root: &Path, dir: &Path, dest: &Path) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// A hash of a directory tree (relative paths, kinds, modes and contents), to
+/// tell whether a function's code changed between deployments. Empty when the
+/// directory cannot be read.
+pub fn tree_hash(dir: &Path) -> String {
+    let mut entries = Vec::new();
+    if collect(dir, dir, &mut entries).is_err() {
+        return String::new();
+    }
+    entries.sort();
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for (rel, kind, mode) in &entries {
+        ctx.update(rel.as_bytes());
+        ctx.update(&[0, *kind]);
+        ctx.update(&mode.to_le_bytes());
+        let p = dir.join(rel);
+        match kind {
+            b'f' => match fs::read(&p) {
+                Ok(data) => ctx.update(&data),
+                Err(_) => return String::new(),
+            },
+            b'l' => ctx.update(fs::read_link(&p).map(|t| t.display().to_string()).unwrap_or_default().as_bytes()),
+            _ => {}
+        }
+    }
+    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, u8, u32)>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let p = e.path();
+        let rel = p.strip_prefix(root).map(|r| r.display().to_string()).unwrap_or_default();
+        let meta = fs::symlink_metadata(&p)?;
+        let mode = meta.permissions().mode();
+        if meta.file_type().is_symlink() {
+            out.push((rel, b'l', 0));
+        } else if meta.is_dir() {
+            out.push((rel, b'd', mode));
+            collect(root, &p, out)?;
+        } else {
+            out.push((rel, b'f', mode));
+        }
+    }
+    Ok(())
+}
+
 /// Whether a relative path stays inside its base (no `..`, not absolute).
 pub fn is_enclosed(rel: &Path) -> bool {
-    rel.components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    rel.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]
@@ -134,8 +176,7 @@ mod tests {
         let f = fs::File::create(path).unwrap();
         let mut w = zip::ZipWriter::new(f);
         for n in names {
-            w.start_file(*n, zip::write::SimpleFileOptions::default())
-                .unwrap();
+            w.start_file(*n, zip::write::SimpleFileOptions::default()).unwrap();
             w.write_all(b"x = 1\n").unwrap();
         }
         w.finish().unwrap();
@@ -155,6 +196,17 @@ mod tests {
         let junk = dir.path().join("junk.zip");
         fs::write(&junk, b"not a zip").unwrap();
         assert!(matches!(check_zip(&junk), Err(BundleError::Zip(_))));
+    }
+
+    #[test]
+    fn tree_hash_sees_changes() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a.py"), b"x = 1").unwrap();
+        let h1 = tree_hash(d.path());
+        assert_eq!(h1, tree_hash(d.path()));
+        fs::write(d.path().join("a.py"), b"x = 2").unwrap();
+        assert_ne!(h1, tree_hash(d.path()));
+        assert_eq!(tree_hash(&d.path().join("missing")), "");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    RsaKeySize, SanType, SerialNumber,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -51,13 +51,7 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> 
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
     f.write_all(data).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -70,10 +64,7 @@ fn random_serial() -> SerialNumber {
 }
 
 fn new_key() -> Result<KeyPair, CertError> {
-    Ok(KeyPair::generate_rsa_for(
-        &rcgen::PKCS_RSA_SHA256,
-        RsaKeySize::_2048,
-    )?)
+    Ok(KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)?)
 }
 
 fn base_params(cn: &str, lifetime: Duration) -> CertificateParams {
@@ -100,28 +91,17 @@ impl CertificateAuthority {
         if cert.exists() && key.exists() {
             let cert_pem = fs::read_to_string(cert).map_err(io(cert))?;
             let key_pem = fs::read_to_string(key).map_err(io(key))?;
-            let key = KeyPair::from_pem(&key_pem)
-                .map_err(|e| CertError::Pem(key.to_path_buf(), e.to_string()))?;
+            let key = KeyPair::from_pem(&key_pem).map_err(|e| CertError::Pem(key.to_path_buf(), e.to_string()))?;
             return Ok((Self { cert_pem, key }, false));
         }
         let kp = new_key()?;
         let mut p = base_params(cn, CA_LIFETIME);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let c = p.self_signed(&kp)?;
         write_file(key, kp.serialize_pem().as_bytes(), 0o600)?;
         write_file(cert, c.pem().as_bytes(), 0o644)?;
-        Ok((
-            Self {
-                cert_pem: c.pem(),
-                key: kp,
-            },
-            true,
-        ))
+        Ok((Self { cert_pem: c.pem(), key: kp }, true))
     }
 
     fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, CertError> {
@@ -139,27 +119,15 @@ pub struct LocalCas {
 
 pub fn ensure_cas(layout: &Layout) -> Result<LocalCas, CertError> {
     let mut created = Vec::new();
-    let (group, made) = CertificateAuthority::load_or_create(
-        &layout.group_ca_cert(),
-        &layout.group_ca_key(),
-        "ggcore Group CA",
-    )?;
+    let (group, made) = CertificateAuthority::load_or_create(&layout.group_ca_cert(), &layout.group_ca_key(), "ggcore Group CA")?;
     if made {
         created.push(layout.group_ca_cert());
     }
-    let (device, made) = CertificateAuthority::load_or_create(
-        &layout.device_ca_cert(),
-        &layout.device_ca_key(),
-        "ggcore Device CA",
-    )?;
+    let (device, made) = CertificateAuthority::load_or_create(&layout.device_ca_cert(), &layout.device_ca_key(), "ggcore Device CA")?;
     if made {
         created.push(layout.device_ca_cert());
     }
-    Ok(LocalCas {
-        group,
-        device,
-        created,
-    })
+    Ok(LocalCas { group, device, created })
 }
 
 /// A certificate and its key, PEM encoded.
@@ -177,17 +145,10 @@ pub fn issue_device(ca: &CertificateAuthority, thing: &str) -> Result<Issued, Ce
     }
     let kp = new_key()?;
     let mut p = base_params(thing, DEVICE_CERT_LIFETIME);
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let c = p.signed_by(&kp, &ca.issuer()?)?;
-    Ok(Issued {
-        cert_pem: c.pem(),
-        key_pem: kp.serialize_pem(),
-        fingerprint: fingerprint(c.der()),
-    })
+    Ok(Issued { cert_pem: c.pem(), key_pem: kp.serialize_pem(), fingerprint: fingerprint(c.der()) })
 }
 
 /// Names a server certificate must carry: `localhost`, `127.0.0.1`, and every
@@ -211,33 +172,21 @@ pub fn issue_server(ca: &CertificateAuthority, names: &[String]) -> Result<Issue
             Err(_) => Ok(SanType::DnsName(n.as_str().try_into()?)),
         })
         .collect::<Result<_, rcgen::Error>>()?;
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let c = p.signed_by(&kp, &ca.issuer()?)?;
-    Ok(Issued {
-        cert_pem: c.pem(),
-        key_pem: kp.serialize_pem(),
-        fingerprint: fingerprint(c.der()),
-    })
+    Ok(Issued { cert_pem: c.pem(), key_pem: kp.serialize_pem(), fingerprint: fingerprint(c.der()) })
 }
 
 /// Why an existing server certificate must be replaced, if it must.
-pub fn server_cert_needs_renewal(
-    cert_pem: &str,
-    names: &[String],
-    group_ca_pem: &str,
-) -> Option<&'static str> {
+pub fn server_cert_needs_renewal(cert_pem: &str, names: &[String], group_ca_pem: &str) -> Option<&'static str> {
     let Ok(der) = CertificateDer::from_pem_slice(cert_pem.as_bytes()) else {
         return Some("unreadable");
     };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
         return Some("unreadable");
     };
-    let remaining =
-        cert.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
+    let remaining = cert.validity().not_after.timestamp() - OffsetDateTime::now_utc().unix_timestamp();
     if remaining < SERVER_CERT_RENEW_BEFORE.whole_seconds() {
         return Some("expiring");
     }
@@ -266,11 +215,7 @@ pub fn server_cert_needs_renewal(
     }
     let ca_subject = CertificateDer::from_pem_slice(group_ca_pem.as_bytes())
         .ok()
-        .and_then(|d| {
-            x509_parser::parse_x509_certificate(&d)
-                .ok()
-                .map(|(_, c)| c.subject().to_string())
-        });
+        .and_then(|d| x509_parser::parse_x509_certificate(&d).ok().map(|(_, c)| c.subject().to_string()));
     if ca_subject.as_deref() != Some(&cert.issuer().to_string()) {
         return Some("group CA changed");
     }
@@ -278,11 +223,7 @@ pub fn server_cert_needs_renewal(
 }
 
 /// Makes or renews the server certificate where needed. Returns why it was renewed.
-pub fn ensure_server_cert(
-    layout: &Layout,
-    group_ca: &CertificateAuthority,
-    names: &[String],
-) -> Result<Option<&'static str>, CertError> {
+pub fn ensure_server_cert(layout: &Layout, group_ca: &CertificateAuthority, names: &[String]) -> Result<Option<&'static str>, CertError> {
     let cert = layout.server_cert();
     let key = layout.server_key();
     let reason = match (fs::read_to_string(&cert), key.exists()) {
@@ -311,27 +252,17 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// The subject's common name, if the certificate has one.
 pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
     Some(cn)
 }
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let data = fs::read(path).map_err(io(path))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CertError::Pem(path.to_path_buf(), e.to_string()))?;
+    let certs: Vec<_> =
+        CertificateDer::pem_slice_iter(&data).collect::<Result<_, _>>().map_err(|e| CertError::Pem(path.to_path_buf(), e.to_string()))?;
     if certs.is_empty() {
-        return Err(CertError::Pem(
-            path.to_path_buf(),
-            "no certificate found".to_string(),
-        ));
+        return Err(CertError::Pem(path.to_path_buf(), "no certificate found".to_string()));
     }
     Ok(certs)
 }
@@ -339,8 +270,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError
 /// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
     let data = fs::read(path).map_err(io(path))?;
-    PrivateKeyDer::from_pem_slice(&data)
-        .map_err(|e| CertError::Pem(path.to_path_buf(), e.to_string()))
+    PrivateKeyDer::from_pem_slice(&data).map_err(|e| CertError::Pem(path.to_path_buf(), e.to_string()))
 }
 
 #[cfg(test)]
@@ -361,25 +291,12 @@ mod tests {
         assert_eq!(fingerprint(&der), d.fingerprint);
         assert_eq!(d.fingerprint.len(), 64);
         let names = server_names(&["192.0.2.10".to_string(), "gw.local".to_string()]);
-        assert_eq!(
-            ensure_server_cert(&layout, &cas.group, &names).unwrap(),
-            Some("missing")
-        );
-        assert_eq!(
-            ensure_server_cert(&layout, &cas.group, &names).unwrap(),
-            None
-        );
+        assert_eq!(ensure_server_cert(&layout, &cas.group, &names).unwrap(), Some("missing"));
+        assert_eq!(ensure_server_cert(&layout, &cas.group, &names).unwrap(), None);
         let fewer = server_names(&[]);
-        assert_eq!(
-            ensure_server_cert(&layout, &cas.group, &fewer).unwrap(),
-            Some("connectivity changed")
-        );
+        assert_eq!(ensure_server_cert(&layout, &cas.group, &fewer).unwrap(), Some("connectivity changed"));
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(layout.server_key())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = fs::metadata(layout.server_key()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(issue_device(&cas.device, "bad name").is_err());
     }

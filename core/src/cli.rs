@@ -14,11 +14,7 @@ use crate::layout::{self, Layout};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ggcore",
-    version,
-    about = "An edge core that runs AWS Greengrass v1 groups, functions and devices unchanged"
-)]
+#[command(name = "ggcore", version, about = "An edge core that runs AWS Greengrass v1 groups, functions and devices unchanged")]
 pub struct Cli {
     /// Root directory (else $GGCORE_ROOT, else ./greengrass).
     #[arg(long, global = true, value_name = "DIR")]
@@ -94,25 +90,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn invalid(m: impl Into<String>) -> Self {
-        Self {
-            code: 2,
-            message: m.into(),
-        }
+        Self { code: 2, message: m.into() }
     }
     pub fn other(m: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: m.into(),
-        }
+        Self { code: 1, message: m.into() }
     }
 }
 
 impl From<daemon::RunError> for CliError {
     fn from(e: daemon::RunError) -> Self {
-        Self {
-            code: e.exit_code(),
-            message: e.to_string(),
-        }
+        Self { code: e.exit_code(), message: e.to_string() }
     }
 }
 
@@ -125,10 +112,7 @@ impl From<ClientError> for CliError {
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::other(e.to_string()))
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::other(e.to_string()))
 }
 
 /// Runs one command.
@@ -136,59 +120,30 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     let root = layout::resolve_root(cli.root.as_deref());
     match cli.command {
         Command::Run => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| CliError::other(e.to_string()))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| CliError::other(e.to_string()))?;
             rt.block_on(daemon::run(root)).map_err(CliError::from)
         }
-        Command::Deploy { path, reset, force } => {
-            runtime()?.block_on(deploy_cmd(&root, path.as_deref(), reset, force))
-        }
+        Command::Deploy { path, reset, force } => runtime()?.block_on(deploy_cmd(&root, path.as_deref(), reset, force)),
         Command::Status { json } => runtime()?.block_on(status_cmd(&root, json)),
-        Command::Certs {
-            command: CertsCommand::Init,
-        } => certs_init(&root),
-        Command::Certs {
-            command: CertsCommand::Device { thing, out },
-        } => certs_device(&root, &thing, out.as_deref()),
-        Command::Plugins {
-            command: PluginsCommand::List { json },
-        } => plugins_list(&root, json),
+        Command::Certs { command: CertsCommand::Init } => certs_init(&root),
+        Command::Certs { command: CertsCommand::Device { thing, out } } => certs_device(&root, &thing, out.as_deref()),
+        Command::Plugins { command: PluginsCommand::List { json } } => plugins_list(&root, json),
     }
 }
 
 fn layout_of(root: &Path) -> Result<(Layout, crate::config::CoreConfig), CliError> {
     let config = daemon::load_config(root)?;
-    Ok((
-        Layout::new(root.to_path_buf(), config.write_directory.clone()),
-        config,
-    ))
+    Ok((Layout::new(root.to_path_buf(), config.write_directory.clone()), config))
 }
 
-async fn deploy_cmd(
-    root: &Path,
-    path: Option<&Path>,
-    reset: bool,
-    force: bool,
-) -> Result<(), CliError> {
+async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) -> Result<(), CliError> {
     let (layout, config) = layout_of(root)?;
     if reset {
-        return match admin::call(
-            &layout.admin_socket(),
-            &Request::Reset { force },
-            ADMIN_TIMEOUT,
-        )
-        .await
-        {
+        return match admin::call(&layout.admin_socket(), &Request::Reset { force }, ADMIN_TIMEOUT).await {
             Ok(r) => report_deployment(r),
             Err(ClientError::NotRunning(_)) => {
-                let id =
-                    deploy::stage_reset(&layout).map_err(|e| CliError::other(e.to_string()))?;
-                println!(
-                    "no core is running on {}; reset staged, applied at next start",
-                    root.display()
-                );
+                let id = deploy::stage_reset(&layout).map_err(|e| CliError::other(e.to_string()))?;
+                println!("no core is running on {}; reset staged, applied at next start", root.display());
                 println!("deployment {id}: Staged");
                 Ok(())
             }
@@ -196,31 +151,21 @@ async fn deploy_cmd(
         };
     }
     let Some(path) = path else {
-        return Err(CliError::invalid(
-            "deploy needs a PATH (group.json or a bundle directory), or --reset",
-        ));
+        return Err(CliError::invalid("deploy needs a PATH (group.json or a bundle directory), or --reset"));
     };
     let source = deploy::read_source(path).map_err(|e| CliError::invalid(e.to_string()))?;
     // Validate here first so that problems are named even with no core running.
-    let compiled =
-        daemon::compile_source(&config, &source).map_err(|e| CliError::invalid(e.to_string()))?;
+    let registry = crate::plugins::Registry::scan(&config.plugin_path);
+    let compiled = daemon::compile_source(&config, &registry, &source).map_err(|e| CliError::invalid(e.to_string()))?;
     for w in &compiled.warnings {
         eprintln!("warning: {}: {w}", source.file);
     }
-    let req = Request::Deploy {
-        file: source.file.clone(),
-        text: source.text.clone(),
-        base_dir: source.base_dir.clone(),
-    };
+    let req = Request::Deploy { file: source.file.clone(), text: source.text.clone(), base_dir: source.base_dir.clone() };
     match admin::call(&layout.admin_socket(), &req, ADMIN_TIMEOUT).await {
         Ok(r) => report_deployment(r),
         Err(ClientError::NotRunning(_)) => {
-            let id = deploy::stage(&layout, &compiled.group, &source)
-                .map_err(|e| CliError::other(e.to_string()))?;
-            println!(
-                "no core is running on {}; deployment staged, applied at next start",
-                root.display()
-            );
+            let id = deploy::stage(&layout, &compiled.group, &source).map_err(|e| CliError::other(e.to_string()))?;
+            println!("no core is running on {}; deployment staged, applied at next start", root.display());
             println!("deployment {id}: Staged");
             Ok(())
         }
@@ -229,20 +174,8 @@ async fn deploy_cmd(
 }
 
 fn report_deployment(r: admin::Response) -> Result<(), CliError> {
-    let id = r
-        .body
-        .as_ref()
-        .and_then(|b| b.get("id"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("-")
-        .to_string();
-    let status = r
-        .body
-        .as_ref()
-        .and_then(|b| b.get("status"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("Failure")
-        .to_string();
+    let id = r.body.as_ref().and_then(|b| b.get("id")).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+    let status = r.body.as_ref().and_then(|b| b.get("status")).and_then(|v| v.as_str()).unwrap_or("Failure").to_string();
     if r.ok {
         for w in &r.warnings {
             eprintln!("warning: {w}");
@@ -253,10 +186,7 @@ fn report_deployment(r: admin::Response) -> Result<(), CliError> {
         if id != "-" {
             println!("deployment {id}: {status}");
         }
-        Err(CliError {
-            code: if r.code == 0 { 1 } else { r.code },
-            message: r.error.unwrap_or_else(|| "deployment failed".to_string()),
-        })
+        Err(CliError { code: if r.code == 0 { 1 } else { r.code }, message: r.error.unwrap_or_else(|| "deployment failed".to_string()) })
     }
 }
 
@@ -264,81 +194,29 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
     let (layout, _) = layout_of(root)?;
     let r = match admin::call(&layout.admin_socket(), &Request::Status, ADMIN_TIMEOUT).await {
         Ok(r) => r,
-        Err(ClientError::NotRunning(_)) => {
-            return Err(CliError::other(format!(
-                "no ggcore is running on {}",
-                root.display()
-            )))
-        }
+        Err(ClientError::NotRunning(_)) => return Err(CliError::other(format!("no ggcore is running on {}", root.display()))),
         Err(e) => return Err(e.into()),
     };
     let Some(body) = r.body.filter(|_| r.ok) else {
-        return Err(CliError::other(
-            r.error.unwrap_or_else(|| "status failed".into()),
-        ));
+        return Err(CliError::other(r.error.unwrap_or_else(|| "status failed".into())));
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
         return Ok(());
     }
-    let s = |p: &str| {
-        body.pointer(p)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .unwrap_or_else(|| "-".into())
-    };
-    println!(
-        "ggcore {} (pid {}), up {} s, root {}",
-        s("/version"),
-        s("/pid"),
-        s("/uptimeSeconds"),
-        s("/root")
-    );
+    let s =
+        |p: &str| body.pointer(p).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "-".into());
+    println!("ggcore {} (pid {}), up {} s, root {}", s("/version"), s("/pid"), s("/uptimeSeconds"), s("/root"));
     println!("mqtt: {}", s("/mqtt"));
-    println!(
-        "deployment: {} {} (group {})",
-        s("/deployment/id"),
-        s("/deployment/status"),
-        s("/group/groupId")
-    );
+    println!("deployment: {} {} (group {})", s("/deployment/id"), s("/deployment/status"), s("/group/groupId"));
     if let Some(err) = body.pointer("/deployment/error").and_then(|v| v.as_str()) {
         println!("  error: {err}");
     }
-    println!(
-        "group: {} devices, {} functions, {} subscriptions",
-        s("/group/devices"),
-        s("/group/functions"),
-        s("/group/subscriptions")
-    );
+    println!("group: {} devices, {} functions, {} subscriptions", s("/group/devices"), s("/group/functions"), s("/group/subscriptions"));
     println!("devices connected: {}", s("/devices/connected"));
-    for d in body
-        .pointer("/devices/list")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let g = |k: &str| {
-            d.get(k)
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default()
-        };
-        println!(
-            "  {} from {} ({} pending, {} dropped)",
-            g("thing"),
-            g("peer"),
-            g("pending"),
-            g("dropped")
-        );
+    for d in body.pointer("/devices/list").and_then(|v| v.as_array()).into_iter().flatten() {
+        let g = |k: &str| d.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        println!("  {} from {} ({} pending, {} dropped)", g("thing"), g("peer"), g("pending"), g("dropped"));
     }
     println!(
         "router: {} received, {} delivered, {} unrouted, {} dropped",
@@ -358,52 +236,27 @@ fn certs_init(root: &Path) -> Result<(), CliError> {
     for f in &cas.created {
         println!("made {}", f.display());
     }
-    let names = certs::server_names(
-        &config
-            .connectivity
-            .iter()
-            .map(|c| c.host_address.clone())
-            .collect::<Vec<_>>(),
-    );
-    match certs::ensure_server_cert(&layout, &cas.group, &names)
-        .map_err(|e| CliError::other(e.to_string()))?
-    {
-        Some(why) => println!(
-            "made {} ({why}; names: {})",
-            layout.server_cert().display(),
-            names.join(", ")
-        ),
+    let names = certs::server_names(&config.connectivity.iter().map(|c| c.host_address.clone()).collect::<Vec<_>>());
+    match certs::ensure_server_cert(&layout, &cas.group, &names).map_err(|e| CliError::other(e.to_string()))? {
+        Some(why) => println!("made {} ({why}; names: {})", layout.server_cert().display(), names.join(", ")),
         None => println!("{} is current", layout.server_cert().display()),
     }
-    println!(
-        "group CA (devices trust it): {}",
-        layout.group_ca_cert().display()
-    );
-    println!(
-        "device CA (signs device certificates): {}",
-        layout.device_ca_cert().display()
-    );
+    println!("group CA (devices trust it): {}", layout.group_ca_cert().display());
+    println!("device CA (signs device certificates): {}", layout.device_ca_cert().display());
     Ok(())
 }
 
 fn certs_device(root: &Path, thing: &str, out: Option<&Path>) -> Result<(), CliError> {
     let (layout, config) = layout_of(root)?;
     if !crate::group::arn::valid_thing_name(thing) {
-        return Err(CliError::invalid(format!(
-            "'{thing}' is not a valid thing name (1-128 characters of [a-zA-Z0-9:_-])"
-        )));
+        return Err(CliError::invalid(format!("'{thing}' is not a valid thing name (1-128 characters of [a-zA-Z0-9:_-])")));
     }
     let cas = certs::ensure_cas(&layout).map_err(|e| CliError::other(e.to_string()))?;
-    let issued =
-        certs::issue_device(&cas.device, thing).map_err(|e| CliError::other(e.to_string()))?;
-    let dir = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| layout.devices_certs_dir());
+    let issued = certs::issue_device(&cas.device, thing).map_err(|e| CliError::other(e.to_string()))?;
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| layout.devices_certs_dir());
     let cert = dir.join(format!("{thing}.cert.pem"));
     let key = dir.join(format!("{thing}.private.key"));
-    let w = |p: &Path, d: &[u8], m: u32| {
-        certs::write_file(p, d, m).map_err(|e| CliError::other(e.to_string()))
-    };
+    let w = |p: &Path, d: &[u8], m: u32| certs::write_file(p, d, m).map_err(|e| CliError::other(e.to_string()));
     w(&cert, issued.cert_pem.as_bytes(), 0o644)?;
     w(&key, issued.key_pem.as_bytes(), 0o600)?;
     eprintln!("wrote {} and {}", cert.display(), key.display());
@@ -413,27 +266,47 @@ fn certs_device(root: &Path, thing: &str, out: Option<&Path>) -> Result<(), CliE
         eprintln!("wrote {} (the CA devices trust)", ca.display());
     }
     let (region, account) = config.region_account();
-    println!(
-        "{}",
-        crate::group::CertificateArn::build(&region, &account, &issued.fingerprint).as_str()
-    );
+    println!("{}", crate::group::CertificateArn::build(&region, &account, &issued.fingerprint).as_str());
     Ok(())
 }
 
 fn plugins_list(root: &Path, json: bool) -> Result<(), CliError> {
     let (_, config) = layout_of(root)?;
-    let entries: Vec<crate::plugins::PluginEntry> = Vec::new();
-    let files = crate::plugins::find_plugin_files(&config.plugin_path);
-    let path = crate::plugins::describe_path(&config.plugin_path);
+    let registry = crate::plugins::Registry::scan(&config.plugin_path);
     if json {
-        let v =
-            serde_json::json!({ "path": config.plugin_path, "plugins": entries, "files": files });
+        let v = serde_json::json!({
+            "path": config.plugin_path,
+            "plugins": registry.plugins.iter().map(|p| {
+                let mut v = serde_json::to_value(p).unwrap_or_default();
+                v["status"] = serde_json::Value::String(p.status());
+                v
+            }).collect::<Vec<_>>(),
+        });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else {
-        println!("plugin path: {path}");
-        if entries.is_empty() {
-            println!("no runtime plugins found");
-        }
+        return Ok(());
+    }
+    println!("plugin path: {}", crate::plugins::describe_path(&config.plugin_path));
+    if registry.plugins.is_empty() {
+        println!("no runtime plugins found");
+    }
+    for p in &registry.plugins {
+        let name = if p.name.is_empty() { "-" } else { &p.name };
+        let runtimes = if p.runtimes.is_empty() { "-".to_string() } else { p.runtimes.join(",") };
+        println!(
+            "{name} {} (ABI {}) runtimes {runtimes} {}: {}",
+            or_dash(&p.version),
+            or_dash(&p.abi_version),
+            p.file.display(),
+            p.status()
+        );
     }
     Ok(())
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
 }

@@ -24,9 +24,7 @@ impl<'de> Deserialize<'de> for YesNo {
             Value::Bool(b) => Ok(YesNo(b)),
             Value::String(s) if s.eq_ignore_ascii_case("yes") || s == "true" => Ok(YesNo(true)),
             Value::String(s) if s.eq_ignore_ascii_case("no") || s == "false" => Ok(YesNo(false)),
-            other => Err(serde::de::Error::custom(format!(
-                "expected \"yes\", \"no\", true or false, found {other}"
-            ))),
+            other => Err(serde::de::Error::custom(format!("expected \"yes\", \"no\", true or false, found {other}"))),
         }
     }
 }
@@ -238,24 +236,14 @@ impl fmt::Display for ConfigError {
         if self.path.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.path,
-                self.message
-            )
+            write!(f, "{}: {}: {}", self.file.display(), self.path, self.message)
         }
     }
 }
 
 fn warn_unknown(warnings: &mut Vec<String>, path: &str, extra: &Extra) {
     for k in extra.keys() {
-        let p = if path.is_empty() {
-            k.clone()
-        } else {
-            format!("{path}.{k}")
-        };
+        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
         warnings.push(format!("{p}: unknown field, ignored"));
     }
 }
@@ -266,31 +254,17 @@ impl CoreConfig {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}".to_string(),
-            Err(e) => {
-                return Err(ConfigError {
-                    file: file.to_path_buf(),
-                    path: String::new(),
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(ConfigError { file: file.to_path_buf(), path: String::new(), message: e.to_string() }),
         };
         Self::parse(file, &text, root)
     }
 
     /// Parses config text. `root` anchors relative paths.
     pub fn parse(file: &Path, text: &str, root: &Path) -> Result<Self, ConfigError> {
-        let err = |path: &str, message: String| ConfigError {
-            file: file.to_path_buf(),
-            path: path.to_string(),
-            message,
-        };
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+        let err = |path: &str, message: String| ConfigError { file: file.to_path_buf(), path: path.to_string(), message };
+        let value: Value = serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
         if !value.is_object() {
-            return Err(err(
-                "",
-                "the configuration must be a JSON object".to_string(),
-            ));
+            return Err(err("", "the configuration must be a JSON object".to_string()));
         }
         let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let p = e.path().to_string();
@@ -299,10 +273,7 @@ impl CoreConfig {
         let mut warnings = Vec::new();
         warn_unknown(&mut warnings, "", &raw.extra);
         if raw.crypto.is_some() {
-            warnings.push(
-                "crypto: hardware security is not supported by ggcore; keys are read from files"
-                    .to_string(),
-            );
+            warnings.push("crypto: hardware security is not supported by ggcore; keys are read from files".to_string());
         }
         let certs = root.join("certs");
         let abs = |base: &Path, p: &str| -> PathBuf {
@@ -318,32 +289,21 @@ impl CoreConfig {
         warn_unknown(&mut warnings, "coreThing", &ct.extra);
         let thing_arn = match ct.thing_arn.as_deref() {
             None | Some("") => None,
-            Some(a) => {
-                Some(ThingArn::parse(a).map_err(|e| err("coreThing.thingArn", e.to_string()))?)
-            }
+            Some(a) => Some(ThingArn::parse(a).map_err(|e| err("coreThing.thingArn", e.to_string()))?),
         };
         let mut retry = ct.mqtt_max_connection_retry_interval;
         if let Some(top) = raw.mqtt_max_connection_retry_interval {
-            warnings.push(
-                "mqttMaxConnectionRetryInterval: belongs under coreThing; read from the top level"
-                    .to_string(),
-            );
+            warnings.push("mqttMaxConnectionRetryInterval: belongs under coreThing; read from the top level".to_string());
             retry = retry.or(Some(top));
         }
-        for (name, v) in [
-            ("iotHttpPort", ct.iot_http_port),
-            ("ggHttpPort", ct.gg_http_port),
-        ] {
+        for (name, v) in [("iotHttpPort", ct.iot_http_port), ("ggHttpPort", ct.gg_http_port)] {
             if v.is_some() {
                 warnings.push(format!("coreThing.{name}: not used by ggcore"));
             }
         }
         let keep_alive = ct.keep_alive.unwrap_or(600);
         if !(30..=1200).contains(&keep_alive) {
-            return Err(err(
-                "coreThing.keepAlive",
-                format!("{keep_alive} is outside 30-1200 seconds"),
-            ));
+            return Err(err("coreThing.keepAlive", format!("{keep_alive} is outside 30-1200 seconds")));
         }
         let core_thing = CoreThing {
             ca_path: ct.ca_path.as_deref().map(|p| abs(&certs, p)),
@@ -371,17 +331,11 @@ impl CoreConfig {
         };
         let max_work_item_count = rt.max_work_item_count.unwrap_or(1024);
         if max_work_item_count == 0 {
-            return Err(err(
-                "runtime.maxWorkItemCount",
-                "must be at least 1".to_string(),
-            ));
+            return Err(err("runtime.maxWorkItemCount", "must be at least 1".to_string()));
         }
         let runtime = RuntimeConfig {
             use_systemd,
-            allow_functions_to_run_as_root: rt
-                .allow_functions_to_run_as_root
-                .map(|y| y.0)
-                .unwrap_or(false),
+            allow_functions_to_run_as_root: rt.allow_functions_to_run_as_root.map(|y| y.0).unwrap_or(false),
             max_work_item_count,
         };
 
@@ -391,10 +345,7 @@ impl CoreConfig {
         warn_unknown(&mut warnings, "ggcore.mqtt", &m.extra);
         let max_payload_bytes = m.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES);
         if max_payload_bytes == 0 || max_payload_bytes > 256 * 1024 * 1024 {
-            return Err(err(
-                "ggcore.mqtt.maxPayloadBytes",
-                format!("{max_payload_bytes} is outside 1-268435456"),
-            ));
+            return Err(err("ggcore.mqtt.maxPayloadBytes", format!("{max_payload_bytes} is outside 1-268435456")));
         }
         let mqtt = MqttConfig {
             host: m.host.unwrap_or_else(|| "0.0.0.0".to_string()),
@@ -402,10 +353,7 @@ impl CoreConfig {
             max_payload_bytes,
         };
         if mqtt.host.parse::<std::net::IpAddr>().is_err() {
-            return Err(err(
-                "ggcore.mqtt.host",
-                format!("'{}' is not an IP address", mqtt.host),
-            ));
+            return Err(err("ggcore.mqtt.host", format!("'{}' is not an IP address", mqtt.host)));
         }
         let d = g.discovery.unwrap_or_default();
         warn_unknown(&mut warnings, "ggcore.discovery", &d.extra);
@@ -424,40 +372,22 @@ impl CoreConfig {
         let file_system = match s.storage.as_deref() {
             None | Some("FileSystem") => true,
             Some("Memory") => false,
-            Some(o) => {
-                return Err(err(
-                    "ggcore.spooler.storage",
-                    format!("'{o}' is not FileSystem or Memory"),
-                ))
-            }
+            Some(o) => return Err(err("ggcore.spooler.storage", format!("'{o}' is not FileSystem or Memory"))),
         };
         let max_size_bytes = s.max_size_bytes.unwrap_or(DEFAULT_SPOOL_BYTES);
         if max_size_bytes < MIN_SPOOL_BYTES {
-            return Err(err(
-                "ggcore.spooler.maxSizeBytes",
-                "Spool size should be at least 262144 bytes.".to_string(),
-            ));
+            return Err(err("ggcore.spooler.maxSizeBytes", "Spool size should be at least 262144 bytes.".to_string()));
         }
         let fsync = match s.fsync.as_deref() {
             None | Some("batch") => Fsync::Batch,
             Some("always") => Fsync::Always,
             Some("never") => Fsync::Never,
-            Some(o) => {
-                return Err(err(
-                    "ggcore.spooler.fsync",
-                    format!("'{o}' is not always, batch or never"),
-                ))
-            }
+            Some(o) => return Err(err("ggcore.spooler.fsync", format!("'{o}' is not always, batch or never"))),
         };
         let when_full = match s.when_full.as_deref() {
             None | Some("dropOldest") => WhenFull::DropOldest,
             Some("backpressure") => WhenFull::Backpressure,
-            Some(o) => {
-                return Err(err(
-                    "ggcore.spooler.whenFull",
-                    format!("'{o}' is not dropOldest or backpressure"),
-                ))
-            }
+            Some(o) => return Err(err("ggcore.spooler.whenFull", format!("'{o}' is not dropOldest or backpressure"))),
         };
         let c = g.cloud.unwrap_or_default();
         warn_unknown(&mut warnings, "ggcore.cloud", &c.extra);
@@ -470,17 +400,9 @@ impl CoreConfig {
             mqtt,
             discovery_port: d.port.unwrap_or(8443),
             connectivity: d.connectivity.unwrap_or_default(),
-            device_ca_path: abs(
-                root,
-                g.device_ca_path.as_deref().unwrap_or("certs/device-ca.pem"),
-            ),
+            device_ca_path: abs(root, g.device_ca_path.as_deref().unwrap_or("certs/device-ca.pem")),
             plugin_path,
-            spooler: SpoolerConfig {
-                file_system,
-                max_size_bytes,
-                fsync,
-                when_full,
-            },
+            spooler: SpoolerConfig { file_system, max_size_bytes, fsync, when_full },
             cloud_enabled: c.enabled.unwrap_or(true),
             cloud_tls: c.tls.unwrap_or(true),
             warnings,
@@ -494,10 +416,7 @@ impl CoreConfig {
                 let (r, a) = t.region_account();
                 (r.to_string(), a.to_string())
             }
-            None => (
-                crate::group::arn::DEFAULT_REGION.to_string(),
-                crate::group::arn::DEFAULT_ACCOUNT.to_string(),
-            ),
+            None => (crate::group::arn::DEFAULT_REGION.to_string(), crate::group::arn::DEFAULT_ACCOUNT.to_string()),
         }
     }
 
@@ -510,10 +429,7 @@ impl CoreConfig {
 /// `ROOT/plugins`, then the directory of the running executable.
 pub fn default_plugin_path(root: &Path) -> Vec<PathBuf> {
     let mut v = vec![root.join("plugins")];
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
         v.push(dir);
     }
     v
@@ -536,10 +452,7 @@ mod tests {
         assert_eq!(c.device_ca_path, PathBuf::from("/r/certs/device-ca.pem"));
         assert!(c.spooler.file_system);
         assert!(c.warnings.is_empty());
-        assert_eq!(
-            c.region_account(),
-            ("us-east-1".to_string(), "000000000000".to_string())
-        );
+        assert_eq!(c.region_account(), ("us-east-1".to_string(), "000000000000".to_string()));
     }
 
     #[test]
@@ -551,15 +464,9 @@ mod tests {
                 "managedRespawn":false,"mqttMaxConnectionRetryInterval":5}"#,
         )
         .unwrap();
-        assert_eq!(
-            c.core_thing.ca_path,
-            Some(PathBuf::from("/r/certs/root.ca.pem"))
-        );
+        assert_eq!(c.core_thing.ca_path, Some(PathBuf::from("/r/certs/root.ca.pem")));
         assert_eq!(c.core_thing.key_path, Some(PathBuf::from("/k.pem")));
-        assert_eq!(
-            c.core_thing.mqtt_max_connection_retry_interval,
-            Duration::from_secs(5)
-        );
+        assert_eq!(c.core_thing.mqtt_max_connection_retry_interval, Duration::from_secs(5));
         assert_eq!(c.mqtt.port, 9999);
         assert!(c.runtime.use_systemd);
         assert_eq!(c.core_thing_name(), Some("core"));
@@ -574,9 +481,7 @@ mod tests {
         assert_eq!(e.path, "runtime.allowFunctionsToRunAsRoot");
         let e = parse(r#"{"ggcore":{"spooler":{"maxSizeBytes":1000}}}"#).unwrap_err();
         assert_eq!(e.message, "Spool size should be at least 262144 bytes.");
-        assert!(e
-            .to_string()
-            .starts_with("/r/config/config.json: ggcore.spooler.maxSizeBytes: "));
+        assert!(e.to_string().starts_with("/r/config/config.json: ggcore.spooler.maxSizeBytes: "));
         let e = parse("[1]").unwrap_err();
         assert!(e.message.contains("JSON object"));
     }
@@ -584,12 +489,6 @@ mod tests {
     #[test]
     fn unknown_keys_warn() {
         let c = parse(r#"{"foo":1,"ggcore":{"mqtt":{"bar":2}}}"#).unwrap();
-        assert_eq!(
-            c.warnings,
-            vec![
-                "foo: unknown field, ignored".to_string(),
-                "ggcore.mqtt.bar: unknown field, ignored".to_string()
-            ]
-        );
+        assert_eq!(c.warnings, vec!["foo: unknown field, ignored".to_string(), "ggcore.mqtt.bar: unknown field, ignored".to_string()]);
     }
 }

@@ -14,11 +14,11 @@ use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
 use crate::certs;
 use crate::config::CoreConfig;
 use crate::demo;
-use crate::deploy::{
-    self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged,
-};
+use crate::deploy::{self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged};
+use crate::functions::{FunctionManager, FunctionsConfig};
 use crate::group::{self, CompileContext, Compiled, Group, GroupError};
 use crate::layout::Layout;
+use crate::plugins::Registry;
 use crate::router::{Router, TargetKind};
 use crate::store::{RocksStore, RootLock, StateStore};
 
@@ -53,28 +53,38 @@ impl RunError {
     }
 }
 
-/// Parts that this build serves as router targets besides devices.
+/// Parts that this build does not serve yet as router targets.
 const UNSERVED: &[&str] = &[group::CLOUD, group::SHADOW_SERVICE];
 
-/// Runtime availability: which runtimes the plugins on the path serve.
-pub fn runtime_check(config: &CoreConfig) -> impl Fn(&str) -> Result<Option<String>, String> + '_ {
-    move |runtime: &str| {
-        Err(format!(
-            "no runtime plugin serves runtime '{runtime}' (plugin path searched: {})",
-            crate::plugins::describe_path(&config.plugin_path)
-        ))
+/// Validates a group's source for this core: runtimes must be served by a
+/// plugin on the path, and RunAs root needs `allowFunctionsToRunAsRoot`.
+pub fn compile_source(config: &CoreConfig, registry: &Registry, source: &GroupSource) -> Result<Compiled, GroupError> {
+    let check = |runtime: &str| registry.check(runtime);
+    let cx = CompileContext { base_dir: Some(&source.base_dir), runtimes: &check, unserved: UNSERVED };
+    let mut compiled = group::compile_text(&source.file, &source.text, &cx)?;
+    let mut problems = Vec::new();
+    for f in &compiled.group.functions {
+        if let Some(r) = f.run_as {
+            if (r.uid == 0 || r.gid == 0) && !config.runtime.allow_functions_to_run_as_root {
+                problems.push(group::Problem {
+                    path: format!("FunctionDefinition.Functions[Id={}].RunAs", f.id),
+                    message: "runs as root (uid or gid 0), which needs runtime.allowFunctionsToRunAsRoot \"yes\" in config.json"
+                        .to_string(),
+                });
+            }
+        }
+        if !nix::unistd::geteuid().is_root() && f.run_as.is_some() {
+            compiled.warnings.push(group::Problem {
+                path: format!("FunctionDefinition.Functions[Id={}].RunAs", f.id),
+                message: "the core is not running as root, so the function runs as the core's user".to_string(),
+            });
+        }
     }
-}
-
-/// Validates a group's source for this core.
-pub fn compile_source(config: &CoreConfig, source: &GroupSource) -> Result<Compiled, GroupError> {
-    let check = runtime_check(config);
-    let cx = CompileContext {
-        base_dir: Some(&source.base_dir),
-        runtimes: &check,
-        unserved: UNSERVED,
-    };
-    group::compile_text(&source.file, &source.text, &cx)
+    if problems.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(GroupError { file: source.file.clone(), problems })
+    }
 }
 
 /// Loads the configuration of a root, with the environment's overrides.
@@ -82,9 +92,7 @@ pub fn load_config(root: &std::path::Path) -> Result<CoreConfig, RunError> {
     let file = root.join("config/config.json");
     let mut config = CoreConfig::load(&file, root)?;
     if let Ok(p) = std::env::var(MQTT_PORT_ENV) {
-        config.mqtt.port = p.parse().map_err(|_| {
-            RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number"))
-        })?;
+        config.mqtt.port = p.parse().map_err(|_| RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number")))?;
     }
     Ok(config)
 }
@@ -96,6 +104,8 @@ pub struct Core {
     pub store: Arc<dyn StateStore>,
     pub router: Arc<Router>,
     pub hub: Arc<DeviceHub>,
+    pub functions: Arc<FunctionManager>,
+    pub registry: std::sync::RwLock<Registry>,
     pub started: Instant,
     pub mqtt_addr: SocketAddr,
     /// Serialises deployments.
@@ -105,10 +115,7 @@ pub struct Core {
 
 impl Core {
     fn record(&self) -> Option<DeploymentRecord> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set_record(&self, mut r: DeploymentRecord) {
@@ -118,15 +125,24 @@ impl Core {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
 
-    /// Makes `group` the running group: route table, device sessions.
-    fn activate(&self, group: Group) {
+    fn registry(&self) -> Registry {
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Probes the plugin path again (plugins may have been added or fixed).
+    async fn rescan_plugins(&self) -> Registry {
+        let path = self.config.plugin_path.clone();
+        let r = tokio::task::spawn_blocking(move || Registry::scan(&path)).await.unwrap_or_default();
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = r.clone();
+        r
+    }
+
+    /// Makes `group` the running group: route table, device sessions, functions.
+    async fn activate(&self, group: Group) {
         crate::telemetry::set_system_log_space(
-            group
-                .loggers
-                .iter()
-                .find(|l| l.component == group::LoggerComponent::GreengrassSystem)
-                .and_then(|l| l.space_kb),
+            group.loggers.iter().find(|l| l.component == group::LoggerComponent::GreengrassSystem).and_then(|l| l.space_kb),
         );
+        self.functions.apply(&group, &self.registry()).await;
         let table = self.router.install(Arc::new(group));
         self.hub.apply_table(&table);
         tracing::info!(
@@ -142,7 +158,8 @@ impl Core {
     pub async fn deploy(&self, source: GroupSource, id: Option<String>) -> Response {
         let _serial = self.deploy_lock.lock().await;
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let compiled = match compile_source(&self.config, &source) {
+        let registry = self.rescan_plugins().await;
+        let compiled = match compile_source(&self.config, &registry, &source) {
             Ok(c) => c,
             Err(e) => {
                 let mut r = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, None);
@@ -150,23 +167,13 @@ impl Core {
                 r.error = Some(e.to_string());
                 self.set_record(r);
                 tracing::warn!(deployment = %id, "deployment rejected: {e}");
-                return Response {
-                    ok: false,
-                    code: 2,
-                    error: Some(e.to_string()),
-                    problems: e.problems,
-                    ..Response::default()
-                };
+                return Response { ok: false, code: 2, error: Some(e.to_string()), problems: e.problems, ..Response::default() };
             }
         };
         for w in &compiled.warnings {
             tracing::warn!(deployment = %id, "{}: {w}", source.file);
         }
-        let mut record = DeploymentRecord::new(
-            id.clone(),
-            DeploymentType::NewDeployment,
-            Some(compiled.group.group_id.clone()),
-        );
+        let mut record = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, Some(compiled.group.group_id.clone()));
         self.set_record(record.clone());
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
@@ -174,8 +181,7 @@ impl Core {
         let group = compiled.group.clone();
         let installed = {
             let id = id.clone();
-            tokio::task::spawn_blocking(move || deploy::install(&layout, &group, &source, &id))
-                .await
+            tokio::task::spawn_blocking(move || deploy::install(&layout, &group, &source, &id)).await
         };
         let installed = match installed {
             Ok(Ok(s)) => s,
@@ -183,11 +189,11 @@ impl Core {
             Err(e) => return self.fail(record, format!("deployment task failed: {e}")),
         };
         // Recompile from the installed copy so that code paths point at it.
-        let group = match compile_source(&self.config, &installed) {
+        let group = match compile_source(&self.config, &registry, &installed) {
             Ok(c) => c.group,
             Err(e) => return self.fail(record, e.to_string()),
         };
-        self.activate(group);
+        self.activate(group).await;
         record.status = DeploymentStatus::Success;
         self.set_record(record.clone());
         tracing::info!(deployment = %id, group = ?record.group_id, "deployment succeeded");
@@ -204,28 +210,18 @@ impl Core {
         record.status = DeploymentStatus::Failure;
         record.error = Some(error.clone());
         self.set_record(record.clone());
-        Response {
-            ok: false,
-            code: 1,
-            error: Some(error),
-            body: serde_json::to_value(&record).ok(),
-            ..Response::default()
-        }
+        Response { ok: false, code: 1, error: Some(error), body: serde_json::to_value(&record).ok(), ..Response::default() }
     }
 
     /// Removes the deployed group.
     pub async fn reset(&self, force: bool, id: Option<String>) -> Response {
         let _serial = self.deploy_lock.lock().await;
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let kind = if force {
-            DeploymentType::ForceResetDeployment
-        } else {
-            DeploymentType::ResetDeployment
-        };
+        let kind = if force { DeploymentType::ForceResetDeployment } else { DeploymentType::ResetDeployment };
         let mut record = DeploymentRecord::new(id.clone(), kind, None);
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
-        self.activate(Group::default());
+        self.activate(Group::default()).await;
         let layout = self.layout.clone();
         match tokio::task::spawn_blocking(move || deploy::uninstall(&layout)).await {
             Ok(Ok(())) => {}
@@ -263,7 +259,9 @@ impl Core {
                 "sessions": self.hub.session_count(),
                 "list": connected,
             },
-            "functions": [],
+            "functions": self.functions.status(),
+            "memoryLimits": self.functions.memory_mechanism(),
+            "plugins": self.registry().plugins.iter().map(|p| serde_json::json!({"name": p.name, "file": p.file, "status": p.status()})).collect::<Vec<_>>(),
             "router": {
                 "received": rs.received.load(Relaxed),
                 "unrouted": rs.unrouted.load(Relaxed),
@@ -287,21 +285,7 @@ impl Core {
 impl admin::Handler for Core {
     async fn handle(self: Arc<Self>, req: Request) -> Response {
         match req {
-            Request::Deploy {
-                file,
-                text,
-                base_dir,
-            } => {
-                self.deploy(
-                    GroupSource {
-                        file,
-                        text,
-                        base_dir,
-                    },
-                    None,
-                )
-                .await
-            }
+            Request::Deploy { file, text, base_dir } => self.deploy(GroupSource { file, text, base_dir }, None).await,
             Request::Reset { force } => self.reset(force, None).await,
             Request::Status => Response::ok(self.status()),
         }
@@ -318,9 +302,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     if fresh {
         tracing::info!(root = %root.display(), "empty root: making the embedded demo (local CAs, certificates, demo group)");
         let cas = certs::ensure_cas(&bootstrap_layout)?;
-        demo_group = Some(
-            demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?,
-        );
+        demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?);
     }
     let config = load_config(&root)?;
     for w in &config.warnings {
@@ -335,13 +317,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     for f in &cas.created {
         tracing::info!(file = %f.display(), "made a local certificate authority");
     }
-    let names = certs::server_names(
-        &config
-            .connectivity
-            .iter()
-            .map(|c| c.host_address.clone())
-            .collect::<Vec<_>>(),
-    );
+    let names = certs::server_names(&config.connectivity.iter().map(|c| c.host_address.clone()).collect::<Vec<_>>());
     if let Some(why) = certs::ensure_server_cert(&layout, &cas.group, &names)? {
         tracing::info!(reason = why, names = ?names, "issued the MQTT server certificate");
     }
@@ -350,49 +326,51 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let router = Arc::new(Router::new());
     let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
     router.attach(TargetKind::Device, hub.clone());
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let functions_cfg = FunctionsConfig {
+        max_work_items: config.runtime.max_work_item_count,
+        max_instances: crate::functions::DEFAULT_MAX_INSTANCES,
+        idle_timeout: crate::functions::instance::IDLE_TIMEOUT,
+        max_payload: config.mqtt.max_payload_bytes,
+        allow_root: config.runtime.allow_functions_to_run_as_root,
+        sdk_root: crate::functions::sdk_root(),
+        log_bytes: crate::functions::logs::DEFAULT_FUNCTION_LOG_BYTES,
+    };
+    let functions = FunctionManager::new(layout.clone(), router.clone(), functions_cfg, shutdown.child_token(), tracker.clone());
+    router.attach(TargetKind::Function, Arc::new(functions.clone()));
+    let plugin_path = config.plugin_path.clone();
+    let registry = tokio::task::spawn_blocking(move || Registry::scan(&plugin_path)).await.unwrap_or_default();
+    for p in &registry.plugins {
+        tracing::info!(plugin = %p.file.display(), name = %p.name, status = %p.status(), "runtime plugin");
+    }
 
-    let resolver = Arc::new(tls::ServerCertResolver::new(tls::load_certified_key(
-        &layout.server_cert(),
-        &layout.server_key(),
-    )?));
+    let resolver = Arc::new(tls::ServerCertResolver::new(tls::load_certified_key(&layout.server_cert(), &layout.server_key())?));
     if !config.device_ca_path.exists() {
-        return Err(RunError::Invalid(format!(
-            "ggcore.deviceCaPath: {} does not exist",
-            config.device_ca_path.display()
-        )));
+        return Err(RunError::Invalid(format!("ggcore.deviceCaPath: {} does not exist", config.device_ca_path.display())));
     }
     let tls_config = tls::server_config(&config.device_ca_path, resolver.clone())?;
-    let ip: std::net::IpAddr = config.mqtt.host.parse().map_err(|_| {
-        RunError::Invalid(format!(
-            "ggcore.mqtt.host: '{}' is not an IP address",
-            config.mqtt.host
-        ))
-    })?;
+    let ip: std::net::IpAddr = config
+        .mqtt
+        .host
+        .parse()
+        .map_err(|_| RunError::Invalid(format!("ggcore.mqtt.host: '{}' is not an IP address", config.mqtt.host)))?;
     let listener = broker::bind(SocketAddr::new(ip, config.mqtt.port))
         .await
-        .map_err(|e| {
-            RunError::Other(format!(
-                "cannot listen on {}:{}: {e}",
-                config.mqtt.host, config.mqtt.port
-            ))
-        })?;
-    let mqtt_addr = listener
-        .local_addr()
-        .map_err(|e| RunError::Other(e.to_string()))?;
-    let admin_listener = admin::bind(&layout.admin_socket()).map_err(|e| {
-        RunError::Other(format!(
-            "admin socket {}: {e}",
-            layout.admin_socket().display()
-        ))
-    })?;
+        .map_err(|e| RunError::Other(format!("cannot listen on {}:{}: {e}", config.mqtt.host, config.mqtt.port)))?;
+    let mqtt_addr = listener.local_addr().map_err(|e| RunError::Other(e.to_string()))?;
+    let admin_listener = admin::bind(&layout.admin_socket())
+        .map_err(|e| RunError::Other(format!("admin socket {}: {e}", layout.admin_socket().display())))?;
+    functions.start_ipc().map_err(|e| RunError::Other(format!("worker socket in {}: {e}", layout.socket_dir().display())))?;
 
-    let shutdown = CancellationToken::new();
     let core = Arc::new(Core {
         layout: layout.clone(),
         config: config.clone(),
         store: store.clone(),
         router: router.clone(),
         hub: hub.clone(),
+        functions: functions.clone(),
+        registry: std::sync::RwLock::new(registry),
         started,
         mqtt_addr,
         deploy_lock: AsyncMutex::new(()),
@@ -401,25 +379,16 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
 
     // The deployed group, then a staged deployment (made while no core ran).
     if let Some(text) = demo_group {
-        let src = GroupSource {
-            file: "embedded demo group".to_string(),
-            text,
-            base_dir: root.clone(),
-        };
+        let src = GroupSource { file: "embedded demo group".to_string(), text, base_dir: root.clone() };
         let r = core.deploy(src, None).await;
         if !r.ok {
-            return Err(RunError::Other(format!(
-                "the demo group did not deploy: {}",
-                r.error.unwrap_or_default()
-            )));
+            return Err(RunError::Other(format!("the demo group did not deploy: {}", r.error.unwrap_or_default())));
         }
     } else {
         match deploy::deployed_source(&layout) {
-            Ok(Some(src)) => match compile_source(&config, &src) {
-                Ok(c) => core.activate(c.group),
-                Err(e) => tracing::error!(
-                    "the deployed group no longer validates; running with no group: {e}"
-                ),
+            Ok(Some(src)) => match compile_source(&config, &core.registry(), &src) {
+                Ok(c) => core.activate(c.group).await,
+                Err(e) => tracing::error!("the deployed group no longer validates; running with no group: {e}"),
             },
             Ok(None) => tracing::info!("no group deployed yet; `ggcore deploy PATH` deploys one"),
             Err(e) => {
@@ -448,7 +417,6 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         Err(e) => tracing::error!(error = %e, "cannot read the staged deployment"),
     }
 
-    let tracker = TaskTracker::new();
     let ctx = Arc::new(BrokerCtx {
         router: router.clone(),
         hub: hub.clone(),
@@ -459,18 +427,9 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     });
     tracker.spawn(broker::serve(listener, ctx, tracker.clone()));
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.clone()));
-    tracker.spawn(renew_server_cert(
-        layout.clone(),
-        names,
-        resolver,
-        shutdown.clone(),
-    ));
+    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
 
-    let shown = if ip.is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port())
-    } else {
-        mqtt_addr
-    };
+    let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
     tracing::info!(
         "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",
         layout.admin_socket().display(),
@@ -487,10 +446,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracing::info!("stopping: no new connections; closing devices");
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
         tracing::warn!("some work did not finish within the grace period");
     }
     tracing::info!("ggcore stopped");
@@ -499,10 +455,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers; stop the core with SIGKILL");
         std::future::pending::<()>().await;
         return;
@@ -514,12 +467,7 @@ async fn wait_for_signal() {
 }
 
 /// Renews the server certificate before it expires, without dropping devices.
-async fn renew_server_cert(
-    layout: Layout,
-    names: Vec<String>,
-    resolver: Arc<tls::ServerCertResolver>,
-    shutdown: CancellationToken,
-) {
+async fn renew_server_cert(layout: Layout, names: Vec<String>, resolver: Arc<tls::ServerCertResolver>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
@@ -527,28 +475,21 @@ async fn renew_server_cert(
         }
         let layout2 = layout.clone();
         let names2 = names.clone();
-        let renewed = tokio::task::spawn_blocking(
-            move || -> Result<Option<&'static str>, certs::CertError> {
-                let cas = certs::ensure_cas(&layout2)?;
-                certs::ensure_server_cert(&layout2, &cas.group, &names2)
-            },
-        )
+        let renewed = tokio::task::spawn_blocking(move || -> Result<Option<&'static str>, certs::CertError> {
+            let cas = certs::ensure_cas(&layout2)?;
+            certs::ensure_server_cert(&layout2, &cas.group, &names2)
+        })
         .await;
         match renewed {
-            Ok(Ok(Some(why))) => {
-                match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
-                    Ok(k) => {
-                        resolver.replace(k);
-                        tracing::info!(
-                            reason = why,
-                            "renewed the MQTT server certificate; connected devices stay connected"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot load the renewed server certificate")
-                    }
+            Ok(Ok(Some(why))) => match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
+                Ok(k) => {
+                    resolver.replace(k);
+                    tracing::info!(reason = why, "renewed the MQTT server certificate; connected devices stay connected");
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the renewed server certificate")
+                }
+            },
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "server certificate renewal failed; will retry")

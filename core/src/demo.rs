@@ -31,16 +31,8 @@ pub fn bootstrap(layout: &Layout, cas: &LocalCas) -> Result<String, DemoError> {
     for name in DEMO_DEVICES {
         let issued = certs::issue_device(&cas.device, name)?;
         let dir = layout.devices_certs_dir();
-        certs::write_file(
-            &dir.join(format!("{name}.cert.pem")),
-            issued.cert_pem.as_bytes(),
-            0o644,
-        )?;
-        certs::write_file(
-            &dir.join(format!("{name}.private.key")),
-            issued.key_pem.as_bytes(),
-            0o600,
-        )?;
+        certs::write_file(&dir.join(format!("{name}.cert.pem")), issued.cert_pem.as_bytes(), 0o644)?;
+        certs::write_file(&dir.join(format!("{name}.private.key")), issued.key_pem.as_bytes(), 0o600)?;
         devices.push((name, issued.fingerprint));
     }
     Ok(group_json(&devices))
@@ -80,18 +72,10 @@ fn group_json(devices: &[(&str, String)]) -> String {
 pub fn commands(layout: &Layout, port: u16) -> Option<String> {
     let dir = layout.devices_certs_dir();
     let ca = layout.group_ca_cert();
-    let files = |name: &str| {
-        (
-            dir.join(format!("{name}.cert.pem")),
-            dir.join(format!("{name}.private.key")),
-        )
-    };
+    let files = |name: &str| (dir.join(format!("{name}.cert.pem")), dir.join(format!("{name}.private.key")));
     let (c1, k1) = files(DEMO_DEVICES[0]);
     let (c2, k2) = files(DEMO_DEVICES[1]);
-    if ![&c1, &k1, &c2, &k2, &ca]
-        .iter()
-        .all(|p| fs::metadata(p).is_ok())
-    {
+    if ![&c1, &k1, &c2, &k2, &ca].iter().all(|p| fs::metadata(p).is_ok()) {
         return None;
     }
     let q = |p: &std::path::Path| shell_quote(&p.display().to_string());
@@ -109,9 +93,7 @@ pub fn commands(layout: &Layout, port: u16) -> Option<String> {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,@".contains(&b))
-    {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:=,@".contains(&b)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

@@ -47,24 +47,13 @@ const HISTORY_PREFIX: &[u8] = b"history/";
 const HISTORY_LIMIT: usize = 50;
 
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl DeploymentRecord {
     pub fn new(id: String, deployment_type: DeploymentType, group_id: Option<String>) -> Self {
         let t = now_unix();
-        Self {
-            id,
-            deployment_type,
-            status: DeploymentStatus::Building,
-            group_id,
-            created_at: t,
-            updated_at: t,
-            error: None,
-        }
+        Self { id, deployment_type, status: DeploymentStatus::Building, group_id, created_at: t, updated_at: t, error: None }
     }
 
     /// Saves the record as the current deployment and in the history.
@@ -87,9 +76,7 @@ impl DeploymentRecord {
     }
 
     pub fn load_current(store: &dyn StateStore) -> Result<Option<Self>, StoreError> {
-        Ok(store
-            .get(Cf::Deployments, CURRENT_KEY)?
-            .and_then(|v| serde_json::from_slice(&v).ok()))
+        Ok(store.get(Cf::Deployments, CURRENT_KEY)?.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 }
 
@@ -119,22 +106,11 @@ fn io(p: &Path) -> impl FnOnce(std::io::Error) -> DeployError + '_ {
 /// Reads a `group.json` file, or a bundle directory holding `group.json`.
 pub fn read_source(path: &Path) -> Result<GroupSource, DeployError> {
     let meta = fs::metadata(path).map_err(io(path))?;
-    let file = if meta.is_dir() {
-        path.join("group.json")
-    } else {
-        path.to_path_buf()
-    };
+    let file = if meta.is_dir() { path.join("group.json") } else { path.to_path_buf() };
     let text = fs::read_to_string(&file).map_err(io(&file))?;
     let abs = fs::canonicalize(&file).map_err(io(&file))?;
-    let base_dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    Ok(GroupSource {
-        file: file.display().to_string(),
-        text,
-        base_dir,
-    })
+    let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    Ok(GroupSource { file: file.display().to_string(), text, base_dir })
 }
 
 /// A deployment staged while no core ran.
@@ -149,18 +125,13 @@ const RESET_MARKER: &str = "RESET";
 /// Copies the group and its function code into `dir` (which must not exist),
 /// rewriting each function's `Code` to its copy. Returns the rewritten group.json.
 fn place(group: &Group, text: &str, dir: &Path) -> Result<String, DeployError> {
-    let mut value: Value =
-        serde_json::from_str(text).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    let mut value: Value = serde_json::from_str(text).map_err(|e| DeployError::Invalid(e.to_string()))?;
     fs::create_dir_all(dir.join("code")).map_err(io(dir))?;
     for f in &group.functions {
         let Some(code) = &f.code else { continue };
         let rel = format!("code/{}", f.arn.name());
         let dest = dir.join(&rel);
-        let result = if code.is_dir() {
-            bundle::copy_dir(code, &dest)
-        } else {
-            bundle::extract_zip(code, &dest)
-        };
+        let result = if code.is_dir() { bundle::copy_dir(code, &dest) } else { bundle::extract_zip(code, &dest) };
         result.map_err(|e| DeployError::Bundle(f.arn.as_str().to_string(), e))?;
         set_code(&mut value, f.arn.as_str(), &rel);
     }
@@ -169,9 +140,7 @@ fn place(group: &Group, text: &str, dir: &Path) -> Result<String, DeployError> {
 
 /// Sets `Code` of the function with `arn` in a raw group value.
 fn set_code(group: &mut Value, arn: &str, code: &str) {
-    let functions = group
-        .pointer_mut("/FunctionDefinition/Functions")
-        .and_then(Value::as_array_mut);
+    let functions = group.pointer_mut("/FunctionDefinition/Functions").and_then(Value::as_array_mut);
     for f in functions.into_iter().flatten() {
         if f.get("FunctionArn").and_then(Value::as_str) == Some(arn) {
             f["Code"] = Value::String(code.to_string());
@@ -243,29 +212,13 @@ pub fn take_staged(layout: &Layout) -> Result<Option<(Staged, PathBuf)>, DeployE
     }
     let file = dir.join("group.json");
     let text = fs::read_to_string(&file).map_err(io(&file))?;
-    let shown =
-        fs::read_to_string(dir.join("SOURCE")).unwrap_or_else(|_| file.display().to_string());
-    Ok(Some((
-        Staged::Deploy {
-            id,
-            source: GroupSource {
-                file: shown,
-                text,
-                base_dir: dir.clone(),
-            },
-        },
-        dir,
-    )))
+    let shown = fs::read_to_string(dir.join("SOURCE")).unwrap_or_else(|_| file.display().to_string());
+    Ok(Some((Staged::Deploy { id, source: GroupSource { file: shown, text, base_dir: dir.clone() } }, dir)))
 }
 
 /// Makes `group` the deployed group: code under `lambda/`, group.json under
 /// `group/`, both replaced atomically. Returns the deployed source.
-pub fn install(
-    layout: &Layout,
-    group: &Group,
-    source: &GroupSource,
-    id: &str,
-) -> Result<GroupSource, DeployError> {
+pub fn install(layout: &Layout, group: &Group, source: &GroupSource, id: &str) -> Result<GroupSource, DeployError> {
     let deployment = layout.deployment_dir();
     let new_dir = deployment.join(format!(".new-{id}"));
     let _ = fs::remove_dir_all(&new_dir);
@@ -273,12 +226,16 @@ pub fn install(
     // Code goes to lambda/<name>; unchanged functions keep their directory.
     let lambda = layout.lambda_dir();
     fs::create_dir_all(&lambda).map_err(io(&lambda))?;
-    let mut value: Value =
-        serde_json::from_str(&text).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    let mut value: Value = serde_json::from_str(&text).map_err(|e| DeployError::Invalid(e.to_string()))?;
     for f in &group.functions {
         let from = new_dir.join("code").join(f.arn.name());
         let to = lambda.join(f.arn.name());
-        if from.exists() {
+        // Unchanged code stays where it is, so running instances keep their files.
+        let unchanged = from.exists() && to.exists() && {
+            let h = bundle::tree_hash(&from);
+            !h.is_empty() && h == bundle::tree_hash(&to)
+        };
+        if from.exists() && !unchanged {
             let old = lambda.join(format!(".old-{}-{id}", f.arn.name()));
             if to.exists() {
                 fs::rename(&to, &old).map_err(io(&to))?;
@@ -289,10 +246,8 @@ pub fn install(
         set_code(&mut value, f.arn.as_str(), &to.display().to_string());
     }
     let group_file = layout.group_file();
-    let text =
-        serde_json::to_string_pretty(&value).map_err(|e| DeployError::Invalid(e.to_string()))?;
-    crate::certs::write_file(&group_file, text.as_bytes(), 0o600)
-        .map_err(|e| DeployError::Invalid(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&value).map_err(|e| DeployError::Invalid(e.to_string()))?;
+    crate::certs::write_file(&group_file, text.as_bytes(), 0o600).map_err(|e| DeployError::Invalid(e.to_string()))?;
     let _ = fs::remove_dir_all(&new_dir);
     // Code of functions no longer deployed is removed.
     if let Ok(entries) = fs::read_dir(&lambda) {
@@ -303,15 +258,8 @@ pub fn install(
             }
         }
     }
-    let base_dir = group_file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    Ok(GroupSource {
-        file: group_file.display().to_string(),
-        text,
-        base_dir,
-    })
+    let base_dir = group_file.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(GroupSource { file: group_file.display().to_string(), text, base_dir })
 }
 
 /// Removes the deployed group and its function code.
@@ -336,11 +284,7 @@ pub fn deployed_source(layout: &Layout) -> Result<Option<GroupSource>, DeployErr
     match fs::read_to_string(&f) {
         Ok(text) => {
             let base_dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            Ok(Some(GroupSource {
-                file: f.display().to_string(),
-                text,
-                base_dir,
-            }))
+            Ok(Some(GroupSource { file: f.display().to_string(), text, base_dir }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(DeployError::Io(f, e)),

@@ -18,9 +18,7 @@ pub fn resolve_root(flag: Option<&Path>) -> PathBuf {
     if chosen.is_absolute() {
         chosen
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(&chosen))
-            .unwrap_or(chosen)
+        std::env::current_dir().map(|d| d.join(&chosen)).unwrap_or(chosen)
     }
 }
 
@@ -40,9 +38,7 @@ impl Layout {
 
     /// A root is empty (and gets the demo) when it has none of `config/`, `certs/`, `ggc/`.
     pub fn is_empty_root(root: &Path) -> bool {
-        ["config", "certs", "ggc"]
-            .iter()
-            .all(|d| !root.join(d).exists())
+        ["config", "certs", "ggc"].iter().all(|d| !root.join(d).exists())
     }
 
     pub fn config_file(&self) -> PathBuf {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod deploy;
+pub mod functions;
 pub mod group;
 pub mod layout;
 pub mod plugins;

@@ -1,8 +1,20 @@
-//! The plugin path: where runtime plugins (`libggcore_plugin_*.so`) are looked for.
+//! The plugin path and the registry of runtime plugins found on it.
+//!
+//! Every `libggcore_plugin_*.so` on the path is probed in its own
+//! `ggcore-worker probe` process, so that a corrupt library, a plugin built for
+//! another ABI, or one that crashes while loading is listed with the reason and
+//! never takes the core (or `ggcore plugins list`) down.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the worker executable (else: beside `ggcore`).
+pub const WORKER_ENV: &str = "GGCORE_WORKER";
+/// How long one probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// File names probed as runtime plugins.
 pub fn is_plugin_file_name(name: &str) -> bool {
@@ -10,37 +22,51 @@ pub fn is_plugin_file_name(name: &str) -> bool {
 }
 
 /// One plugin file found on the path, and what probing it said.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct PluginEntry {
     pub name: String,
     pub version: String,
     pub abi_version: String,
     pub runtimes: Vec<String>,
     pub file: PathBuf,
+    pub available: bool,
+    /// Why it is unavailable, or what it found.
+    pub detail: String,
+    /// The runtime actually served (`python3.11`).
+    #[serde(default)]
+    pub native_runtime: String,
+}
+
+impl PluginEntry {
     /// `ok` or `unavailable: <reason>`.
-    pub status: String,
+    pub fn status(&self) -> String {
+        if self.available {
+            "ok".to_string()
+        } else {
+            format!("unavailable: {}", self.detail)
+        }
+    }
+
+    pub fn serves(&self, runtime: &str) -> bool {
+        self.runtimes.iter().any(|p| ggcore_plugin_abi::runtime_matches(p, runtime))
+    }
 }
 
 /// Every plugin file on the path, in path order then name order.
 pub fn find_plugin_files(path: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
     for dir in path {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| is_plugin_file_name(&e.file_name().to_string_lossy()))
-            .map(|e| e.path())
-            .collect();
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut files: Vec<PathBuf> =
+            entries.flatten().filter(|e| is_plugin_file_name(&e.file_name().to_string_lossy())).map(|e| e.path()).collect();
         files.sort();
         for f in files {
             // The same file reached through two path entries is listed once.
             let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-            if !out
-                .iter()
-                .any(|o: &PathBuf| std::fs::canonicalize(o).unwrap_or_else(|_| o.clone()) == canon)
-            {
+            if !seen.contains(&canon) {
+                seen.push(canon);
                 out.push(f);
             }
         }
@@ -50,13 +76,170 @@ pub fn find_plugin_files(path: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Describes the searched path for humans.
 pub fn describe_path(path: &[PathBuf]) -> String {
-    path.iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
+    path.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
 }
 
-/// Whether `dir` is on the path.
-pub fn on_path(path: &[PathBuf], dir: &Path) -> bool {
-    path.iter().any(|p| p == dir)
+/// The worker executable: `$GGCORE_WORKER`, else `ggcore-worker` beside this executable.
+pub fn worker_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os(WORKER_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("ggcore-worker"))).unwrap_or_else(|| PathBuf::from("ggcore-worker"))
+}
+
+fn unavailable(file: &Path, detail: String) -> PluginEntry {
+    PluginEntry {
+        name: String::new(),
+        version: String::new(),
+        abi_version: String::new(),
+        runtimes: Vec::new(),
+        file: file.to_path_buf(),
+        available: false,
+        detail,
+        native_runtime: String::new(),
+    }
+}
+
+/// Probes one plugin file in a separate worker process.
+pub fn probe(file: &Path, worker: &Path) -> PluginEntry {
+    let child = Command::new(worker)
+        .arg("probe")
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return unavailable(file, format!("cannot run the worker {} to probe it: {e}", worker.display())),
+    };
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return unavailable(file, format!("probing did not finish within {} s", PROBE_TIMEOUT.as_secs()));
+            }
+            Err(e) => return unavailable(file, format!("probing failed: {e}")),
+        }
+    }
+    let out = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => return unavailable(file, format!("probing failed: {e}")),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<PluginEntry>(text.trim()) {
+        Ok(mut e) => {
+            e.file = file.to_path_buf();
+            e
+        }
+        Err(_) => {
+            let how = match out.status.code() {
+                Some(c) => format!("exit code {c}"),
+                None => {
+                    use std::os::unix::process::ExitStatusExt;
+                    format!("signal {}", out.status.signal().unwrap_or(0))
+                }
+            };
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            unavailable(
+                file,
+                format!("the plugin crashed while loading ({how}){}", if last.is_empty() { String::new() } else { format!(": {last}") }),
+            )
+        }
+    }
+}
+
+/// The plugins found on a path, probed.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub path: Vec<PathBuf>,
+    pub plugins: Vec<PluginEntry>,
+}
+
+impl Registry {
+    /// Finds and probes every plugin (in parallel).
+    pub fn scan(path: &[PathBuf]) -> Self {
+        let worker = worker_exe();
+        let files = find_plugin_files(path);
+        let plugins = std::thread::scope(|s| {
+            let handles: Vec<_> = files.iter().map(|f| s.spawn(|| probe(f, &worker))).collect();
+            handles
+                .into_iter()
+                .zip(&files)
+                .map(|(h, f)| h.join().unwrap_or_else(|_| unavailable(f, "probe thread failed".into())))
+                .collect()
+        });
+        Self { path: path.to_vec(), plugins }
+    }
+
+    /// The first available plugin serving `runtime`, or why none can.
+    pub fn plugin_for(&self, runtime: &str) -> Result<&PluginEntry, String> {
+        if runtime == "python2.7" {
+            return Err(
+                "python2.7 cannot be embedded by ggcore (no Python 2 runtime is supported); port the function to python3".to_string()
+            );
+        }
+        if let Some(p) = self.plugins.iter().find(|p| p.available && p.serves(runtime)) {
+            return Ok(p);
+        }
+        if let Some(p) = self.plugins.iter().find(|p| p.serves(runtime)) {
+            return Err(format!("runtime '{runtime}' is served by plugin {} ({}), which is {}", p.name, p.file.display(), p.status()));
+        }
+        Err(format!("no runtime plugin serves runtime '{runtime}' (plugin path searched: {})", describe_path(&self.path)))
+    }
+
+    /// The check a group compiles with: `Ok(Some(warning))` when the runtime
+    /// runs on a different version than requested.
+    pub fn check(&self, runtime: &str) -> Result<Option<String>, String> {
+        let p = self.plugin_for(runtime)?;
+        if !p.native_runtime.is_empty() && p.native_runtime != runtime {
+            return Ok(Some(format!("runtime '{runtime}' runs on the installed {}", p.native_runtime)));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, runtimes: &[&str], available: bool) -> PluginEntry {
+        PluginEntry {
+            name: name.into(),
+            version: "1".into(),
+            abi_version: "1.0.0".into(),
+            runtimes: runtimes.iter().map(|s| s.to_string()).collect(),
+            file: PathBuf::from(format!("/p/libggcore_plugin_{name}.so")),
+            available,
+            detail: if available { String::new() } else { "libpython not found".into() },
+            native_runtime: if name == "python" { "python3.11".into() } else { String::new() },
+        }
+    }
+
+    #[test]
+    fn runtime_lookup_explains_itself() {
+        let r = Registry {
+            path: vec![PathBuf::from("/p")],
+            plugins: vec![entry("python", &["python3.*"], true), entry("node", &["nodejs*"], false)],
+        };
+        assert_eq!(r.check("python3.11"), Ok(None));
+        assert_eq!(r.check("python3.8"), Ok(Some("runtime 'python3.8' runs on the installed python3.11".into())));
+        assert!(r.check("python2.7").unwrap_err().contains("cannot be embedded"));
+        assert!(r.check("nodejs12.x").unwrap_err().contains("unavailable: libpython not found"));
+        assert!(r.check("java11").unwrap_err().contains("no runtime plugin serves runtime 'java11'"));
+    }
+
+    #[test]
+    fn plugin_files_are_found_once() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("libggcore_plugin_a.so"), b"x").unwrap();
+        std::fs::write(d.path().join("libother.so"), b"x").unwrap();
+        let files = find_plugin_files(&[d.path().to_path_buf(), d.path().to_path_buf()]);
+        assert_eq!(files.len(), 1);
+    }
 }

@@ -107,11 +107,8 @@ impl RocksStore {
             o.set_write_buffer_size(4 << 20);
             rocksdb::ColumnFamilyDescriptor::new(cf.name(), o)
         });
-        let db =
-            rocksdb::DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| StoreError::Open {
-                path: dir.to_path_buf(),
-                message: e.into_string(),
-            })?;
+        let db = rocksdb::DB::open_cf_descriptors(&opts, dir, cfs)
+            .map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.into_string() })?;
         let store = Self { db };
         store.check_schema()?;
         Ok(store)
@@ -120,11 +117,7 @@ impl RocksStore {
     fn check_schema(&self) -> Result<(), StoreError> {
         match self.get(Cf::Meta, SCHEMA_KEY)? {
             Some(v) => {
-                let found = v
-                    .as_slice()
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(u32::MAX);
+                let found = v.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::Schema { found });
                 }
@@ -135,9 +128,7 @@ impl RocksStore {
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(cf.name())
-            .ok_or_else(|| StoreError::Db(format!("column family {} is missing", cf.name())))
+        self.db.cf_handle(cf.name()).ok_or_else(|| StoreError::Db(format!("column family {} is missing", cf.name())))
     }
 }
 
@@ -148,10 +139,7 @@ impl StateStore for RocksStore {
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError> {
         let mut out = Vec::new();
-        let it = self.db.iterator_cf(
-            self.cf(cf)?,
-            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
-        );
+        let it = self.db.iterator_cf(self.cf(cf)?, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
         for item in it {
             let (k, v) = item.map_err(db_err)?;
             if !k.starts_with(prefix) {
@@ -230,13 +218,7 @@ impl RootLock {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         }
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
+        let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(mut lock) => {
                 lock.set_len(0).map_err(io)?;
@@ -247,15 +229,8 @@ impl RootLock {
             Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                let pid = if pid.trim().is_empty() {
-                    "unknown".to_string()
-                } else {
-                    pid.trim().to_string()
-                };
-                Err(StoreError::Locked {
-                    path: path.to_path_buf(),
-                    pid,
-                })
+                let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
+                Err(StoreError::Locked { path: path.to_path_buf(), pid })
             }
             Err((_, errno)) => Err(io(std::io::Error::from(errno))),
         }
@@ -273,18 +248,9 @@ mod tests {
         s.put(Cf::Shadows, b"a/3", b"w").unwrap();
         assert_eq!(s.get(Cf::Deployments, b"a/1").unwrap(), Some(b"x".to_vec()));
         let scan = s.scan_prefix(Cf::Deployments, b"a/").unwrap();
-        assert_eq!(
-            scan,
-            vec![
-                (b"a/1".to_vec(), b"x".to_vec()),
-                (b"a/2".to_vec(), b"y".to_vec())
-            ]
-        );
+        assert_eq!(scan, vec![(b"a/1".to_vec(), b"x".to_vec()), (b"a/2".to_vec(), b"y".to_vec())]);
         s.write(
-            vec![
-                WriteOp::Delete(Cf::Deployments, b"a/1".to_vec()),
-                WriteOp::Put(Cf::Deployments, b"a/9".to_vec(), b"q".to_vec()),
-            ],
+            vec![WriteOp::Delete(Cf::Deployments, b"a/1".to_vec()), WriteOp::Put(Cf::Deployments, b"a/9".to_vec(), b"q".to_vec())],
             true,
         )
         .unwrap();

@@ -29,34 +29,23 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn per_second(n: u64) -> Self {
-        Self {
-            interval_ms: 1000 / n.max(1),
-            last: AtomicU64::new(0),
-        }
+        Self { interval_ms: 1000 / n.max(1), last: AtomicU64::new(0) }
     }
 
     pub fn allow(&self) -> bool {
         let now = now_ms();
         let last = self.last.load(Ordering::Relaxed);
-        now.saturating_sub(last) >= self.interval_ms
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        now.saturating_sub(last) >= self.interval_ms && self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// `2018-06-01T12:00:00.000Z`
 pub fn ggc_timestamp(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -92,17 +81,9 @@ impl RotatingFile {
         if let Some(d) = path.parent() {
             fs::create_dir_all(d)?;
         }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = fs::OpenOptions::new().create(true).append(true).open(&path)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(Self {
-            path,
-            file: Some(file),
-            written,
-            max_bytes: max_bytes.max(16 * 1024),
-        })
+        Ok(Self { path, file: Some(file), written, max_bytes: max_bytes.max(16 * 1024) })
     }
 
     pub fn set_max_bytes(&mut self, max: u64) {
@@ -125,11 +106,7 @@ impl RotatingFile {
         let mut old = self.path.clone().into_os_string();
         old.push(".1");
         let _ = fs::rename(&self.path, &old);
-        self.file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .ok();
+        self.file = fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
         self.written = 0;
     }
 }
@@ -183,18 +160,9 @@ struct GgcFileLayer;
 impl<S: Subscriber> Layer<S> for GgcFileLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let Some(file) = SYSTEM_LOG.get() else { return };
-        let mut v = LineVisitor {
-            message: String::new(),
-            fields: String::new(),
-        };
+        let mut v = LineVisitor { message: String::new(), fields: String::new() };
         event.record(&mut v);
-        let line = format!(
-            "[{}][{}]-{}{}\n",
-            ggc_timestamp(now_ms()),
-            ggc_level(event.metadata().level()),
-            v.message,
-            v.fields
-        );
+        let line = format!("[{}][{}]-{}{}\n", ggc_timestamp(now_ms()), ggc_level(event.metadata().level()), v.message, v.fields);
         let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
         f.write_line(&line);
     }
@@ -212,22 +180,11 @@ pub fn init(format: LogFormat) {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(GgcFileLayer.with_filter(filter()));
     let result = match format {
-        LogFormat::Human => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_target(false)
-                    .with_filter(filter()),
-            )
-            .try_init(),
+        LogFormat::Human => {
+            registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter())).try_init()
+        }
         LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr)
-                    .with_target(false)
-                    .with_filter(filter()),
-            )
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_target(false).with_filter(filter()))
             .try_init(),
     };
     let _ = result;
@@ -251,9 +208,7 @@ mod tests {
             f.write_line(&line);
         }
         let a = fs::metadata(dir.path().join("runtime.log")).unwrap().len();
-        let b = fs::metadata(dir.path().join("runtime.log.1"))
-            .unwrap()
-            .len();
+        let b = fs::metadata(dir.path().join("runtime.log.1")).unwrap().len();
         assert!(a + b <= 16 * 1024, "{a} + {b}");
     }
 

@@ -145,8 +145,7 @@ pub fn filters_overlap(a: &str, b: &str) -> bool {
             (Some("#"), other) | (other, Some("#")) => {
                 // The '#' side accepts whatever the other side still demands,
                 // except that a leading wildcard cannot meet a '$' level.
-                return !(first
-                    && other.is_some_and(|l| l != "+" && l != "#" && starts_with_dollar(l)));
+                return !(first && other.is_some_and(|l| l != "+" && l != "#" && starts_with_dollar(l)));
             }
             (Some(l), Some(r)) => {
                 let ok = match (l, r) {
@@ -171,18 +170,7 @@ mod tests {
 
     #[test]
     fn validates_filters() {
-        for ok in [
-            "a",
-            "a/b",
-            "+",
-            "#",
-            "a/+/b",
-            "a/#",
-            "+/+",
-            "$aws/things/x/shadow/#",
-            "a//b",
-            "/",
-        ] {
+        for ok in ["a", "a/b", "+", "#", "a/+/b", "a/#", "+/+", "$aws/things/x/shadow/#", "a//b", "/"] {
             assert_eq!(validate_filter(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate_filter("a/#/b"), Err(TopicError::MisplacedHash));
@@ -207,11 +195,7 @@ mod tests {
             ("+", "/x", false),
             ("#", "$aws/things/x", false),
             ("+/things/#", "$aws/things/x", false),
-            (
-                "$aws/things/+/shadow/#",
-                "$aws/things/x/shadow/update",
-                true,
-            ),
+            ("$aws/things/+/shadow/#", "$aws/things/x/shadow/update", true),
             ("a//b", "a//b", true),
             ("a/+/b", "a//b", true),
         ];
@@ -239,12 +223,7 @@ mod tests {
         use proptest::prelude::*;
 
         fn level() -> impl Strategy<Value = String> {
-            prop_oneof![
-                Just("a".to_string()),
-                Just("b".to_string()),
-                Just("$s".to_string()),
-                Just(String::new())
-            ]
+            prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("$s".to_string()), Just(String::new())]
         }
 
         fn topic() -> impl Strategy<Value = String> {
@@ -265,9 +244,7 @@ mod tests {
         fn reference_matches(f: &[&str], t: &[&str], first: bool) -> bool {
             match (f.first(), t.first()) {
                 (Some(&"#"), _) => !(first && t.first().is_some_and(|l| l.starts_with('$'))),
-                (Some(&"+"), Some(tl)) => {
-                    !(first && tl.starts_with('$')) && reference_matches(&f[1..], &t[1..], false)
-                }
+                (Some(&"+"), Some(tl)) => !(first && tl.starts_with('$')) && reference_matches(&f[1..], &t[1..], false),
                 (Some(fl), Some(tl)) => fl == tl && reference_matches(&f[1..], &t[1..], false),
                 (None, None) => true,
                 _ => false,

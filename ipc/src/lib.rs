@@ -212,10 +212,7 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::TooLarge(n) => write!(
-                f,
-                "frame of {n} bytes is over the {MAX_FRAME_BYTES}-byte limit"
-            ),
+            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes is over the {MAX_FRAME_BYTES}-byte limit"),
             FrameError::Decode(e) => write!(f, "undecodable frame: {e}"),
         }
     }
@@ -285,28 +282,12 @@ mod tests {
 
     #[test]
     fn frames_roundtrip() {
-        roundtrip(Up::Hello {
-            protocol: PROTOCOL_VERSION,
-            token: "t".into(),
-            role: Role::Instance,
-            pid: 7,
-        });
-        roundtrip(Up::Result {
-            id: 3,
-            outcome: Outcome::Err {
-                unhandled: true,
-                payload: b"{}".to_vec(),
-            },
-        });
+        roundtrip(Up::Hello { protocol: PROTOCOL_VERSION, token: "t".into(), role: Role::Instance, pid: 7 });
+        roundtrip(Up::Result { id: 3, outcome: Outcome::Err { unhandled: true, payload: b"{}".to_vec() } });
         roundtrip(Down::Invoke {
             id: 9,
             event: vec![0, 1, 2, 255],
-            context: Context {
-                invocation_id: "i".into(),
-                client_context: "{}".into(),
-                deadline_unix_ms: 5,
-                event: false,
-            },
+            context: Context { invocation_id: "i".into(), client_context: "{}".into(), deadline_unix_ms: 5, event: false },
         });
         roundtrip(Up::Call {
             corr: 1,
@@ -322,21 +303,13 @@ mod tests {
     /// The wire form of a fixed frame: a change here needs a PROTOCOL_VERSION bump.
     #[test]
     fn golden_hello_frame() {
-        let f = encode(&Up::Hello {
-            protocol: 1,
-            token: "ab".into(),
-            role: Role::Zygote,
-            pid: 300,
-        });
+        let f = encode(&Up::Hello { protocol: 1, token: "ab".into(), role: Role::Zygote, pid: 300 });
         assert_eq!(f, vec![7, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, 0xac, 0x02]);
     }
 
     #[test]
     fn bad_frames_are_errors() {
-        assert!(matches!(
-            frame_len((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()),
-            Err(FrameError::TooLarge(_))
-        ));
+        assert!(matches!(frame_len((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()), Err(FrameError::TooLarge(_))));
         assert!(decode::<Up>(&[200, 1, 2]).is_err());
         let mut short: &[u8] = &[5, 0, 0, 0, 1];
         assert!(read_frame(&mut short).is_err());

@@ -10,18 +10,11 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use ggcore_ipc::{Call, Context, Down, Reply, Up};
-use ggcore_plugin_abi::{
-    HostApi, HostError, HostErrorCode, InvocationType, InvokeArgs, InvokeReply, LogLevel,
-    PublishArgs, ShadowOp,
-};
+use ggcore_plugin_abi::{HostApi, HostError, HostErrorCode, InvocationType, InvokeArgs, InvokeReply, LogLevel, PublishArgs, ShadowOp};
 
 /// Work for the main thread.
 pub enum Work {
-    Invoke {
-        id: u64,
-        event: Vec<u8>,
-        context: Context,
-    },
+    Invoke { id: u64, event: Vec<u8>, context: Context },
     Stop,
 }
 
@@ -44,16 +37,10 @@ impl Conn {
     /// invocations and Stop to the returned receiver.
     pub fn start(stream: UnixStream) -> std::io::Result<(Self, Receiver<Work>)> {
         let reader = stream.try_clone()?;
-        let conn = Conn {
-            writer: Arc::new(Mutex::new(stream)),
-            pending: Arc::default(),
-            next: Arc::new(AtomicU64::new(1)),
-        };
+        let conn = Conn { writer: Arc::new(Mutex::new(stream)), pending: Arc::default(), next: Arc::new(AtomicU64::new(1)) };
         let (tx, rx) = mpsc::sync_channel(64);
         let pending = conn.pending.clone();
-        std::thread::Builder::new()
-            .name("ggcore-ipc-reader".into())
-            .spawn(move || read_loop(reader, pending, tx))?;
+        std::thread::Builder::new().name("ggcore-ipc-reader".into()).spawn(move || read_loop(reader, pending, tx))?;
         Ok((conn, rx))
     }
 
@@ -69,15 +56,9 @@ impl Conn {
         lock(&self.pending).insert(corr, tx);
         if let Err(e) = self.send(&Up::Call { corr, call }) {
             lock(&self.pending).remove(&corr);
-            return Reply::Error {
-                code: HostErrorCode::Internal as u8,
-                message: format!("the core cannot be reached: {e}"),
-            };
+            return Reply::Error { code: HostErrorCode::Internal as u8, message: format!("the core cannot be reached: {e}") };
         }
-        rx.recv().unwrap_or(Reply::Error {
-            code: HostErrorCode::Internal as u8,
-            message: "the connection to the core closed".into(),
-        })
+        rx.recv().unwrap_or(Reply::Error { code: HostErrorCode::Internal as u8, message: "the connection to the core closed".into() })
     }
 }
 
@@ -129,10 +110,7 @@ fn host_error(code: u8, message: String) -> HostError {
 fn unexpected(reply: Reply) -> HostError {
     match reply {
         Reply::Error { code, message } => host_error(code, message),
-        other => HostError::new(
-            HostErrorCode::Internal,
-            format!("unexpected reply from the core: {other:?}"),
-        ),
+        other => HostError::new(HostErrorCode::Internal, format!("unexpected reply from the core: {other:?}")),
     }
 }
 
@@ -164,43 +142,28 @@ impl HostApi for IpcHost {
             payload: args.payload.to_vec(),
         };
         match self.conn.call(call) {
-            Reply::Invoked {
-                invocation_id,
-                payload,
-                function_error,
-            } => Ok(InvokeReply {
-                invocation_id: invocation_id.into(),
-                payload: payload.into(),
-                function_error: function_error.into(),
-            }),
+            Reply::Invoked { invocation_id, payload, function_error } => {
+                Ok(InvokeReply { invocation_id: invocation_id.into(), payload: payload.into(), function_error: function_error.into() })
+            }
             other => Err(unexpected(other)),
         }
     }
 
     fn shadow(&self, op: ShadowOp, thing_name: &str, payload: &[u8]) -> Result<Vec<u8>, HostError> {
-        match self.conn.call(Call::Shadow {
-            op: op as u8,
-            thing: thing_name.to_string(),
-            payload: payload.to_vec(),
-        }) {
+        match self.conn.call(Call::Shadow { op: op as u8, thing: thing_name.to_string(), payload: payload.to_vec() }) {
             Reply::Bytes(b) => Ok(b),
             other => Err(unexpected(other)),
         }
     }
 
     fn get_secret(&self, payload: &[u8]) -> Result<Vec<u8>, HostError> {
-        match self.conn.call(Call::GetSecret {
-            payload: payload.to_vec(),
-        }) {
+        match self.conn.call(Call::GetSecret { payload: payload.to_vec() }) {
             Reply::Bytes(b) => Ok(b),
             other => Err(unexpected(other)),
         }
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let _ = self.conn.send(&Up::Log {
-            level: level as u8,
-            message: message.to_string(),
-        });
+        let _ = self.conn.send(&Up::Log { level: level as u8, message: message.to_string() });
     }
 }

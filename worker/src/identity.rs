@@ -6,8 +6,7 @@ use ggcore_ipc::Spec;
 /// this process. Must run while the process is single-threaded.
 pub fn become_function(spec: &Spec) -> Result<(), String> {
     if let Some(procs) = &spec.cgroup_procs {
-        std::fs::write(procs, std::process::id().to_string())
-            .map_err(|e| format!("joining the memory cgroup {procs}: {e}"))?;
+        std::fs::write(procs, std::process::id().to_string()).map_err(|e| format!("joining the memory cgroup {procs}: {e}"))?;
     }
     for (k, _) in std::env::vars_os() {
         std::env::remove_var(k);
@@ -15,8 +14,7 @@ pub fn become_function(spec: &Spec) -> Result<(), String> {
     for (k, v) in &spec.environment {
         std::env::set_var(k, v);
     }
-    std::env::set_current_dir(&spec.code_dir)
-        .map_err(|e| format!("entering the code directory {}: {e}", spec.code_dir))?;
+    std::env::set_current_dir(&spec.code_dir).map_err(|e| format!("entering the code directory {}: {e}", spec.code_dir))?;
     if let (Some(uid), Some(gid)) = (spec.uid, spec.gid) {
         let gid = nix::unistd::Gid::from_raw(gid);
         let uid = nix::unistd::Uid::from_raw(uid);

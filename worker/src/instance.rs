@@ -2,9 +2,7 @@
 
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
 use ggcore_ipc::{Outcome, Spec, Up};
-use ggcore_plugin_abi::{
-    host_box, Encoding, ErrorKind, FunctionSpec, InvocationContext, InvocationType, PluginModRef,
-};
+use ggcore_plugin_abi::{host_box, Encoding, ErrorKind, FunctionSpec, InvocationContext, InvocationType, PluginModRef};
 
 use crate::conn::{Conn, IpcHost, Work};
 
@@ -15,42 +13,23 @@ pub fn function_spec(spec: &Spec) -> FunctionSpec {
         handler: spec.handler.as_str().into(),
         exec_args: spec.exec_args.as_str().into(),
         code_dir: spec.code_dir.as_str().into(),
-        environment: spec
-            .environment
-            .iter()
-            .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
-            .collect(),
-        encoding: if spec.binary {
-            Encoding::Binary
-        } else {
-            Encoding::Json
-        },
+        environment: spec.environment.iter().map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str()))).collect(),
+        encoding: if spec.binary { Encoding::Binary } else { Encoding::Json },
         memory_limit_kb: spec.memory_limit_kb,
         timeout_ms: spec.timeout_ms,
         pinned: spec.pinned,
-        sdk_dirs: spec
-            .sdk_dirs
-            .iter()
-            .map(|s| RString::from(s.as_str()))
-            .collect(),
+        sdk_dirs: spec.sdk_dirs.iter().map(|s| RString::from(s.as_str())).collect(),
     }
 }
 
 /// Starts the instance and serves invocations until Stop or the core goes away.
 /// Returns the process exit code.
-pub fn serve(
-    module: PluginModRef,
-    conn: Conn,
-    work: std::sync::mpsc::Receiver<Work>,
-    spec: &Spec,
-) -> i32 {
+pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<Work>, spec: &Spec) -> i32 {
     let host = host_box(IpcHost { conn: conn.clone() });
     let mut instance = match (module.start_instance())(function_spec(spec), host) {
         RResult::ROk(i) => i,
         RResult::RErr(e) => {
-            let _ = conn.send(&Up::StartFailed {
-                message: e.message.to_string(),
-            });
+            let _ = conn.send(&Up::StartFailed { message: e.message.to_string() });
             return 1;
         }
     };
@@ -64,18 +43,11 @@ pub fn serve(
                     invocation_id: context.invocation_id.into(),
                     client_context: context.client_context.into(),
                     deadline_unix_ms: context.deadline_unix_ms,
-                    invocation_type: if context.event {
-                        InvocationType::Event
-                    } else {
-                        InvocationType::RequestResponse
-                    },
+                    invocation_type: if context.event { InvocationType::Event } else { InvocationType::RequestResponse },
                 };
                 let outcome = match instance.invoke(RVec::from(event), ctx) {
                     RResult::ROk(v) => Outcome::Ok(v.into_vec()),
-                    RResult::RErr(e) => Outcome::Err {
-                        unhandled: e.kind == ErrorKind::Unhandled,
-                        payload: e.payload.into_vec(),
-                    },
+                    RResult::RErr(e) => Outcome::Err { unhandled: e.kind == ErrorKind::Unhandled, payload: e.payload.into_vec() },
                 };
                 if conn.send(&Up::Result { id, outcome }).is_err() {
                     break;

@@ -28,25 +28,16 @@ fn main() {
             println!("{}", plugin::probe(Path::new(&args[2])));
             0
         }
-        Some("instance") if args.len() == 5 => {
-            direct_instance(Path::new(&args[2]), &args[3], Path::new(&args[4]))
-        }
+        Some("instance") if args.len() == 5 => direct_instance(Path::new(&args[2]), &args[3], Path::new(&args[4])),
         Some("zygote") if args.len() >= 6 => match plugin::load(Path::new(&args[4])) {
             Ok(module) => zygote::run(Path::new(&args[2]), &args[3], module, &args[5], &args[6..]),
             Err(reason) => {
-                report_early(
-                    Path::new(&args[2]),
-                    &args[3],
-                    Role::Zygote,
-                    Up::ZygoteFailed { message: reason },
-                );
+                report_early(Path::new(&args[2]), &args[3], Role::Zygote, Up::ZygoteFailed { message: reason });
                 1
             }
         },
         _ => {
-            eprintln!(
-                "ggcore-worker is started by the ggcore core; it is not meant to be run by hand"
-            );
+            eprintln!("ggcore-worker is started by the ggcore core; it is not meant to be run by hand");
             2
         }
     };
@@ -55,16 +46,8 @@ fn main() {
 
 /// Sends Hello on a fresh connection.
 pub(crate) fn hello(stream: &mut UnixStream, token: &str, role: Role) -> bool {
-    ggcore_ipc::write_frame(
-        stream,
-        &Up::Hello {
-            protocol: PROTOCOL_VERSION,
-            token: token.to_string(),
-            role,
-            pid: std::process::id(),
-        },
-    )
-    .is_ok()
+    ggcore_ipc::write_frame(stream, &Up::Hello { protocol: PROTOCOL_VERSION, token: token.to_string(), role, pid: std::process::id() })
+        .is_ok()
 }
 
 /// Connects only to report a failure that happened before the real work.
@@ -89,11 +72,7 @@ fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
     if !hello(&mut stream, token, Role::Instance) {
         return 1;
     }
-    let spec = match ggcore_ipc::read_frame(&mut stream)
-        .ok()
-        .flatten()
-        .map(|b| ggcore_ipc::decode::<Down>(&b))
-    {
+    let spec = match ggcore_ipc::read_frame(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
         Some(Ok(Down::Start { spec })) => spec,
         _ => {
             eprintln!("ggcore-worker: the core did not send the function to start");
@@ -107,20 +86,9 @@ fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
             return 1;
         }
     };
-    let dirs: Vec<RString> = spec
-        .sdk_dirs
-        .iter()
-        .map(|s| RString::from(s.as_str()))
-        .collect();
-    if let RResult::RErr(e) =
-        (module.prepare())(spec.runtime.as_str().into(), dirs.as_slice().into())
-    {
-        let _ = ggcore_ipc::write_frame(
-            &mut stream,
-            &Up::StartFailed {
-                message: e.message.to_string(),
-            },
-        );
+    let dirs: Vec<RString> = spec.sdk_dirs.iter().map(|s| RString::from(s.as_str())).collect();
+    if let RResult::RErr(e) = (module.prepare())(spec.runtime.as_str().into(), dirs.as_slice().into()) {
+        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: e.message.to_string() });
         return 1;
     }
     run_instance(stream, module, &spec)

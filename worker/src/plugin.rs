@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use abi_stable::library::{LibraryError, RootModule};
+use abi_stable::library::LibraryError;
 use abi_stable::std_types::RResult;
 use ggcore_plugin_abi::{PluginModRef, ABI_VERSION};
 
 /// Loads the plugin at `path`, checking its ABI layout and version.
 pub fn load(path: &Path) -> Result<PluginModRef, String> {
-    PluginModRef::load_from_file(path).map_err(|e| describe(path, &e))
+    abi_stable::library::lib_header_from_path(path).and_then(|h| h.init_root_module::<PluginModRef>()).map_err(|e| describe(path, &e))
 }
 
 /// A one-line reason for a load failure, naming both versions on a mismatch.

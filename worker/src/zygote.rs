@@ -22,13 +22,7 @@ fn send(stream: &mut UnixStream, msg: &Up) -> bool {
 
 /// Runs the zygote until the core stops it or goes away. In forked children
 /// this returns the child's exit code after the instance ends.
-pub fn run(
-    socket: &Path,
-    token: &str,
-    module: PluginModRef,
-    runtime: &str,
-    sdk_dirs: &[String],
-) -> i32 {
+pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_dirs: &[String]) -> i32 {
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
@@ -42,31 +36,16 @@ pub fn run(
     let dirs: Vec<RString> = sdk_dirs.iter().map(|s| RString::from(s.as_str())).collect();
     match (module.prepare())(runtime.into(), dirs.as_slice().into()) {
         RResult::ROk(true) => {
-            if !send(
-                &mut stream,
-                &Up::ZygoteReady {
-                    detail: format!("{runtime} prepared"),
-                },
-            ) {
+            if !send(&mut stream, &Up::ZygoteReady { detail: format!("{runtime} prepared") }) {
                 return 1;
             }
         }
         RResult::ROk(false) => {
-            send(
-                &mut stream,
-                &Up::ZygoteFailed {
-                    message: "the plugin cannot fork prepared instances".into(),
-                },
-            );
+            send(&mut stream, &Up::ZygoteFailed { message: "the plugin cannot fork prepared instances".into() });
             return 0;
         }
         RResult::RErr(e) => {
-            send(
-                &mut stream,
-                &Up::ZygoteFailed {
-                    message: e.message.to_string(),
-                },
-            );
+            send(&mut stream, &Up::ZygoteFailed { message: e.message.to_string() });
             return 1;
         }
     }
@@ -74,10 +53,7 @@ pub fn run(
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         reap(&mut stream);
-        let mut pfd = [nix::poll::PollFd::new(
-            stream_fd(&stream),
-            nix::poll::PollFlags::POLLIN,
-        )];
+        let mut pfd = [nix::poll::PollFd::new(stream_fd(&stream), nix::poll::PollFlags::POLLIN)];
         match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(200u16)) {
             Ok(0) => continue,
             Ok(_) => {}
@@ -93,14 +69,7 @@ pub fn run(
             match ggcore_ipc::decode::<Down>(&body) {
                 Ok(Down::Fork { token, spec }) => {
                     let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
-                        send(
-                            &mut stream,
-                            &Up::ForkFailed {
-                                token,
-                                message: "no stdout/stderr descriptors came with the request"
-                                    .into(),
-                            },
-                        );
+                        send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
                         continue;
                     };
                     let pid = (module.fork())();
@@ -109,15 +78,9 @@ pub fn run(
                     }
                     drop((out, err));
                     let msg = if pid > 0 {
-                        Up::Forked {
-                            token,
-                            pid: pid as u32,
-                        }
+                        Up::Forked { token, pid: pid as u32 }
                     } else {
-                        Up::ForkFailed {
-                            token,
-                            message: format!("fork failed: {}", std::io::Error::last_os_error()),
-                        }
+                        Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
                     };
                     if !send(&mut stream, &msg) {
                         return 1;
@@ -166,22 +129,10 @@ fn reap(stream: &mut UnixStream) {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => {
-                send(
-                    stream,
-                    &Up::ChildExited {
-                        pid: pid.as_raw() as u32,
-                        status: code,
-                    },
-                );
+                send(stream, &Up::ChildExited { pid: pid.as_raw() as u32, status: code });
             }
             Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                send(
-                    stream,
-                    &Up::ChildExited {
-                        pid: pid.as_raw() as u32,
-                        status: -(sig as i32),
-                    },
-                );
+                send(stream, &Up::ChildExited { pid: pid.as_raw() as u32, status: -(sig as i32) });
             }
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => {}

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, SubAck, SubscribeReasonCode,
-    UnsubAck,
-};
+use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, SubAck, SubscribeReasonCode, UnsubAck};
 use rumqttc::mqttbytes::{Error as CodecError, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -58,18 +55,12 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     let tls = match tls {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            ctx.hub
-                .stats
-                .tls_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.hub.stats.tls_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(%peer, error = %e, "TLS handshake failed; connection refused");
             return;
         }
         Err(_) => {
-            ctx.hub
-                .stats
-                .tls_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.hub.stats.tls_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(%peer, "TLS handshake did not finish within 10 s; connection closed");
             return;
         }
@@ -94,18 +85,9 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
             tracing::info!(%peer, packet = ?packet_name(&other), "first packet is not CONNECT; connection closed");
             return;
         }
-        Ok(Err(ReadError::Codec(
-            CodecError::InvalidProtocol | CodecError::InvalidProtocolLevel(_),
-        ))) => {
+        Ok(Err(ReadError::Codec(CodecError::InvalidProtocol | CodecError::InvalidProtocolLevel(_)))) => {
             tracing::info!(%peer, "unsupported MQTT protocol version (ggcore speaks MQTT 3.1.1); connection refused");
-            let _ = write_packet(
-                &mut wr,
-                Packet::ConnAck(ConnAck::new(
-                    ConnectReturnCode::RefusedProtocolVersion,
-                    false,
-                )),
-            )
-            .await;
+            let _ = write_packet(&mut wr, Packet::ConnAck(ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false))).await;
             return;
         }
         Ok(Err(e)) => {
@@ -119,14 +101,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     };
     if !matches!(connect.protocol, rumqttc::mqttbytes::Protocol::V4) {
         tracing::info!(%peer, "unsupported MQTT protocol version (ggcore speaks MQTT 3.1.1); connection refused");
-        let _ = write_packet(
-            &mut wr,
-            Packet::ConnAck(ConnAck::new(
-                ConnectReturnCode::RefusedProtocolVersion,
-                false,
-            )),
-        )
-        .await;
+        let _ = write_packet(&mut wr, Packet::ConnAck(ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false))).await;
         return;
     }
 
@@ -137,29 +112,19 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     let refusal = match table.admit(&fingerprint, common_name.as_deref()) {
         None => Some((
             ConnectReturnCode::NotAuthorized,
-            format!(
-                "certificate {fingerprint} (CN {}) is not a device of the group",
-                common_name.as_deref().unwrap_or("-")
-            ),
+            format!("certificate {fingerprint} (CN {}) is not a device of the group", common_name.as_deref().unwrap_or("-")),
         )),
         Some(d) if d.thing.name() != client_id => Some((
             ConnectReturnCode::BadClientId,
-            format!(
-                "client id '{client_id}' is not the thing name '{}' of this certificate",
-                d.thing.name()
-            ),
+            format!("client id '{client_id}' is not the thing name '{}' of this certificate", d.thing.name()),
         )),
-        Some(_) if ctx.core_thing.as_deref() == Some(client_id.as_str()) => Some((
-            ConnectReturnCode::NotAuthorized,
-            "the core's own thing cannot connect to the local server".to_string(),
-        )),
+        Some(_) if ctx.core_thing.as_deref() == Some(client_id.as_str()) => {
+            Some((ConnectReturnCode::NotAuthorized, "the core's own thing cannot connect to the local server".to_string()))
+        }
         Some(_) => None,
     };
     if let Some((code, reason)) = refusal {
-        ctx.hub
-            .stats
-            .connections_refused
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.hub.stats.connections_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(%peer, client_id = %client_id, reason = %reason, "connection refused");
         let _ = write_packet(&mut wr, Packet::ConnAck(ConnAck::new(code, false))).await;
         let _ = wr.shutdown().await;
@@ -174,11 +139,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
             Ok(()) => Some(Message {
                 topic: Arc::from(w.topic.as_str()),
                 payload: w.message.clone(),
-                qos: if w.qos == QoS::AtMostOnce {
-                    Qos::AtMostOnce
-                } else {
-                    Qos::AtLeastOnce
-                },
+                qos: if w.qos == QoS::AtMostOnce { Qos::AtMostOnce } else { Qos::AtLeastOnce },
             }),
             Err(reason) => {
                 tracing::info!(%peer, thing = %client_id, reason = %reason, "invalid will message; connection refused");
@@ -190,27 +151,12 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
 
     let conn_id = ctx.hub.next_conn_id();
     let cancel = ctx.shutdown.child_token();
-    let (session, present) = ctx.hub.attach(
-        &device,
-        connect.clean_session,
-        conn_id,
-        cancel.clone(),
-        peer,
-    );
-    if write_packet(
-        &mut wr,
-        Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, present)),
-    )
-    .await
-    .is_err()
-    {
+    let (session, present) = ctx.hub.attach(&device, connect.clean_session, conn_id, cancel.clone(), peer);
+    if write_packet(&mut wr, Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, present))).await.is_err() {
         ctx.hub.detach(&session, conn_id);
         return;
     }
-    ctx.hub
-        .stats
-        .connections_accepted
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.hub.stats.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(%peer, thing = %client_id, clean_session = connect.clean_session, session_present = present, "device connected");
 
     let writer = tokio::spawn(write_loop(session.clone(), wr, cancel.clone()));
@@ -228,9 +174,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
         acks: BytesMut::new(),
         qos2_pending: Vec::new(),
     };
-    let close = reader
-        .run(&mut rd, &mut buf, max_packet, keep_alive, &cancel)
-        .await;
+    let close = reader.run(&mut rd, &mut buf, max_packet, keep_alive, &cancel).await;
     cancel.cancel();
     let _ = writer.await;
     ctx.hub.detach(&session, conn_id);
@@ -250,17 +194,11 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
             tracing::info!(thing = %client_id, "device silent past its keep-alive; connection closed")
         }
         Close::Protocol(why) => {
-            ctx.hub
-                .stats
-                .protocol_errors
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.hub.stats.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(thing = %client_id, reason = %why, "MQTT protocol error; connection closed")
         }
         Close::Oversized { topic, size } => {
-            ctx.hub
-                .stats
-                .oversized_payloads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.hub.stats.oversized_payloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(thing = %client_id, topic = %topic, size, max = ctx.max_payload, "payload over maxPayloadBytes; connection closed")
         }
     }
@@ -269,8 +207,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     if let Some(w) = will {
         if !shutting_down {
             let mut scratch = Vec::new();
-            ctx.router
-                .route(&Endpoint::Device(device.thing.clone()), &w, &mut scratch);
+            ctx.router.route(&Endpoint::Device(device.thing.clone()), &w, &mut scratch);
         }
     }
 }
@@ -278,10 +215,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
 fn check_will(topic: &str, message: &Bytes, max_payload: usize) -> Result<(), String> {
     validate_topic(topic).map_err(|e| format!("will topic '{topic}' {e}"))?;
     if message.len() > max_payload {
-        return Err(format!(
-            "will payload of {} bytes is over maxPayloadBytes {max_payload}",
-            message.len()
-        ));
+        return Err(format!("will payload of {} bytes is over maxPayloadBytes {max_payload}", message.len()));
     }
     Ok(())
 }
@@ -373,23 +307,15 @@ impl Reader<'_> {
                     return Some(Close::Protocol(format!("PUBLISH topic '{}' {e}", p.topic)));
                 }
                 if p.payload.len() > self.ctx.max_payload {
-                    return Some(Close::Oversized {
-                        topic: p.topic,
-                        size: p.payload.len(),
-                    });
+                    return Some(Close::Oversized { topic: p.topic, size: p.payload.len() });
                 }
                 let qos = match p.qos {
                     QoS::AtMostOnce => Qos::AtMostOnce,
                     _ => Qos::AtLeastOnce,
                 };
-                let duplicate_qos2 =
-                    p.qos == QoS::ExactlyOnce && self.qos2_pending.contains(&p.pkid);
+                let duplicate_qos2 = p.qos == QoS::ExactlyOnce && self.qos2_pending.contains(&p.pkid);
                 if !duplicate_qos2 {
-                    let msg = Message {
-                        topic: Arc::from(p.topic.as_str()),
-                        payload: p.payload,
-                        qos,
-                    };
+                    let msg = Message { topic: Arc::from(p.topic.as_str()), payload: p.payload, qos };
                     self.ctx.router.route(&self.source, &msg, &mut self.scratch);
                 }
                 match p.qos {
@@ -398,9 +324,7 @@ impl Reader<'_> {
                     QoS::ExactlyOnce => {
                         if !duplicate_qos2 {
                             if self.qos2_pending.len() >= 1024 {
-                                return Some(Close::Protocol(
-                                    "more than 1024 QoS 2 messages awaiting PUBREL".to_string(),
-                                ));
+                                return Some(Close::Protocol("more than 1024 QoS 2 messages awaiting PUBREL".to_string()));
                             }
                             self.qos2_pending.push(p.pkid);
                         }
@@ -425,11 +349,7 @@ impl Reader<'_> {
                 for f in &s.filters {
                     match TopicFilter::new(&f.path) {
                         Ok(filter) if table.grants(&self.thing, &filter) => {
-                            let qos = if f.qos == QoS::AtMostOnce {
-                                Qos::AtMostOnce
-                            } else {
-                                Qos::AtLeastOnce
-                            };
+                            let qos = if f.qos == QoS::AtMostOnce { Qos::AtMostOnce } else { Qos::AtLeastOnce };
                             codes.push(SubscribeReasonCode::Success(if qos == Qos::AtMostOnce {
                                 QoS::AtMostOnce
                             } else {
@@ -464,12 +384,7 @@ impl Reader<'_> {
             }
             Packet::PingReq => self.ack(Packet::PingResp),
             Packet::Disconnect => return Some(Close::Graceful),
-            other => {
-                return Some(Close::Protocol(format!(
-                    "unexpected {} from a device",
-                    packet_name(&other)
-                )))
-            }
+            other => return Some(Close::Protocol(format!("unexpected {} from a device", packet_name(&other)))),
         }
         None
     }
@@ -478,8 +393,7 @@ impl Reader<'_> {
 /// Builds the close reason for a packet over the size limit, naming its topic
 /// when the buffered bytes already hold it.
 fn oversized(buf: &BytesMut, remaining_len: usize) -> Close {
-    let topic = peek_publish_topic(buf)
-        .unwrap_or_else(|| "<not a PUBLISH or not yet received>".to_string());
+    let topic = peek_publish_topic(buf).unwrap_or_else(|| "<not a PUBLISH or not yet received>".to_string());
     let size = remaining_len.saturating_sub(2 + topic.len() + 2);
     Close::Oversized { topic, size }
 }
@@ -513,11 +427,7 @@ enum ReadError {
     Io(#[from] std::io::Error),
 }
 
-async fn read_packet<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    buf: &mut BytesMut,
-    max: usize,
-) -> Result<Packet, ReadError> {
+async fn read_packet<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, max: usize) -> Result<Packet, ReadError> {
     loop {
         match Packet::read(buf, max) {
             Ok(p) => return Ok(p),
@@ -560,17 +470,11 @@ fn packet_name(p: &Packet) -> &'static str {
 
 /// Drains the session to the socket until cancelled. On QoS 1 overflow it closes
 /// the connection (the session is kept).
-async fn write_loop<W: AsyncWrite + Unpin>(
-    session: Arc<Session>,
-    mut wr: W,
-    cancel: CancellationToken,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(session: Arc<Session>, mut wr: W, cancel: CancellationToken) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut retry_at: Option<Instant> = None;
     loop {
-        let sleep_for = retry_at
-            .map(|t| t.saturating_duration_since(Instant::now()))
-            .unwrap_or(Duration::from_secs(3600));
+        let sleep_for = retry_at.map(|t| t.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -623,14 +527,7 @@ mod tests {
     #[test]
     fn topic_of_a_partial_publish() {
         let mut b = BytesMut::new();
-        crate::broker::session::encode_publish(
-            &mut b,
-            "big/topic",
-            &vec![0u8; 300_000],
-            Qos::AtMostOnce,
-            0,
-            false,
-        );
+        crate::broker::session::encode_publish(&mut b, "big/topic", &vec![0u8; 300_000], Qos::AtMostOnce, 0, false);
         b.truncate(40);
         assert_eq!(peek_publish_topic(&b).as_deref(), Some("big/topic"));
         assert_eq!(peek_publish_topic(&[0x82, 0x05]), None);

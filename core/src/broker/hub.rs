@@ -85,12 +85,7 @@ pub struct DeviceHub {
 
 impl DeviceHub {
     pub fn new(limits: SessionLimits) -> Self {
-        Self {
-            sessions: RwLock::new(HashMap::new()),
-            limits,
-            next_conn: AtomicU64::new(1),
-            stats: BrokerStats::default(),
-        }
+        Self { sessions: RwLock::new(HashMap::new()), limits, next_conn: AtomicU64::new(1), stats: BrokerStats::default() }
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -107,14 +102,7 @@ impl DeviceHub {
 
     /// Attaches connection `conn` for `device`; an older connection with the same
     /// client id is closed. Returns the session and MQTT's session-present flag.
-    pub fn attach(
-        &self,
-        device: &Device,
-        clean: bool,
-        conn: u64,
-        cancel: CancellationToken,
-        peer: SocketAddr,
-    ) -> (Arc<Session>, bool) {
+    pub fn attach(&self, device: &Device, clean: bool, conn: u64, cancel: CancellationToken, peer: SocketAddr) -> (Arc<Session>, bool) {
         let thing: Arc<str> = Arc::from(device.thing.name());
         let mut map = self.write();
         let existing = map.get(&thing).cloned();
@@ -126,8 +114,7 @@ impl DeviceHub {
                 old.state().detach(a.conn);
             }
         }
-        let reusable = existing
-            .filter(|s| !clean && !s.state().clean && s.device.certificate == device.certificate);
+        let reusable = existing.filter(|s| !clean && !s.state().clean && s.device.certificate == device.certificate);
         let present = reusable.is_some();
         let session = match reusable {
             Some(s) => s,
@@ -144,12 +131,7 @@ impl DeviceHub {
             }
         };
         session.state().attach(conn);
-        *session.attachment() = Some(Attachment {
-            conn,
-            cancel,
-            peer,
-            since: SystemTime::now(),
-        });
+        *session.attachment() = Some(Attachment { conn, cancel, peer, since: SystemTime::now() });
         (session, present)
     }
 
@@ -167,10 +149,7 @@ impl DeviceHub {
         };
         if was_attached && clean {
             let mut map = self.write();
-            if map
-                .get(&session.thing)
-                .is_some_and(|s| Arc::ptr_eq(s, session))
-            {
+            if map.get(&session.thing).is_some_and(|s| Arc::ptr_eq(s, session)) {
                 map.remove(&session.thing);
             }
         }
@@ -214,16 +193,8 @@ impl DeviceHub {
                 Some(ConnectedDevice {
                     thing: s.thing.to_string(),
                     peer: a.peer.to_string(),
-                    since_unix: a
-                        .since
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0),
-                    subscriptions: st
-                        .subscriptions()
-                        .iter()
-                        .map(|(f, q)| format!("{f} (QoS {})", *q as u8))
-                        .collect(),
+                    since_unix: a.since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    subscriptions: st.subscriptions().iter().map(|(f, q)| format!("{f} (QoS {})", *q as u8)).collect(),
                     pending: st.pending(),
                     dropped: st.counters.dropped,
                 })

@@ -29,11 +29,7 @@ pub struct SessionLimits {
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        Self {
-            max_queued: 1000,
-            max_inflight: 128,
-            retry_after: Duration::from_secs(30),
-        }
+        Self { max_queued: 1000, max_inflight: 128, retry_after: Duration::from_secs(30) }
     }
 }
 
@@ -133,11 +129,7 @@ impl SessionState {
 
     /// Delivery QoS for `topic`: the highest granted among matching filters, or None.
     fn granted_qos(&self, topic: &str) -> Option<Qos> {
-        self.subscriptions
-            .iter()
-            .filter(|(f, _)| f.matches(topic))
-            .map(|(_, q)| *q)
-            .max()
+        self.subscriptions.iter().filter(|(f, _)| f.matches(topic)).map(|(_, q)| *q).max()
     }
 
     pub fn pending(&self) -> usize {
@@ -154,11 +146,7 @@ impl SessionState {
             // Nobody to send QoS 0 to; clean sessions end with their connection.
             return Offer::Offline;
         }
-        let out = Outgoing {
-            topic: msg.topic.clone(),
-            payload: msg.payload.clone(),
-            qos,
-        };
+        let out = Outgoing { topic: msg.topic.clone(), payload: msg.payload.clone(), qos };
         let pending = self.pending();
         if pending >= self.limits.max_queued {
             if qos == Qos::AtMostOnce {
@@ -246,12 +234,7 @@ impl SessionState {
             }
         }
         while n < max_batch {
-            if self
-                .queue
-                .front()
-                .is_some_and(|m| m.qos == Qos::AtLeastOnce)
-                && self.inflight.len() >= self.limits.max_inflight
-            {
+            if self.queue.front().is_some_and(|m| m.qos == Qos::AtLeastOnce) && self.inflight.len() >= self.limits.max_inflight {
                 break;
             }
             let Some(msg) = self.queue.pop_front() else {
@@ -265,11 +248,7 @@ impl SessionState {
                 Qos::AtLeastOnce => {
                     let pkid = self.alloc_pkid();
                     encode_publish(buf, &msg.topic, &msg.payload, Qos::AtLeastOnce, pkid, false);
-                    self.inflight.push_back(InFlight {
-                        pkid,
-                        msg,
-                        sent_at: now,
-                    });
+                    self.inflight.push_back(InFlight { pkid, msg, sent_at: now });
                 }
             }
             n += 1;
@@ -281,30 +260,18 @@ impl SessionState {
     pub fn has_work(&self) -> bool {
         !self.control.is_empty()
             || self.resend
-            || self.queue.front().is_some_and(|m| {
-                m.qos == Qos::AtMostOnce || self.inflight.len() < self.limits.max_inflight
-            })
+            || self.queue.front().is_some_and(|m| m.qos == Qos::AtMostOnce || self.inflight.len() < self.limits.max_inflight)
     }
 
     /// When the oldest in-flight message is due for a retry, if any.
     pub fn next_retry(&self) -> Option<Instant> {
-        self.inflight
-            .iter()
-            .map(|f| f.sent_at + self.limits.retry_after)
-            .min()
+        self.inflight.iter().map(|f| f.sent_at + self.limits.retry_after).min()
     }
 }
 
 /// Encodes an MQTT 3.1.1 PUBLISH (the hot path; checked against the codec's
 /// parser in tests). Retain is never set: ggcore keeps no retained messages.
-pub fn encode_publish(
-    buf: &mut BytesMut,
-    topic: &str,
-    payload: &[u8],
-    qos: Qos,
-    pkid: u16,
-    dup: bool,
-) {
+pub fn encode_publish(buf: &mut BytesMut, topic: &str, payload: &[u8], qos: Qos, pkid: u16, dup: bool) {
     let mut remaining = 2 + topic.len() + payload.len();
     if qos != Qos::AtMostOnce {
         remaining += 2;
@@ -337,11 +304,7 @@ mod tests {
     use rumqttc::mqttbytes::v4::Packet;
 
     fn msg(topic: &str, qos: Qos) -> Message {
-        Message {
-            topic: Arc::from(topic),
-            payload: Bytes::from_static(b"p"),
-            qos,
-        }
+        Message { topic: Arc::from(topic), payload: Bytes::from_static(b"p"), qos }
     }
 
     fn subscribed(clean: bool, limits: SessionLimits) -> SessionState {
@@ -357,17 +320,8 @@ mod tests {
             for size in [0usize, 5, 200, 20_000] {
                 let payload = vec![0xabu8; size];
                 let mut buf = BytesMut::new();
-                encode_publish(
-                    &mut buf,
-                    "$aws/things/x/shadow/get",
-                    &payload,
-                    qos,
-                    pkid,
-                    pkid != 0,
-                );
-                let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-                    panic!("not a publish")
-                };
+                encode_publish(&mut buf, "$aws/things/x/shadow/get", &payload, qos, pkid, pkid != 0);
+                let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!("not a publish") };
                 assert_eq!(p.topic, "$aws/things/x/shadow/get");
                 assert_eq!(p.payload.len(), size);
                 assert_eq!(p.pkid, pkid);
@@ -387,9 +341,7 @@ mod tests {
         assert_eq!(s.offer(&msg("a/x", Qos::AtLeastOnce)), Offer::Queued);
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, Instant::now(), 100), 1);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         assert_eq!(p.qos as u8, 0, "granted QoS 0 wins over message QoS 1");
     }
 
@@ -400,22 +352,16 @@ mod tests {
         let mut buf = BytesMut::new();
         let now = Instant::now();
         s.drain_into(&mut buf, now, 100);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         assert!(s.detach(1));
         assert_eq!(s.offer(&msg("a/2", Qos::AtMostOnce)), Offer::Offline);
         assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce)), Offer::Queued);
         s.attach(2);
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, now, 100), 2);
-        let Packet::Publish(again) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(again) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         assert_eq!((again.pkid, again.dup), (p.pkid, true));
-        let Packet::Publish(third) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(third) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         assert_eq!(&*third.topic, "a/3");
         assert!(s.acknowledge(p.pkid));
         assert!(s.acknowledge(third.pkid));
@@ -424,10 +370,7 @@ mod tests {
 
     #[test]
     fn unacknowledged_messages_are_retried_while_connected() {
-        let limits = SessionLimits {
-            retry_after: Duration::from_secs(5),
-            ..SessionLimits::default()
-        };
+        let limits = SessionLimits { retry_after: Duration::from_secs(5), ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
         s.offer(&msg("a/1", Qos::AtLeastOnce));
         let t0 = Instant::now();
@@ -437,50 +380,34 @@ mod tests {
         assert_eq!(s.drain_into(&mut buf, t0 + Duration::from_secs(1), 100), 0);
         assert_eq!(s.next_retry(), Some(t0 + Duration::from_secs(5)));
         assert_eq!(s.drain_into(&mut buf, t0 + Duration::from_secs(6), 100), 1);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         assert!(p.dup);
     }
 
     #[test]
     fn overflow_drops_qos0_and_flags_qos1() {
-        let limits = SessionLimits {
-            max_queued: 2,
-            ..SessionLimits::default()
-        };
+        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
         s.offer(&msg("a/1", Qos::AtLeastOnce));
         s.offer(&msg("a/2", Qos::AtLeastOnce));
-        assert_eq!(
-            s.offer(&msg("a/3", Qos::AtMostOnce)),
-            Offer::Dropped("device queue full (QoS 0)")
-        );
+        assert_eq!(s.offer(&msg("a/3", Qos::AtMostOnce)), Offer::Dropped("device queue full (QoS 0)"));
         assert_eq!(s.offer(&msg("a/4", Qos::AtLeastOnce)), Offer::Overflow);
         assert!(s.overflowed);
         assert_eq!(s.offer(&msg("a/5", Qos::AtLeastOnce)), Offer::Overflow);
-        assert!(matches!(
-            s.offer(&msg("a/6", Qos::AtLeastOnce)),
-            Offer::Dropped(_)
-        ));
+        assert!(matches!(s.offer(&msg("a/6", Qos::AtLeastOnce)), Offer::Dropped(_)));
         assert_eq!(s.counters.dropped, 2);
     }
 
     #[test]
     fn inflight_window_holds_back_qos1_but_not_qos0() {
-        let limits = SessionLimits {
-            max_inflight: 1,
-            ..SessionLimits::default()
-        };
+        let limits = SessionLimits { max_inflight: 1, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
         s.offer(&msg("a/1", Qos::AtLeastOnce));
         s.offer(&msg("a/2", Qos::AtLeastOnce));
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, Instant::now(), 100), 1);
         assert!(!s.has_work());
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else {
-            panic!()
-        };
+        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
         s.acknowledge(p.pkid);
         assert!(s.has_work());
     }

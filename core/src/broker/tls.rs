@@ -29,10 +29,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = certs::load_certs(cert)?;
     let key_der = certs::load_key(key)?;
-    let signer = provider()
-        .key_provider
-        .load_private_key(key_der)
-        .map_err(|e| TlsError::Rustls(key.display().to_string(), e))?;
+    let signer = provider().key_provider.load_private_key(key_der).map_err(|e| TlsError::Rustls(key.display().to_string(), e))?;
     Ok(Arc::new(CertifiedKey::new(chain, signer)))
 }
 
@@ -45,9 +42,7 @@ pub struct ServerCertResolver {
 
 impl ServerCertResolver {
     pub fn new(key: Arc<CertifiedKey>) -> Self {
-        Self {
-            current: ArcSwap::new(key),
-        }
+        Self { current: ArcSwap::new(key) }
     }
 
     pub fn replace(&self, key: Arc<CertifiedKey>) {
@@ -63,15 +58,10 @@ impl ResolvesServerCert for ServerCertResolver {
 
 /// Builds the server configuration: TLS 1.2 and 1.3, client certificate required
 /// and verified against the CA certificates in `device_ca`.
-pub fn server_config(
-    device_ca: &Path,
-    resolver: Arc<ServerCertResolver>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(device_ca: &Path, resolver: Arc<ServerCertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in certs::load_certs(device_ca)? {
-        roots
-            .add(c)
-            .map_err(|e| TlsError::Rustls(device_ca.display().to_string(), e))?;
+        roots.add(c).map_err(|e| TlsError::Rustls(device_ca.display().to_string(), e))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()

@@ -16,10 +16,7 @@ pub struct ArnError {
 }
 
 fn arn_error(arn: &str, expected: &'static str) -> ArnError {
-    ArnError {
-        arn: arn.to_string(),
-        expected,
-    }
+    ArnError { arn: arn.to_string(), expected }
 }
 
 /// `arn:aws:iot:REGION:ACCOUNT:thing/NAME`
@@ -32,32 +29,22 @@ pub struct ThingArn {
 impl ThingArn {
     pub fn parse(arn: &str) -> Result<Self, ArnError> {
         const EXPECTED: &str = "a thing ARN (arn:aws:iot:REGION:ACCOUNT:thing/NAME)";
-        let rest = arn
-            .strip_prefix("arn:")
-            .ok_or_else(|| arn_error(arn, EXPECTED))?;
+        let rest = arn.strip_prefix("arn:").ok_or_else(|| arn_error(arn, EXPECTED))?;
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         if parts.len() != 5 || parts[1] != "iot" {
             return Err(arn_error(arn, EXPECTED));
         }
-        let name = parts[4]
-            .strip_prefix("thing/")
-            .ok_or_else(|| arn_error(arn, EXPECTED))?;
+        let name = parts[4].strip_prefix("thing/").ok_or_else(|| arn_error(arn, EXPECTED))?;
         if !valid_thing_name(name) {
             return Err(arn_error(arn, EXPECTED));
         }
-        Ok(Self {
-            arn: Arc::from(arn),
-            name_at: arn.len() - name.len(),
-        })
+        Ok(Self { arn: Arc::from(arn), name_at: arn.len() - name.len() })
     }
 
     pub fn build(region: &str, account: &str, name: &str) -> Self {
         let arn = format!("arn:aws:iot:{region}:{account}:thing/{name}");
         let name_at = arn.len() - name.len();
-        Self {
-            arn: Arc::from(arn),
-            name_at,
-        }
+        Self { arn: Arc::from(arn), name_at }
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,11 +65,7 @@ impl ThingArn {
 
 /// AWS IoT thing names: 1-128 of `[a-zA-Z0-9:_-]`.
 pub fn valid_thing_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
+    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
 }
 
 impl fmt::Debug for ThingArn {
@@ -106,33 +89,22 @@ pub struct CertificateArn {
 
 impl CertificateArn {
     pub fn parse(arn: &str) -> Result<Self, ArnError> {
-        const EXPECTED: &str =
-            "a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/<64 hex digits>)";
-        let rest = arn
-            .strip_prefix("arn:")
-            .ok_or_else(|| arn_error(arn, EXPECTED))?;
+        const EXPECTED: &str = "a certificate ARN (arn:aws:iot:REGION:ACCOUNT:cert/<64 hex digits>)";
+        let rest = arn.strip_prefix("arn:").ok_or_else(|| arn_error(arn, EXPECTED))?;
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         if parts.len() != 5 || parts[1] != "iot" {
             return Err(arn_error(arn, EXPECTED));
         }
-        let id = parts[4]
-            .strip_prefix("cert/")
-            .ok_or_else(|| arn_error(arn, EXPECTED))?;
+        let id = parts[4].strip_prefix("cert/").ok_or_else(|| arn_error(arn, EXPECTED))?;
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(arn_error(arn, EXPECTED));
         }
-        Ok(Self {
-            arn: Arc::from(arn),
-            fingerprint: Arc::from(id.to_ascii_lowercase()),
-        })
+        Ok(Self { arn: Arc::from(arn), fingerprint: Arc::from(id.to_ascii_lowercase()) })
     }
 
     pub fn build(region: &str, account: &str, fingerprint: &str) -> Self {
         let fingerprint = fingerprint.to_ascii_lowercase();
-        Self {
-            arn: Arc::from(format!("arn:aws:iot:{region}:{account}:cert/{fingerprint}")),
-            fingerprint: Arc::from(fingerprint),
-        }
+        Self { arn: Arc::from(format!("arn:aws:iot:{region}:{account}:cert/{fingerprint}")), fingerprint: Arc::from(fingerprint) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -160,22 +132,13 @@ pub struct FunctionArn {
 
 impl FunctionArn {
     pub fn parse(arn: &str) -> Result<Self, ArnError> {
-        const EXPECTED: &str =
-            "a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])";
-        let rest = arn
-            .strip_prefix("arn:")
-            .ok_or_else(|| arn_error(arn, EXPECTED))?;
+        const EXPECTED: &str = "a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])";
+        let rest = arn.strip_prefix("arn:").ok_or_else(|| arn_error(arn, EXPECTED))?;
         let parts: Vec<&str> = rest.split(':').collect();
-        if !(parts.len() == 6 || parts.len() == 7) || parts[1] != "lambda" || parts[4] != "function"
-        {
+        if !(parts.len() == 6 || parts.len() == 7) || parts[1] != "lambda" || parts[4] != "function" {
             return Err(arn_error(arn, EXPECTED));
         }
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 140
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
+        let name_ok = |s: &str| !s.is_empty() && s.len() <= 140 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok(parts[5]) {
             return Err(arn_error(arn, EXPECTED));
         }
@@ -184,9 +147,7 @@ impl FunctionArn {
                 return Err(arn_error(arn, EXPECTED));
             }
         }
-        Ok(Self {
-            arn: Arc::from(arn),
-        })
+        Ok(Self { arn: Arc::from(arn) })
     }
 
     pub fn as_str(&self) -> &str {
@@ -253,31 +214,23 @@ mod tests {
         assert!(ThingArn::parse("arn:aws:iot:r:a:cert/x").is_err());
         assert!(ThingArn::parse("arn:aws:iot:r:a:thing/").is_err());
         assert!(ThingArn::parse("arn:aws:iot:r:a:thing/bad name").is_err());
-        assert_eq!(
-            ThingArn::build("r", "a", "n").as_str(),
-            "arn:aws:iot:r:a:thing/n"
-        );
+        assert_eq!(ThingArn::build("r", "a", "n").as_str(), "arn:aws:iot:r:a:thing/n");
     }
 
     #[test]
     fn certificate_arn() {
         let fp = "AB".repeat(32);
-        let c = CertificateArn::parse(&format!("arn:aws:iot:us-east-1:000000000000:cert/{fp}"))
-            .unwrap();
+        let c = CertificateArn::parse(&format!("arn:aws:iot:us-east-1:000000000000:cert/{fp}")).unwrap();
         assert_eq!(c.fingerprint(), "ab".repeat(32));
         assert!(CertificateArn::parse("arn:aws:iot:r:a:cert/abc").is_err());
     }
 
     #[test]
     fn function_arn() {
-        let f =
-            FunctionArn::parse("arn:aws:lambda:us-east-1:123456789012:function:hello:1").unwrap();
+        let f = FunctionArn::parse("arn:aws:lambda:us-east-1:123456789012:function:hello:1").unwrap();
         assert_eq!(f.name(), "hello");
         assert_eq!(f.qualifier(), Some("1"));
-        assert_eq!(
-            f.unqualified(),
-            "arn:aws:lambda:us-east-1:123456789012:function:hello"
-        );
+        assert_eq!(f.unqualified(), "arn:aws:lambda:us-east-1:123456789012:function:hello");
         assert!(!f.is_system());
         let s = FunctionArn::parse("arn:aws:lambda:::function:GGCloudSpooler:1").unwrap();
         assert!(s.is_system());

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use super::raw::{self, Extra, RawExecution, RawGroup};
 use super::{
-    arn, CertificateArn, Compiled, CoreEntry, Device, Encoding, Endpoint, Function, FunctionArn,
-    Group, GroupError, IsolationMode, Lifecycle, Logger, LoggerComponent, Problem, RunAs,
-    SpoolerSettings, SpoolerStorage, Subscription, ThingArn, CLOUD, MIN_SPOOL_BYTES,
+    arn, CertificateArn, Compiled, CoreEntry, Device, Encoding, Endpoint, Function, FunctionArn, Group, GroupError, IsolationMode,
+    Lifecycle, Logger, LoggerComponent, Problem, RunAs, SpoolerSettings, SpoolerStorage, Subscription, ThingArn, CLOUD, MIN_SPOOL_BYTES,
     SHADOW_SERVICE,
 };
 use crate::topic::TopicFilter;
@@ -35,37 +34,21 @@ const DEFAULT_GROUP_ID: &str = "ggcore-group";
 const SPOOLER_FUNCTION: &str = "GGCloudSpooler";
 
 /// Parses and validates group.json text; `file` names it in messages.
-pub fn compile_text(
-    file: &str,
-    text: &str,
-    cx: &CompileContext<'_>,
-) -> Result<Compiled, GroupError> {
+pub fn compile_text(file: &str, text: &str, cx: &CompileContext<'_>) -> Result<Compiled, GroupError> {
     match raw::parse(text) {
         Ok(raw) => compile(file, raw, cx),
-        Err((path, message)) => Err(GroupError {
-            file: file.to_string(),
-            problems: vec![Problem { path, message }],
-        }),
+        Err((path, message)) => Err(GroupError { file: file.to_string(), problems: vec![Problem { path, message }] }),
     }
 }
 
 /// Validates a parsed group. Returns every problem at once.
 pub fn compile(file: &str, raw: RawGroup, cx: &CompileContext<'_>) -> Result<Compiled, GroupError> {
-    let mut c = Compiler {
-        problems: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut c = Compiler { problems: Vec::new(), warnings: Vec::new() };
     let group = c.group(raw, cx);
     if c.problems.is_empty() {
-        Ok(Compiled {
-            group,
-            warnings: c.warnings,
-        })
+        Ok(Compiled { group, warnings: c.warnings })
     } else {
-        Err(GroupError {
-            file: file.to_string(),
-            problems: c.problems,
-        })
+        Err(GroupError { file: file.to_string(), problems: c.problems })
     }
 }
 
@@ -88,17 +71,11 @@ fn valid_id(id: &str) -> bool {
 
 impl Compiler {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { path: path.into(), message: message.into() });
     }
 
     fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.warnings.push(Problem { path: path.into(), message: message.into() });
     }
 
     fn unknown(&mut self, path: &str, extra: &Extra) {
@@ -107,12 +84,7 @@ impl Compiler {
         }
     }
 
-    fn required<'s>(
-        &mut self,
-        path: &str,
-        field: &str,
-        value: &'s Option<String>,
-    ) -> Option<&'s str> {
+    fn required<'s>(&mut self, path: &str, field: &str, value: &'s Option<String>) -> Option<&'s str> {
         match value.as_deref() {
             Some(v) => Some(v),
             None => {
@@ -129,10 +101,7 @@ impl Compiler {
         };
         let id = id.to_string();
         if !valid_id(&id) {
-            self.error(
-                join(path, "Id"),
-                format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"),
-            );
+            self.error(join(path, "Id"), format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"));
         } else if !seen.insert(id.clone()) {
             self.error(join(path, "Id"), format!("duplicate Id '{id}'"));
         }
@@ -144,54 +113,33 @@ impl Compiler {
         let group_id = match raw.group_id {
             Some(id) if valid_id(&id) => id,
             Some(id) => {
-                self.error(
-                    "GroupId",
-                    format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"),
-                );
+                self.error("GroupId", format!("'{id}' must be 1-128 characters of [a-zA-Z0-9:_-]"));
                 id
             }
             None => DEFAULT_GROUP_ID.to_string(),
         };
         if raw.connector_definition.is_some() {
-            self.warn(
-                "ConnectorDefinition",
-                "connectors are not supported by ggcore; ignored",
-            );
+            self.warn("ConnectorDefinition", "connectors are not supported by ggcore; ignored");
         }
         if let Some(res) = &raw.resource_definition {
             self.unknown("ResourceDefinition", &res.extra);
             if !res.resources.is_empty() {
-                self.warn(
-                    "ResourceDefinition.Resources",
-                    "local resources are not served yet; ignored",
-                );
+                self.warn("ResourceDefinition.Resources", "local resources are not served yet; ignored");
             }
         }
         let core = self.core(raw.core_definition);
         let devices = self.devices(raw.device_definition, core.as_ref());
         let (functions, spooler) = self.functions(raw.function_definition, cx);
-        let subscriptions =
-            self.subscriptions(raw.subscription_definition, &devices, &functions, cx);
+        let subscriptions = self.subscriptions(raw.subscription_definition, &devices, &functions, cx);
         let loggers = self.loggers(raw.logger_definition);
-        Group {
-            group_id,
-            core,
-            devices,
-            functions,
-            subscriptions,
-            loggers,
-            spooler,
-        }
+        Group { group_id, core, devices, functions, subscriptions, loggers, spooler }
     }
 
     fn core(&mut self, def: Option<raw::RawCoreDefinition>) -> Option<CoreEntry> {
         let def = def?;
         self.unknown("CoreDefinition", &def.extra);
         if def.cores.len() > 1 {
-            self.error(
-                "CoreDefinition.Cores",
-                format!("a group has exactly one core; found {}", def.cores.len()),
-            );
+            self.error("CoreDefinition.Cores", format!("a group has exactly one core; found {}", def.cores.len()));
         }
         let mut seen = HashSet::new();
         let mut out = None;
@@ -202,12 +150,7 @@ impl Compiler {
             let thing = self.thing_arn(&path, &c.thing_arn);
             let certificate = self.certificate_arn(&path, &c.certificate_arn);
             if let Some(thing) = thing {
-                out.get_or_insert(CoreEntry {
-                    id,
-                    thing,
-                    certificate,
-                    sync_shadow: c.sync_shadow.unwrap_or(false),
-                });
+                out.get_or_insert(CoreEntry { id, thing, certificate, sync_shadow: c.sync_shadow.unwrap_or(false) });
             }
         }
         out
@@ -235,11 +178,7 @@ impl Compiler {
         }
     }
 
-    fn devices(
-        &mut self,
-        def: Option<raw::RawDeviceDefinition>,
-        core: Option<&CoreEntry>,
-    ) -> Vec<Device> {
+    fn devices(&mut self, def: Option<raw::RawDeviceDefinition>, core: Option<&CoreEntry>) -> Vec<Device> {
         let Some(def) = def else { return Vec::new() };
         self.unknown("DeviceDefinition", &def.extra);
         let mut seen = HashSet::new();
@@ -256,44 +195,23 @@ impl Compiler {
             if core.is_some_and(|c| c.thing.name() == thing.name()) {
                 self.error(
                     join(&path, "ThingArn"),
-                    format!(
-                        "'{}' is the core's own thing; the core cannot be a device of its group",
-                        thing.name()
-                    ),
+                    format!("'{}' is the core's own thing; the core cannot be a device of its group", thing.name()),
                 );
             }
             if let Some(prev) = names.insert(thing.name().to_string(), i) {
-                self.error(
-                    join(&path, "ThingArn"),
-                    format!(
-                        "thing '{}' is already DeviceDefinition.Devices[{prev}]",
-                        thing.name()
-                    ),
-                );
+                self.error(join(&path, "ThingArn"), format!("thing '{}' is already DeviceDefinition.Devices[{prev}]", thing.name()));
             }
             if let Some(cert) = &certificate {
                 if let Some(prev) = certs.insert(cert.fingerprint().to_string(), i) {
-                    self.error(
-                        join(&path, "CertificateArn"),
-                        format!("the same certificate is already DeviceDefinition.Devices[{prev}]"),
-                    );
+                    self.error(join(&path, "CertificateArn"), format!("the same certificate is already DeviceDefinition.Devices[{prev}]"));
                 }
             }
-            out.push(Device {
-                id,
-                thing,
-                certificate,
-                sync_shadow: d.sync_shadow.unwrap_or(false),
-            });
+            out.push(Device { id, thing, certificate, sync_shadow: d.sync_shadow.unwrap_or(false) });
         }
         out
     }
 
-    fn functions(
-        &mut self,
-        def: Option<raw::RawFunctionDefinition>,
-        cx: &CompileContext<'_>,
-    ) -> (Vec<Function>, Option<SpoolerSettings>) {
+    fn functions(&mut self, def: Option<raw::RawFunctionDefinition>, cx: &CompileContext<'_>) -> (Vec<Function>, Option<SpoolerSettings>) {
         let Some(def) = def else {
             return (Vec::new(), None);
         };
@@ -330,10 +248,7 @@ impl Compiler {
                 } else {
                     self.warn(
                         join(&path, "FunctionArn"),
-                        format!(
-                            "system function '{}' is not implemented by ggcore; ignored",
-                            arn.name()
-                        ),
+                        format!("system function '{}' is not implemented by ggcore; ignored", arn.name()),
                     );
                 }
                 continue;
@@ -341,23 +256,14 @@ impl Compiler {
             if let Some(prev) = arns.insert(arn.unqualified().to_string(), i) {
                 self.error(
                     join(&path, "FunctionArn"),
-                    format!(
-                        "function '{}' is already FunctionDefinition.Functions[{prev}]",
-                        arn.unqualified()
-                    ),
+                    format!("function '{}' is already FunctionDefinition.Functions[{prev}]", arn.unqualified()),
                 );
             }
             if arn.qualifier().is_none() {
-                self.warn(
-                    join(&path, "FunctionArn"),
-                    "unqualified function ARN; Greengrass deploys a version or an alias",
-                );
+                self.warn(join(&path, "FunctionArn"), "unqualified function ARN; Greengrass deploys a version or an alias");
             }
             if arn.qualifier() == Some("$LATEST") {
-                self.error(
-                    join(&path, "FunctionArn"),
-                    "$LATEST is not supported by Greengrass; deploy a version or an alias",
-                );
+                self.error(join(&path, "FunctionArn"), "$LATEST is not supported by Greengrass; deploy a version or an alias");
             }
             if let Some(func) = self.function(&path, id, arn, f, default_exec, cx) {
                 out.push(func);
@@ -373,10 +279,7 @@ impl Compiler {
             Some("GreengrassContainer") => Some(IsolationMode::GreengrassContainer),
             Some("NoContainer") => Some(IsolationMode::NoContainer),
             Some(other) => {
-                self.error(
-                    join(path, "IsolationMode"),
-                    format!("'{other}' is not GreengrassContainer or NoContainer"),
-                );
+                self.error(join(path, "IsolationMode"), format!("'{other}' is not GreengrassContainer or NoContainer"));
                 None
             }
         };
@@ -433,10 +336,7 @@ impl Compiler {
         let executable = match cfg.executable {
             Some(e) if !e.trim().is_empty() => e,
             _ => {
-                self.error(
-                    join(&cfg_path, "Executable"),
-                    "is required (the handler, such as 'module.function_handler')",
-                );
+                self.error(join(&cfg_path, "Executable"), "is required (the handler, such as 'module.function_handler')");
                 String::new()
             }
         };
@@ -444,26 +344,17 @@ impl Compiler {
             None | Some("json") => Encoding::Json,
             Some("binary") => Encoding::Binary,
             Some(other) => {
-                self.error(
-                    join(&cfg_path, "EncodingType"),
-                    format!("'{other}' is not json or binary"),
-                );
+                self.error(join(&cfg_path, "EncodingType"), format!("'{other}' is not json or binary"));
                 Encoding::Json
             }
         };
         let timeout_s = cfg.timeout.unwrap_or(DEFAULT_TIMEOUT_S);
         if timeout_s == 0 || timeout_s > 900 {
-            self.error(
-                join(&cfg_path, "Timeout"),
-                format!("{timeout_s} is outside 1-900 seconds"),
-            );
+            self.error(join(&cfg_path, "Timeout"), format!("{timeout_s} is outside 1-900 seconds"));
         }
         let memory_kb = cfg.memory_size.unwrap_or(DEFAULT_MEMORY_KB);
         if !(2048..=4 * 1024 * 1024).contains(&memory_kb) {
-            self.error(
-                join(&cfg_path, "MemorySize"),
-                format!("{memory_kb} KB is outside 2048-4194304 KB"),
-            );
+            self.error(join(&cfg_path, "MemorySize"), format!("{memory_kb} KB is outside 2048-4194304 KB"));
         }
         let mut environment = BTreeMap::new();
         let (mut isolation, mut run_as) = default_exec;
@@ -473,19 +364,13 @@ impl Compiler {
             if let Some(vars) = env.variables {
                 for (k, v) in vars {
                     if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                        self.error(
-                            join(&env_path, &format!("Variables.{k}")),
-                            "is not a valid environment variable",
-                        );
+                        self.error(join(&env_path, &format!("Variables.{k}")), "is not a valid environment variable");
                     }
                     environment.insert(k, v);
                 }
             }
             if env.resource_access_policies.is_some_and(|p| !p.is_empty()) {
-                self.warn(
-                    join(&env_path, "ResourceAccessPolicies"),
-                    "local resources are not served yet; ignored",
-                );
+                self.warn(join(&env_path, "ResourceAccessPolicies"), "local resources are not served yet; ignored");
             }
             if let Some(e) = env.execution {
                 let (i, r) = self.execution(&join(&env_path, "Execution"), e);
@@ -502,11 +387,7 @@ impl Compiler {
             exec_args: cfg.exec_args,
             memory_kb,
             timeout: Duration::from_secs(timeout_s),
-            lifecycle: if cfg.pinned.unwrap_or(false) {
-                Lifecycle::Pinned
-            } else {
-                Lifecycle::OnDemand
-            },
+            lifecycle: if cfg.pinned.unwrap_or(false) { Lifecycle::Pinned } else { Lifecycle::OnDemand },
             encoding,
             environment,
             isolation: isolation.unwrap_or(IsolationMode::GreengrassContainer),
@@ -522,8 +403,7 @@ impl Compiler {
         };
         match std::fs::metadata(&full) {
             Ok(m) if m.is_dir() => Some(full),
-            Ok(m) if m.is_file() && code.ends_with(".zip") => match crate::bundle::check_zip(&full)
-            {
+            Ok(m) if m.is_file() && code.ends_with(".zip") => match crate::bundle::check_zip(&full) {
                 Ok(()) => Some(full),
                 Err(e) => {
                     self.error(path, format!("{}: {e}", full.display()));
@@ -531,10 +411,7 @@ impl Compiler {
                 }
             },
             Ok(_) => {
-                self.error(
-                    path,
-                    format!("{} is neither a directory nor a .zip file", full.display()),
-                );
+                self.error(path, format!("{} is neither a directory nor a .zip file", full.display()));
                 None
             }
             Err(e) => {
@@ -544,26 +421,14 @@ impl Compiler {
         }
     }
 
-    fn spooler(
-        &mut self,
-        path: &str,
-        cfg: Option<&raw::RawFunctionConfiguration>,
-    ) -> Option<SpoolerSettings> {
-        let vars = cfg
-            .and_then(|c| c.environment.as_ref())
-            .and_then(|e| e.variables.as_ref());
+    fn spooler(&mut self, path: &str, cfg: Option<&raw::RawFunctionConfiguration>) -> Option<SpoolerSettings> {
+        let vars = cfg.and_then(|c| c.environment.as_ref()).and_then(|e| e.variables.as_ref());
         let var_path = join(path, "FunctionConfiguration.Environment.Variables");
-        let storage = match vars
-            .and_then(|v| v.get("GG_CONFIG_STORAGE_TYPE"))
-            .map(String::as_str)
-        {
+        let storage = match vars.and_then(|v| v.get("GG_CONFIG_STORAGE_TYPE")).map(String::as_str) {
             None | Some("Memory") => SpoolerStorage::Memory,
             Some("FileSystem") => SpoolerStorage::FileSystem,
             Some(other) => {
-                self.error(
-                    join(&var_path, "GG_CONFIG_STORAGE_TYPE"),
-                    format!("'{other}' is not Memory or FileSystem"),
-                );
+                self.error(join(&var_path, "GG_CONFIG_STORAGE_TYPE"), format!("'{other}' is not Memory or FileSystem"));
                 return None;
             }
         };
@@ -572,25 +437,16 @@ impl Compiler {
             Some(s) => match s.trim().parse::<u64>() {
                 Ok(n) if n >= MIN_SPOOL_BYTES => n,
                 Ok(_) => {
-                    self.error(
-                        join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"),
-                        "Spool size should be at least 262144 bytes.",
-                    );
+                    self.error(join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"), "Spool size should be at least 262144 bytes.");
                     return None;
                 }
                 Err(_) => {
-                    self.error(
-                        join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"),
-                        format!("'{s}' is not a whole number of bytes"),
-                    );
+                    self.error(join(&var_path, "GG_CONFIG_MAX_SIZE_BYTES"), format!("'{s}' is not a whole number of bytes"));
                     return None;
                 }
             },
         };
-        Some(SpoolerSettings {
-            storage,
-            max_size_bytes,
-        })
+        Some(SpoolerSettings { storage, max_size_bytes })
     }
 
     fn endpoint(
@@ -605,11 +461,7 @@ impl Compiler {
             if cx.unserved.contains(&text) {
                 self.warn(path, format!("'{text}' is not served by this ggcore yet; messages to or from it are dropped"));
             }
-            return Some(if text == CLOUD {
-                Endpoint::Cloud
-            } else {
-                Endpoint::Shadow
-            });
+            return Some(if text == CLOUD { Endpoint::Cloud } else { Endpoint::Shadow });
         }
         if text.starts_with("arn:aws:iot:") {
             return match ThingArn::parse(text) {
@@ -629,9 +481,7 @@ impl Compiler {
         if text.starts_with("arn:aws:lambda:") {
             return match FunctionArn::parse(text) {
                 Ok(a) => {
-                    let found = functions.iter().find(|f| {
-                        f.arn == a || (a.qualifier().is_none() && f.arn.unqualified() == a.as_str())
-                    });
+                    let found = functions.iter().find(|f| f.arn == a || (a.qualifier().is_none() && f.arn.unqualified() == a.as_str()));
                     match found {
                         Some(f) => Some(Endpoint::Function(f.arn.clone())),
                         None => {
@@ -646,10 +496,7 @@ impl Compiler {
                 }
             };
         }
-        self.error(
-            path,
-            format!("'{text}' is not a thing ARN, a function ARN, 'cloud' or 'GGShadowService'"),
-        );
+        self.error(path, format!("'{text}' is not a thing ARN, a function ARN, 'cloud' or 'GGShadowService'"));
         None
     }
 
@@ -668,22 +515,15 @@ impl Compiler {
             let path = format!("SubscriptionDefinition.Subscriptions[{i}]");
             self.unknown(&path, &s.extra);
             let id = self.id(&path, &s.id, &mut seen);
-            let source = self
-                .required(&path, "Source", &s.source)
-                .and_then(|t| self.endpoint(&join(&path, "Source"), t, devices, functions, cx));
-            let target = self
-                .required(&path, "Target", &s.target)
-                .and_then(|t| self.endpoint(&join(&path, "Target"), t, devices, functions, cx));
-            let subject = self.required(&path, "Subject", &s.subject).and_then(|t| {
-                match TopicFilter::new(t) {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        self.error(
-                            join(&path, "Subject"),
-                            format!("'{t}' is not a valid topic filter: {e}"),
-                        );
-                        None
-                    }
+            let source =
+                self.required(&path, "Source", &s.source).and_then(|t| self.endpoint(&join(&path, "Source"), t, devices, functions, cx));
+            let target =
+                self.required(&path, "Target", &s.target).and_then(|t| self.endpoint(&join(&path, "Target"), t, devices, functions, cx));
+            let subject = self.required(&path, "Subject", &s.subject).and_then(|t| match TopicFilter::new(t) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.error(join(&path, "Subject"), format!("'{t}' is not a valid topic filter: {e}"));
+                    None
                 }
             });
             if let (Some(source), Some(subject), Some(target)) = (source, subject, target) {
@@ -691,12 +531,7 @@ impl Compiler {
                     self.error(&path, "a subscription from cloud to cloud routes nothing");
                     continue;
                 }
-                out.push(Subscription {
-                    id,
-                    source,
-                    subject,
-                    target,
-                });
+                out.push(Subscription { id, source, subject, target });
             }
         }
         out
@@ -715,10 +550,7 @@ impl Compiler {
                 Some("GreengrassSystem") => Some(LoggerComponent::GreengrassSystem),
                 Some("Lambda") => Some(LoggerComponent::Lambda),
                 Some(other) => {
-                    self.error(
-                        join(&path, "Component"),
-                        format!("'{other}' is not GreengrassSystem or Lambda"),
-                    );
+                    self.error(join(&path, "Component"), format!("'{other}' is not GreengrassSystem or Lambda"));
                     None
                 }
                 None => {
@@ -732,10 +564,7 @@ impl Compiler {
                 Some("WARN") => Some(tracing::Level::WARN),
                 Some("ERROR") | Some("FATAL") => Some(tracing::Level::ERROR),
                 Some(other) => {
-                    self.error(
-                        join(&path, "Level"),
-                        format!("'{other}' is not DEBUG, INFO, WARN, ERROR or FATAL"),
-                    );
+                    self.error(join(&path, "Level"), format!("'{other}' is not DEBUG, INFO, WARN, ERROR or FATAL"));
                     None
                 }
                 None => {
@@ -746,17 +575,11 @@ impl Compiler {
             match l.kind.as_deref() {
                 Some("FileSystem") => {}
                 Some("AWSCloudWatch") => {
-                    self.warn(
-                        join(&path, "Type"),
-                        "AWSCloudWatch logging is not served by ggcore; ignored",
-                    );
+                    self.warn(join(&path, "Type"), "AWSCloudWatch logging is not served by ggcore; ignored");
                     continue;
                 }
                 Some(other) => {
-                    self.error(
-                        join(&path, "Type"),
-                        format!("'{other}' is not FileSystem or AWSCloudWatch"),
-                    );
+                    self.error(join(&path, "Type"), format!("'{other}' is not FileSystem or AWSCloudWatch"));
                     continue;
                 }
                 None => {
@@ -765,12 +588,7 @@ impl Compiler {
                 }
             }
             if let (Some(component), Some(level)) = (component, level) {
-                out.push(Logger {
-                    id,
-                    component,
-                    level,
-                    space_kb: l.space,
-                });
+                out.push(Logger { id, component, level, space_kb: l.space });
             }
         }
         out
@@ -786,11 +604,7 @@ mod tests {
     }
 
     fn cx() -> CompileContext<'static> {
-        CompileContext {
-            base_dir: None,
-            runtimes: &no_runtimes,
-            unserved: &["cloud", "GGShadowService"],
-        }
+        CompileContext { base_dir: None, runtimes: &no_runtimes, unserved: &["cloud", "GGShadowService"] }
     }
 
     const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -824,52 +638,24 @@ mod tests {
             "Bogus": 1}"#;
         let e = compile_text("group.json", text, &cx()).unwrap_err();
         let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
-        assert!(
-            paths.contains(&"DeviceDefinition.Devices[1].Id"),
-            "{paths:?}"
-        );
-        assert!(
-            paths.contains(&"DeviceDefinition.Devices[1].ThingArn"),
-            "{paths:?}"
-        );
-        assert!(
-            paths.contains(&"SubscriptionDefinition.Subscriptions[0].Source"),
-            "{paths:?}"
-        );
-        assert!(
-            paths.contains(&"SubscriptionDefinition.Subscriptions[1].Subject"),
-            "{paths:?}"
-        );
+        assert!(paths.contains(&"DeviceDefinition.Devices[1].Id"), "{paths:?}");
+        assert!(paths.contains(&"DeviceDefinition.Devices[1].ThingArn"), "{paths:?}");
+        assert!(paths.contains(&"SubscriptionDefinition.Subscriptions[0].Source"), "{paths:?}");
+        assert!(paths.contains(&"SubscriptionDefinition.Subscriptions[1].Subject"), "{paths:?}");
         let text = e.to_string();
-        assert!(
-            text.contains("no device has ARN arn:aws:iot:r:a:thing/d9"),
-            "{text}"
-        );
-        assert!(
-            text.contains("'a/#/b' is not a valid topic filter"),
-            "{text}"
-        );
+        assert!(text.contains("no device has ARN arn:aws:iot:r:a:thing/d9"), "{text}");
+        assert!(text.contains("'a/#/b' is not a valid topic filter"), "{text}");
     }
 
     #[test]
     fn type_errors_name_the_path() {
-        let e = compile_text(
-            "g.json",
-            r#"{"DeviceDefinition":{"Devices":[{"Id":5}]}}"#,
-            &cx(),
-        )
-        .unwrap_err();
+        let e = compile_text("g.json", r#"{"DeviceDefinition":{"Devices":[{"Id":5}]}}"#, &cx()).unwrap_err();
         assert_eq!(e.problems[0].path, "DeviceDefinition.Devices[0].Id");
     }
 
     #[test]
     fn unknown_fields_warn() {
-        let c = compile_text(
-            "g.json",
-            r#"{"DeviceDefinition":{"Devices":[],"Extra":1},"Foo":true}"#,
-            &cx(),
-        )
-        .unwrap();
+        let c = compile_text("g.json", r#"{"DeviceDefinition":{"Devices":[],"Extra":1},"Foo":true}"#, &cx()).unwrap();
         let paths: Vec<&str> = c.warnings.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, vec!["Foo", "DeviceDefinition.Extra"]);
     }
@@ -879,10 +665,7 @@ mod tests {
         let text = r#"{"FunctionDefinition":{"Functions":[{"Id":"f","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:f:1",
             "Runtime":"python3.11","Code":".","FunctionConfiguration":{"Executable":"m.h"}}]}}"#;
         let e = compile_text("g.json", text, &cx()).unwrap_err();
-        assert_eq!(
-            e.problems[0].path,
-            "FunctionDefinition.Functions[0].Runtime"
-        );
+        assert_eq!(e.problems[0].path, "FunctionDefinition.Functions[0].Runtime");
         assert!(e.problems[0].message.contains("python3.11"));
     }
 
@@ -891,18 +674,12 @@ mod tests {
         let text = r#"{"FunctionDefinition":{"Functions":[{"Id":"sp","FunctionArn":"arn:aws:lambda:::function:GGCloudSpooler:1",
             "FunctionConfiguration":{"Executable":"spooler","Environment":{"Variables":{"GG_CONFIG_STORAGE_TYPE":"FileSystem","GG_CONFIG_MAX_SIZE_BYTES":"1000"}}}}]}}"#;
         let e = compile_text("g.json", text, &cx()).unwrap_err();
-        assert_eq!(
-            e.problems[0].message,
-            "Spool size should be at least 262144 bytes."
-        );
+        assert_eq!(e.problems[0].message, "Spool size should be at least 262144 bytes.");
     }
 
     #[test]
     fn definition_wrapper_is_unwrapped() {
-        let text = format!(
-            r#"{{"DeviceDefinition":{{"Arn":"x","Definition":{{"Devices":[{}]}}}}}}"#,
-            device("d1")
-        );
+        let text = format!(r#"{{"DeviceDefinition":{{"Arn":"x","Definition":{{"Devices":[{}]}}}}}}"#, device("d1"));
         let c = compile_text("g.json", &text, &cx()).unwrap();
         assert_eq!(c.group.devices.len(), 1);
     }

@@ -196,12 +196,7 @@ pub struct GroupError {
 impl fmt::Display for GroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(
-            f,
-            "{}: the group is invalid ({n} problem{})",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
+        write!(f, "{}: the group is invalid ({n} problem{})", self.file, if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
             write!(f, "\n  {}: {p}", self.file)?;
         }

@@ -196,8 +196,7 @@ pub const DEFINITION_KEYS: [&str; 7] = [
 
 /// Parses group.json text. Type errors name the JSON path of the bad value.
 pub fn parse(text: &str) -> Result<RawGroup, (String, String)> {
-    let mut value: Value =
-        serde_json::from_str(text).map_err(|e| (String::new(), format!("not valid JSON: {e}")))?;
+    let mut value: Value = serde_json::from_str(text).map_err(|e| (String::new(), format!("not valid JSON: {e}")))?;
     let Some(obj) = value.as_object_mut() else {
         return Err((String::new(), "the group must be a JSON object".to_string()));
     };

@@ -15,12 +15,7 @@ struct Node<T> {
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
-        Self {
-            children: HashMap::new(),
-            plus: None,
-            here: Vec::new(),
-            hash: Vec::new(),
-        }
+        Self { children: HashMap::new(), plus: None, here: Vec::new(), hash: Vec::new() }
     }
 }
 
@@ -33,10 +28,7 @@ pub struct FilterIndex<T> {
 
 impl<T: Copy> Default for FilterIndex<T> {
     fn default() -> Self {
-        Self {
-            nodes: vec![Node::default()],
-            len: 0,
-        }
+        Self { nodes: vec![Node::default()], len: 0 }
     }
 }
 
@@ -58,11 +50,7 @@ impl<T: Copy> FilterIndex<T> {
                 self.len += 1;
                 return;
             }
-            let next = if level == "+" {
-                self.nodes[at].plus
-            } else {
-                self.nodes[at].children.get(level).copied()
-            };
+            let next = if level == "+" { self.nodes[at].plus } else { self.nodes[at].children.get(level).copied() };
             at = match next {
                 Some(n) => n as usize,
                 None => {
@@ -88,13 +76,7 @@ impl<T: Copy> FilterIndex<T> {
         self.walk(0, topic.split('/'), true, out);
     }
 
-    fn walk(
-        &self,
-        at: usize,
-        mut levels: std::str::Split<'_, char>,
-        first: bool,
-        out: &mut Vec<T>,
-    ) {
+    fn walk(&self, at: usize, mut levels: std::str::Split<'_, char>, first: bool, out: &mut Vec<T>) {
         let node = &self.nodes[at];
         match levels.next() {
             None => {
@@ -130,16 +112,7 @@ mod tests {
     #[test]
     fn finds_matching_filters() {
         let mut ix = FilterIndex::default();
-        let filters = [
-            "a/b",
-            "a/+",
-            "a/#",
-            "#",
-            "+/b",
-            "$aws/things/+/shadow/#",
-            "a",
-            "+",
-        ];
+        let filters = ["a/b", "a/+", "a/#", "#", "+/b", "$aws/things/+/shadow/#", "a", "+"];
         for (i, f) in filters.iter().enumerate() {
             ix.insert(f, i);
         }
@@ -157,12 +130,7 @@ mod tests {
     }
 
     fn level() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("a".to_string()),
-            Just("b".to_string()),
-            Just("$x".to_string()),
-            Just(String::new())
-        ]
+        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("$x".to_string()), Just(String::new())]
     }
 
     fn filter() -> impl Strategy<Value = String> {

@@ -121,10 +121,7 @@ impl Router {
     /// Attaches the deliverer for one kind of target (once, at start).
     pub fn attach(&self, kind: TargetKind, sink: Arc<dyn Deliver>) {
         if self.sinks[kind as usize].set(sink).is_err() {
-            tracing::error!(
-                ?kind,
-                "a deliverer for this target kind is already attached"
-            );
+            tracing::error!(?kind, "a deliverer for this target kind is already attached");
         }
     }
 
@@ -143,20 +140,12 @@ impl Router {
 
     /// Routes `msg` from `source` to every target the table names, once each.
     /// `scratch` is a reusable buffer owned by the caller.
-    pub fn route(
-        &self,
-        source: &Endpoint,
-        msg: &Message,
-        scratch: &mut Vec<TargetId>,
-    ) -> RouteOutcome {
+    pub fn route(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>) -> RouteOutcome {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         scratch.clear();
         let table = self.table.load();
         table.route(source, &msg.topic, scratch);
-        let mut out = RouteOutcome {
-            targets: scratch.len(),
-            ..RouteOutcome::default()
-        };
+        let mut out = RouteOutcome { targets: scratch.len(), ..RouteOutcome::default() };
         if scratch.is_empty() {
             self.stats.unrouted.fetch_add(1, Ordering::Relaxed);
             if self.unrouted_log.allow() {
@@ -181,12 +170,8 @@ impl Router {
                 }
             }
         }
-        self.stats
-            .delivered
-            .fetch_add(out.delivered as u64, Ordering::Relaxed);
-        self.stats
-            .dropped
-            .fetch_add(out.dropped as u64, Ordering::Relaxed);
+        self.stats.delivered.fetch_add(out.delivered as u64, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(out.dropped as u64, Ordering::Relaxed);
         out
     }
 }

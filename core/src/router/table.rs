@@ -36,10 +36,7 @@ impl RouteTable {
                 targets.push(s.target.clone());
                 (targets.len() - 1) as TargetId
             });
-            sources
-                .entry(s.source.clone())
-                .or_default()
-                .insert(s.subject.as_str(), id);
+            sources.entry(s.source.clone()).or_default().insert(s.subject.as_str(), id);
             if let Endpoint::Device(t) = &s.target {
                 let v = grants.entry(t.name().to_string()).or_default();
                 if !v.contains(&s.subject) {
@@ -55,15 +52,7 @@ impl RouteTable {
             }
             devices.insert(d.thing.name().to_string(), d.clone());
         }
-        Self {
-            generation,
-            group,
-            targets,
-            sources,
-            devices,
-            by_fingerprint,
-            grants,
-        }
+        Self { generation, group, targets, sources, devices, by_fingerprint, grants }
     }
 
     /// Appends the targets of a message from `source` on `topic` to `out`, each once.
@@ -113,9 +102,7 @@ impl RouteTable {
     /// Whether a device's SUBSCRIBE filter can be granted: some topic could match
     /// both it and the subject of a subscription targeting the device.
     pub fn grants(&self, thing_name: &str, filter: &TopicFilter) -> bool {
-        self.grants
-            .get(thing_name)
-            .is_some_and(|subjects| subjects.iter().any(|s| s.overlaps(filter)))
+        self.grants.get(thing_name).is_some_and(|subjects| subjects.iter().any(|s| s.overlaps(filter)))
     }
 
     pub fn subscription_count(&self) -> usize {
@@ -145,12 +132,7 @@ mod tests {
                 Endpoint::Device(ThingArn::build("r", "a", n))
             }
         };
-        Subscription {
-            id: format!("{src}-{subject}-{dst}"),
-            source: ep(src),
-            subject: TopicFilter::new(subject).unwrap(),
-            target: ep(dst),
-        }
+        Subscription { id: format!("{src}-{subject}-{dst}"), source: ep(src), subject: TopicFilter::new(subject).unwrap(), target: ep(dst) }
     }
 
     #[test]
@@ -158,12 +140,7 @@ mod tests {
         let fp1 = "1".repeat(64);
         let group = Group {
             devices: vec![dev("d1", Some(&fp1)), dev("d2", None)],
-            subscriptions: vec![
-                sub("d1", "a/#", "d2"),
-                sub("d1", "a/+", "d2"),
-                sub("d1", "a/b", "cloud"),
-                sub("d2", "x", "d1"),
-            ],
+            subscriptions: vec![sub("d1", "a/#", "d2"), sub("d1", "a/+", "d2"), sub("d1", "a/b", "cloud"), sub("d2", "x", "d1")],
             ..Group::default()
         };
         let t = RouteTable::compile(Arc::new(group), 1);
@@ -175,18 +152,9 @@ mod tests {
         out.clear();
         t.route(&d1, "x", &mut out);
         assert!(out.is_empty());
-        assert_eq!(
-            t.admit(&fp1, Some("whatever")).map(|d| d.thing.name()),
-            Some("d1")
-        );
-        assert_eq!(
-            t.admit(&"2".repeat(64), Some("d2")).map(|d| d.thing.name()),
-            Some("d2")
-        );
-        assert!(
-            t.admit(&"2".repeat(64), Some("d1")).is_none(),
-            "d1 needs its registered certificate"
-        );
+        assert_eq!(t.admit(&fp1, Some("whatever")).map(|d| d.thing.name()), Some("d1"));
+        assert_eq!(t.admit(&"2".repeat(64), Some("d2")).map(|d| d.thing.name()), Some("d2"));
+        assert!(t.admit(&"2".repeat(64), Some("d1")).is_none(), "d1 needs its registered certificate");
         assert!(t.grants("d2", &TopicFilter::new("a/b/c").unwrap()));
         assert!(t.grants("d2", &TopicFilter::new("#").unwrap()));
         assert!(!t.grants("d2", &TopicFilter::new("x").unwrap()));

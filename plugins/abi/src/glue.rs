@@ -8,9 +8,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RBox, RResult, RSlice, RStr, RVec};
 
 use crate::{
-    ErrorKind, FunctionError, FunctionInstance, Host, HostApi, HostBox, HostError, HostErrorCode,
-    Host_TO, Instance, InstanceBox, Instance_TO, InvocationContext, InvokeArgs, InvokeOutcome,
-    InvokeReply, LogLevel, PluginError, PublishArgs, ShadowOp,
+    ErrorKind, FunctionError, FunctionInstance, Host, HostApi, HostBox, HostError, HostErrorCode, Host_TO, Instance, InstanceBox,
+    Instance_TO, InvocationContext, InvokeArgs, InvokeOutcome, InvokeReply, LogLevel, PluginError, PublishArgs, ShadowOp,
 };
 
 /// The text of a panic payload.
@@ -26,12 +25,7 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `f`, turning a panic into a [`PluginError`] naming the entry point.
 pub fn guard<T>(entry: &str, f: impl FnOnce() -> T) -> Result<T, PluginError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        PluginError::new(format!(
-            "plugin panicked in {entry}: {}",
-            panic_message(&*p)
-        ))
-    })
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| PluginError::new(format!("plugin panicked in {entry}: {}", panic_message(&*p))))
 }
 
 struct GuardedInstance(Box<dyn FunctionInstance>);
@@ -39,15 +33,10 @@ struct GuardedInstance(Box<dyn FunctionInstance>);
 impl Instance for GuardedInstance {
     fn invoke(&mut self, event: RVec<u8>, context: InvocationContext) -> InvokeOutcome {
         let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| {
-            inner.invoke(event.into_vec(), &context)
-        })) {
+        match catch_unwind(AssertUnwindSafe(|| inner.invoke(event.into_vec(), &context))) {
             Ok(Ok(v)) => RResult::ROk(v.into()),
             Ok(Err(e)) => RResult::RErr(e),
-            Err(p) => RResult::RErr(FunctionError::new(
-                ErrorKind::Unhandled,
-                &format!("runtime plugin panicked: {}", panic_message(&*p)),
-            )),
+            Err(p) => RResult::RErr(FunctionError::new(ErrorKind::Unhandled, &format!("runtime plugin panicked: {}", panic_message(&*p)))),
         }
     }
 
@@ -65,37 +54,23 @@ pub fn instance_box(instance: Box<dyn FunctionInstance>) -> InstanceBox {
 struct GuardedHost<H>(H);
 
 fn host_panic(p: Box<dyn std::any::Any + Send>) -> HostError {
-    HostError::new(
-        HostErrorCode::Internal,
-        format!("host callback panicked: {}", panic_message(&*p)),
-    )
+    HostError::new(HostErrorCode::Internal, format!("host callback panicked: {}", panic_message(&*p)))
 }
 
 impl<H: HostApi> Host for GuardedHost<H> {
     fn publish(&self, args: PublishArgs<'_>) -> RResult<(), HostError> {
-        catch_unwind(AssertUnwindSafe(|| self.0.publish(args)))
-            .unwrap_or_else(|p| Err(host_panic(p)))
-            .into()
+        catch_unwind(AssertUnwindSafe(|| self.0.publish(args))).unwrap_or_else(|p| Err(host_panic(p))).into()
     }
 
     fn invoke(&self, args: InvokeArgs<'_>) -> RResult<InvokeReply, HostError> {
-        catch_unwind(AssertUnwindSafe(|| self.0.invoke(args)))
-            .unwrap_or_else(|p| Err(host_panic(p)))
-            .into()
+        catch_unwind(AssertUnwindSafe(|| self.0.invoke(args))).unwrap_or_else(|p| Err(host_panic(p))).into()
     }
 
-    fn shadow(
-        &self,
-        op: ShadowOp,
-        thing_name: RStr<'_>,
-        payload: RSlice<'_, u8>,
-    ) -> RResult<RVec<u8>, HostError> {
-        catch_unwind(AssertUnwindSafe(|| {
-            self.0.shadow(op, thing_name.as_str(), payload.as_slice())
-        }))
-        .unwrap_or_else(|p| Err(host_panic(p)))
-        .map(RVec::from)
-        .into()
+    fn shadow(&self, op: ShadowOp, thing_name: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, HostError> {
+        catch_unwind(AssertUnwindSafe(|| self.0.shadow(op, thing_name.as_str(), payload.as_slice())))
+            .unwrap_or_else(|p| Err(host_panic(p)))
+            .map(RVec::from)
+            .into()
     }
 
     fn get_secret(&self, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, HostError> {
@@ -122,11 +97,7 @@ mod tests {
 
     struct Panicky;
     impl FunctionInstance for Panicky {
-        fn invoke(
-            &mut self,
-            _event: Vec<u8>,
-            _context: &InvocationContext,
-        ) -> Result<Vec<u8>, FunctionError> {
+        fn invoke(&mut self, _event: Vec<u8>, _context: &InvocationContext) -> Result<Vec<u8>, FunctionError> {
             panic!("boom")
         }
     }
@@ -141,9 +112,7 @@ mod tests {
             invocation_type: InvocationType::Event,
         };
         let r = i.invoke(RVec::new(), ctx);
-        let RResult::RErr(e) = r else {
-            panic!("expected an error")
-        };
+        let RResult::RErr(e) = r else { panic!("expected an error") };
         assert_eq!(e.kind, ErrorKind::Unhandled);
         assert!(String::from_utf8_lossy(&e.payload).contains("boom"));
         let g = guard("probe", || -> u32 { panic!("bad probe") }).unwrap_err();

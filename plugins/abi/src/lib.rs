@@ -141,10 +141,7 @@ impl FunctionError {
         let mut doc = String::from("{\"errorMessage\":");
         push_json_string(&mut doc, message);
         doc.push('}');
-        Self {
-            kind,
-            payload: doc.into_bytes().into(),
-        }
+        Self { kind, payload: doc.into_bytes().into() }
     }
 }
 
@@ -177,9 +174,7 @@ pub struct PluginError {
 
 impl PluginError {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: RString::from(message.into()),
-        }
+        Self { message: RString::from(message.into()) }
     }
 }
 
@@ -212,10 +207,7 @@ pub struct HostError {
 
 impl HostError {
     pub fn new(code: HostErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: RString::from(message.into()),
-        }
+        Self { code, message: RString::from(message.into()) }
     }
 }
 
@@ -297,12 +289,7 @@ pub trait Host: Send + Sync {
     fn invoke(&self, args: InvokeArgs<'_>) -> RResult<InvokeReply, HostError>;
 
     /// A shadow request; the reply is the shadow service's response document.
-    fn shadow(
-        &self,
-        op: ShadowOp,
-        thing_name: RStr<'_>,
-        payload: RSlice<'_, u8>,
-    ) -> RResult<RVec<u8>, HostError>;
+    fn shadow(&self, op: ShadowOp, thing_name: RStr<'_>, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, HostError>;
 
     /// `payload` is the SDK's request document (`{"SecretId": ..., ...}`).
     fn get_secret(&self, payload: RSlice<'_, u8>) -> RResult<RVec<u8>, HostError>;
@@ -339,18 +326,14 @@ pub struct PluginMod {
     pub probe: extern "C" fn() -> ProbeReport,
     /// Loads the language runtime for `runtime` ahead of time (a zygote process
     /// calls it once). `Ok(true)`: instances may then be made with `fork`.
-    pub prepare: extern "C" fn(
-        runtime: RStr<'_>,
-        sdk_dirs: RSlice<'_, RString>,
-    ) -> RResult<bool, PluginError>,
+    pub prepare: extern "C" fn(runtime: RStr<'_>, sdk_dirs: RSlice<'_, RString>) -> RResult<bool, PluginError>,
     /// Forks the prepared process following the language runtime's rules;
     /// returns like `fork(2)`: 0 in the child, the child's pid in the parent,
     /// -1 on failure or when not supported.
     pub fork: extern "C" fn() -> i32,
     /// Starts an instance of a function in this process.
     #[sabi(last_prefix_field)]
-    pub start_instance:
-        extern "C" fn(spec: FunctionSpec, host: HostBox) -> RResult<InstanceBox, PluginError>,
+    pub start_instance: extern "C" fn(spec: FunctionSpec, host: HostBox) -> RResult<InstanceBox, PluginError>,
 }
 
 impl RootModule for PluginModRef {
@@ -373,17 +356,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn fork(&self) -> i32 {
         -1
     }
-    fn start(&self, spec: FunctionSpec, host: HostBox)
-        -> Result<Box<dyn FunctionInstance>, String>;
+    fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String>;
 }
 
 /// One instance of a function, as a plugin author writes it.
 pub trait FunctionInstance: Send + 'static {
-    fn invoke(
-        &mut self,
-        event: Vec<u8>,
-        context: &InvocationContext,
-    ) -> Result<Vec<u8>, FunctionError>;
+    fn invoke(&mut self, event: Vec<u8>, context: &InvocationContext) -> Result<Vec<u8>, FunctionError>;
     fn shutdown(&mut self) {}
 }
 
@@ -415,45 +393,31 @@ pub fn runtime_matches(pattern: &str, runtime: &str) -> bool {
 #[macro_export]
 macro_rules! export_plugin {
     ($runtime:expr) => {
-        static __GGCORE_RUNTIME: ::std::sync::OnceLock<::std::boxed::Box<dyn $crate::Runtime>> =
-            ::std::sync::OnceLock::new();
+        static __GGCORE_RUNTIME: ::std::sync::OnceLock<::std::boxed::Box<dyn $crate::Runtime>> = ::std::sync::OnceLock::new();
 
         fn __ggcore_runtime() -> &'static dyn $crate::Runtime {
             &**__GGCORE_RUNTIME.get_or_init(|| ::std::boxed::Box::new($runtime))
         }
 
-        extern "C" fn __ggcore_info(
-        ) -> $crate::abi_stable::std_types::RResult<$crate::PluginInfo, $crate::PluginError> {
+        extern "C" fn __ggcore_info() -> $crate::abi_stable::std_types::RResult<$crate::PluginInfo, $crate::PluginError> {
             $crate::guard("info", || __ggcore_runtime().info()).into()
         }
 
         extern "C" fn __ggcore_probe() -> $crate::ProbeReport {
             match $crate::guard("probe", || __ggcore_runtime().probe()) {
                 Ok(r) => r,
-                Err(e) => $crate::ProbeReport {
-                    available: false,
-                    detail: e.message,
-                    native_runtime: ::std::default::Default::default(),
-                },
+                Err(e) => $crate::ProbeReport { available: false, detail: e.message, native_runtime: ::std::default::Default::default() },
             }
         }
 
         extern "C" fn __ggcore_prepare(
             runtime: $crate::abi_stable::std_types::RStr<'_>,
-            sdk_dirs: $crate::abi_stable::std_types::RSlice<
-                '_,
-                $crate::abi_stable::std_types::RString,
-            >,
+            sdk_dirs: $crate::abi_stable::std_types::RSlice<'_, $crate::abi_stable::std_types::RString>,
         ) -> $crate::abi_stable::std_types::RResult<bool, $crate::PluginError> {
-            let dirs: ::std::vec::Vec<::std::string::String> =
-                sdk_dirs.iter().map(|s| s.to_string()).collect();
-            match $crate::guard("prepare", || {
-                __ggcore_runtime().prepare(runtime.as_str(), &dirs)
-            }) {
+            let dirs: ::std::vec::Vec<::std::string::String> = sdk_dirs.iter().map(|s| s.to_string()).collect();
+            match $crate::guard("prepare", || __ggcore_runtime().prepare(runtime.as_str(), &dirs)) {
                 Ok(Ok(b)) => $crate::abi_stable::std_types::RResult::ROk(b),
-                Ok(Err(m)) => {
-                    $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m))
-                }
+                Ok(Err(m)) => $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m)),
                 Err(e) => $crate::abi_stable::std_types::RResult::RErr(e),
             }
         }
@@ -466,15 +430,9 @@ macro_rules! export_plugin {
             spec: $crate::FunctionSpec,
             host: $crate::HostBox,
         ) -> $crate::abi_stable::std_types::RResult<$crate::InstanceBox, $crate::PluginError> {
-            match $crate::guard("start_instance", move || {
-                __ggcore_runtime().start(spec, host)
-            }) {
-                Ok(Ok(instance)) => {
-                    $crate::abi_stable::std_types::RResult::ROk($crate::instance_box(instance))
-                }
-                Ok(Err(m)) => {
-                    $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m))
-                }
+            match $crate::guard("start_instance", move || __ggcore_runtime().start(spec, host)) {
+                Ok(Ok(instance)) => $crate::abi_stable::std_types::RResult::ROk($crate::instance_box(instance)),
+                Ok(Err(m)) => $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m)),
                 Err(e) => $crate::abi_stable::std_types::RResult::RErr(e),
             }
         }
@@ -517,10 +475,7 @@ mod tests {
 
     #[test]
     fn exported_symbol_is_abi_stables() {
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
+        assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
     }
 
     #[test]
@@ -534,9 +489,6 @@ mod tests {
     #[test]
     fn function_error_documents_are_json() {
         let e = FunctionError::new(ErrorKind::Unhandled, "bad \"thing\"\n");
-        assert_eq!(
-            String::from_utf8(e.payload.to_vec()).unwrap(),
-            r#"{"errorMessage":"bad \"thing\"\n"}"#
-        );
+        assert_eq!(String::from_utf8(e.payload.to_vec()).unwrap(), r#"{"errorMessage":"bad \"thing\"\n"}"#);
     }
 }

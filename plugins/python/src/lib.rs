@@ -11,11 +11,10 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ggcore_plugin_abi::abi_stable::library::RootModule;
 use ggcore_plugin_abi::abi_stable::std_types::{RResult, RString, RVec};
 use ggcore_plugin_abi::{
-    export_plugin, FunctionError, FunctionInstance, FunctionSpec, HostBox, InstanceBox,
-    InvocationContext, PluginInfo, PluginModRef, ProbeReport, Runtime,
+    export_plugin, FunctionError, FunctionInstance, FunctionSpec, HostBox, InstanceBox, InvocationContext, PluginInfo, PluginModRef,
+    ProbeReport, Runtime,
 };
 
 /// The Python the host library was built against (from build.rs).
@@ -58,13 +57,7 @@ fn candidates() -> Vec<PathBuf> {
         if !PY_LIBDIR.is_empty() {
             v.push(Path::new(PY_LIBDIR).join(PY_SONAME));
         }
-        for dir in [
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-            "/usr/lib",
-            "/usr/local/lib",
-            "/usr/lib64",
-        ] {
+        for dir in ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib", "/usr/lib64"] {
             v.push(Path::new(dir).join(PY_SONAME));
         }
     }
@@ -100,7 +93,11 @@ fn load() -> Result<&'static Loaded, String> {
         };
         let dir = own_path().and_then(|p| p.parent().map(Path::to_path_buf)).ok_or("cannot tell where the python plugin is installed")?;
         let host_path = dir.join(HOST_LIBRARY);
-        let host = PluginModRef::load_from_file(&host_path).map_err(|e| format!("cannot load {}: {}", host_path.display(), e.to_string().trim()))?;
+        // Not RootModule::load_from_file: inside a plugin, that returns the
+        // plugin's own (already loaded) module of the same type.
+        let host = ggcore_plugin_abi::abi_stable::library::lib_header_from_path(&host_path)
+            .and_then(|h| h.init_root_module::<PluginModRef>())
+            .map_err(|e| format!("cannot load {}: {}", host_path.display(), e.to_string().trim()))?;
         Ok(Loaded { host, libpython })
     });
     r.as_ref().map_err(Clone::clone)
@@ -110,11 +107,7 @@ fn load() -> Result<&'static Loaded, String> {
 struct Forward(InstanceBox);
 
 impl FunctionInstance for Forward {
-    fn invoke(
-        &mut self,
-        event: Vec<u8>,
-        context: &InvocationContext,
-    ) -> Result<Vec<u8>, FunctionError> {
+    fn invoke(&mut self, event: Vec<u8>, context: &InvocationContext) -> Result<Vec<u8>, FunctionError> {
         match self.0.invoke(RVec::from(event), context.clone()) {
             RResult::ROk(v) => Ok(v.into_vec()),
             RResult::RErr(e) => Err(e),
@@ -144,11 +137,7 @@ impl Runtime for Python {
                 detail: format!("Python {PY_FULL_VERSION} ({})", l.libpython.display()).into(),
                 native_runtime: format!("python{PY_VERSION}").into(),
             },
-            Err(reason) => ProbeReport {
-                available: false,
-                detail: reason.into(),
-                native_runtime: format!("python{PY_VERSION}").into(),
-            },
+            Err(reason) => ProbeReport { available: false, detail: reason.into(), native_runtime: format!("python{PY_VERSION}").into() },
         }
     }
 
@@ -168,11 +157,7 @@ impl Runtime for Python {
         }
     }
 
-    fn start(
-        &self,
-        spec: FunctionSpec,
-        host: HostBox,
-    ) -> Result<Box<dyn FunctionInstance>, String> {
+    fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String> {
         let l = load()?;
         match (l.host.start_instance())(spec, host) {
             RResult::ROk(i) => Ok(Box::new(Forward(i))),

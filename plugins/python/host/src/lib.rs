@@ -11,9 +11,8 @@ use std::sync::{Mutex, OnceLock};
 
 use ggcore_plugin_abi::abi_stable::std_types::{RResult, RStr};
 use ggcore_plugin_abi::{
-    export_plugin, ErrorKind, FunctionError, FunctionInstance, FunctionSpec, HostBox, HostError,
-    InvocationContext, InvocationType, InvokeArgs, LogLevel, PluginInfo, ProbeReport, PublishArgs,
-    Runtime, ShadowOp,
+    export_plugin, ErrorKind, FunctionError, FunctionInstance, FunctionSpec, HostBox, HostError, InvocationContext, InvocationType,
+    InvokeArgs, LogLevel, PluginInfo, ProbeReport, PublishArgs, Runtime, ShadowOp,
 };
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -27,8 +26,7 @@ static HOST: OnceLock<HostBox> = OnceLock::new();
 static PREPARED: Mutex<Option<Result<(), String>>> = Mutex::new(None);
 
 fn host() -> PyResult<&'static HostBox> {
-    HOST.get()
-        .ok_or_else(|| HostError_::new_err(("Internal", "no function instance in this process")))
+    HOST.get().ok_or_else(|| HostError_::new_err(("Internal", "no function instance in this process")))
 }
 
 fn to_py(e: HostError) -> PyErr {
@@ -39,13 +37,7 @@ fn to_py(e: HostError) -> PyErr {
 /// Publishes through the router with this function as source.
 #[pyfunction]
 #[pyo3(signature = (topic, payload, queue_full_policy = "", source = ""))]
-fn publish(
-    py: Python<'_>,
-    topic: &str,
-    payload: &[u8],
-    queue_full_policy: &str,
-    source: &str,
-) -> PyResult<()> {
+fn publish(py: Python<'_>, topic: &str, payload: &[u8], queue_full_policy: &str, source: &str) -> PyResult<()> {
     let h = host()?;
     let r = py.detach(|| {
         h.publish(PublishArgs {
@@ -74,11 +66,7 @@ fn invoke<'py>(
     let invocation_type = match invocation_type {
         "RequestResponse" | "" => InvocationType::RequestResponse,
         "Event" => InvocationType::Event,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "InvocationType must be RequestResponse or Event, not {other}"
-            )))
-        }
+        other => return Err(PyValueError::new_err(format!("InvocationType must be RequestResponse or Event, not {other}"))),
     };
     let h = host()?;
     let r = py.detach(|| {
@@ -91,32 +79,19 @@ fn invoke<'py>(
         })
     });
     match r {
-        RResult::ROk(reply) => Ok((
-            reply.invocation_id.to_string(),
-            PyBytes::new(py, &reply.payload),
-            reply.function_error.to_string(),
-        )),
+        RResult::ROk(reply) => Ok((reply.invocation_id.to_string(), PyBytes::new(py, &reply.payload), reply.function_error.to_string())),
         RResult::RErr(e) => Err(to_py(e)),
     }
 }
 
 /// A shadow request (`get`, `update`, `delete`); returns the response document.
 #[pyfunction]
-fn shadow<'py>(
-    py: Python<'py>,
-    op: &str,
-    thing_name: &str,
-    payload: &[u8],
-) -> PyResult<Bound<'py, PyBytes>> {
+fn shadow<'py>(py: Python<'py>, op: &str, thing_name: &str, payload: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let op = match op {
         "get" => ShadowOp::Get,
         "update" => ShadowOp::Update,
         "delete" => ShadowOp::Delete,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown shadow operation {other}"
-            )))
-        }
+        other => return Err(PyValueError::new_err(format!("unknown shadow operation {other}"))),
     };
     let h = host()?;
     match py.detach(|| h.shadow(op, thing_name.into(), payload.into())) {
@@ -159,21 +134,15 @@ fn register_native_module(py: Python<'_>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_secret, &m)?)?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add("HostError", py.get_type::<HostError_>())?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("_ggcore", m)?;
+    py.import("sys")?.getattr("modules")?.set_item("_ggcore", m)?;
     Ok(())
 }
 
 /// The Python traceback of `e`, as text.
 fn describe(py: Python<'_>, e: &PyErr) -> String {
-    let formatted = py.import("traceback").and_then(|tb| {
-        tb.call_method1(
-            "format_exception",
-            (e.get_type(py), e.value(py), e.traceback(py)),
-        )?
-        .extract::<Vec<String>>()
-    });
+    let formatted = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (e.get_type(py), e.value(py), e.traceback(py)))?.extract::<Vec<String>>());
     match formatted {
         Ok(lines) => lines.concat().trim_end().to_string(),
         Err(_) => e.to_string(),
@@ -205,32 +174,17 @@ struct PyInstance {
 }
 
 impl FunctionInstance for PyInstance {
-    fn invoke(
-        &mut self,
-        event: Vec<u8>,
-        context: &InvocationContext,
-    ) -> Result<Vec<u8>, FunctionError> {
+    fn invoke(&mut self, event: Vec<u8>, context: &InvocationContext) -> Result<Vec<u8>, FunctionError> {
         let _ = context.invocation_type;
         Python::attach(|py| {
             let r = self.invoker.bind(py).call_method1(
                 "invoke",
-                (
-                    PyBytes::new(py, &event),
-                    context.invocation_id.as_str(),
-                    context.client_context.as_str(),
-                    context.deadline_unix_ms,
-                ),
+                (PyBytes::new(py, &event), context.invocation_id.as_str(), context.client_context.as_str(), context.deadline_unix_ms),
             );
             match r.and_then(|v| v.extract::<(i32, Vec<u8>)>()) {
                 Ok((0, result)) => Ok(result),
-                Ok((_, doc)) => Err(FunctionError {
-                    kind: ErrorKind::Handled,
-                    payload: doc.into(),
-                }),
-                Err(e) => Err(FunctionError::new(
-                    ErrorKind::Unhandled,
-                    &format!("the Python runtime failed: {}", describe(py, &e)),
-                )),
+                Ok((_, doc)) => Err(FunctionError { kind: ErrorKind::Handled, payload: doc.into() }),
+                Err(e) => Err(FunctionError::new(ErrorKind::Unhandled, &format!("the Python runtime failed: {}", describe(py, &e)))),
             }
         })
     }
@@ -240,19 +194,11 @@ struct PythonHost;
 
 impl Runtime for PythonHost {
     fn info(&self) -> PluginInfo {
-        PluginInfo {
-            name: "python-host".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            runtimes: vec!["python3.*".into()].into(),
-        }
+        PluginInfo { name: "python-host".into(), version: env!("CARGO_PKG_VERSION").into(), runtimes: vec!["python3.*".into()].into() }
     }
 
     fn probe(&self) -> ProbeReport {
-        ProbeReport {
-            available: true,
-            detail: "embedded CPython".into(),
-            native_runtime: "".into(),
-        }
+        ProbeReport { available: true, detail: "embedded CPython".into(), native_runtime: "".into() }
     }
 
     fn prepare(&self, _runtime: &str, sdk_dirs: &[String]) -> Result<bool, String> {
@@ -279,11 +225,7 @@ impl Runtime for PythonHost {
         })
     }
 
-    fn start(
-        &self,
-        spec: FunctionSpec,
-        host: HostBox,
-    ) -> Result<Box<dyn FunctionInstance>, String> {
+    fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String> {
         let sdk_dirs: Vec<String> = spec.sdk_dirs.iter().map(|s| s.to_string()).collect();
         prepare(&sdk_dirs)?;
         if HOST.set(host).is_err() {
@@ -309,9 +251,7 @@ impl Runtime for PythonHost {
             )?;
             Ok(invoker.unbind())
         })
-        .map_err(|e| {
-            Python::attach(|py| format!("the function did not start: {}", describe(py, &e)))
-        })?;
+        .map_err(|e| Python::attach(|py| format!("the function did not start: {}", describe(py, &e))))?;
         Ok(Box::new(PyInstance { invoker }))
     }
 }

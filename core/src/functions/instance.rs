@@ -1,0 +1,463 @@
+//! One function instance, seen from the core: start its worker (forked by the
+//! zygote, or spawned directly), serve its IPC connection, feed it work one
+//! invocation at a time, and enforce the deadline of each invocation from the
+//! outside (the instance is killed when it runs over).
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ggcore_ipc::{Context, Down, Outcome, Role, Up};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::ipc::{new_token, read_frame};
+use super::memory::MemoryControl;
+use super::slot::{FunctionFailure, FunctionSlot, InstanceStatus, InvokeResult, WorkItem};
+use super::FunctionManager;
+use crate::group::Lifecycle;
+
+/// A worker must connect within this long after it is started.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Module-level code must finish within this long (plus the function's Timeout).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// On-demand instances stop after this long without work.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Frames waiting to be written to one worker.
+const WRITE_QUEUE: usize = 256;
+/// Host calls of one instance handled at once (more wait: backpressure).
+const CONCURRENT_CALLS: usize = 64;
+/// How often the memory watcher looks at a worker.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why an instance ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// No work for the idle timeout (on-demand).
+    Idle,
+    /// The function left the group, or the core is stopping.
+    Removed,
+    /// The instance never started: the reason.
+    StartFailed(String),
+    /// The instance died or was killed: the reason.
+    Died(String),
+}
+
+/// How the worker process ends and what it ended with.
+pub struct Exit {
+    dead: CancellationToken,
+    status: Mutex<Option<i32>>,
+    /// Set when the core killed it (timeout, memory watcher).
+    killed_for: Mutex<Option<&'static str>>,
+}
+
+impl Exit {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { dead: CancellationToken::new(), status: Mutex::new(None), killed_for: Mutex::new(None) })
+    }
+
+    pub fn record(&self, status: i32) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        self.dead.cancel();
+    }
+}
+
+fn kill(pid: u32) {
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+fn now_unix() -> u64 {
+    crate::deploy::now_unix()
+}
+
+/// Writes the lines a worker prints to the function's log.
+fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(slot: Arc<FunctionSlot>, stream: R, level: &'static str) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            slot.log.write(level, &l);
+        }
+    });
+}
+
+fn pipe_reader(fd: OwnedFd) -> Option<tokio::net::unix::pipe::Receiver> {
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// The connection to a running worker.
+struct Conn {
+    tx: mpsc::Sender<Vec<u8>>,
+    results: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+}
+
+/// Counts an instance as starting (from the moment it is decided) until it is
+/// ready or gone, so that scaling decisions see it at once.
+pub struct Starting {
+    slot: Arc<FunctionSlot>,
+    counted: bool,
+}
+
+impl Starting {
+    pub fn new(slot: &Arc<FunctionSlot>) -> Self {
+        slot.starting.fetch_add(1, Ordering::Relaxed);
+        Self { slot: slot.clone(), counted: true }
+    }
+
+    fn done(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.slot.starting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+/// Runs one instance from start to end. The caller counts it in `alive`.
+pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut starting: Starting) -> Ended {
+    let id = slot.next_instance_id();
+    let arn = slot.def.arn.clone();
+    let cg_name = format!("{}-{}", arn.name(), id);
+    let limit = slot.def.memory_kb * 1024;
+    let cgroup_procs = mgr.memory.create(&cg_name, limit).map(|p| p.display().to_string());
+    let spec = mgr.spec_for(&slot, cgroup_procs);
+    let token = new_token();
+    let connected = mgr.hub.expect(&token);
+    let exit = Exit::new();
+    slot.set_instance(InstanceStatus { id, pid: 0, state: "starting", started_unix: now_unix(), invocations: 0 });
+    let cleanup = |slot: &FunctionSlot| {
+        slot.remove_instance(id);
+        mgr.memory.remove(&cg_name);
+    };
+
+    // Start the worker: forked by the zygote when there is one, else spawned.
+    let mut direct = false;
+    let mut pid = 0u32;
+    if let Some(z) = mgr.zygote_for(&slot).await {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .and_then(|o| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map(|e| (o, e)))
+        {
+            Ok(((out_r, out_w), (err_r, err_w))) => {
+                if let Some(r) = pipe_reader(out_r) {
+                    forward_lines(slot.clone(), r, "INFO");
+                }
+                if let Some(r) = pipe_reader(err_r) {
+                    forward_lines(slot.clone(), r, "ERROR");
+                }
+                match z.fork(token.clone(), spec.clone(), out_w, err_w).await {
+                    Ok(p) => {
+                        pid = p;
+                        mgr.watch_pid(p, exit.clone());
+                    }
+                    Err(e) => tracing::warn!(function = %arn, error = %e, "zygote fork failed; starting the instance directly"),
+                }
+            }
+            Err(e) => tracing::warn!(function = %arn, error = %e, "cannot make pipes for the instance"),
+        }
+    }
+    if pid == 0 {
+        direct = true;
+        let mut cmd = tokio::process::Command::new(&mgr.worker);
+        cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
+        cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                mgr.hub.forget(&token);
+                cleanup(&slot);
+                return Ended::StartFailed(format!("cannot start the worker {}: {e}", mgr.worker.display()));
+            }
+        };
+        pid = child.id().unwrap_or(0);
+        if let Some(o) = child.stdout.take() {
+            forward_lines(slot.clone(), o, "INFO");
+        }
+        if let Some(e) = child.stderr.take() {
+            forward_lines(slot.clone(), e, "ERROR");
+        }
+        let exit2 = exit.clone();
+        tokio::spawn(async move {
+            use std::os::unix::process::ExitStatusExt;
+            let status = match child.wait().await {
+                Ok(s) => s.code().unwrap_or_else(|| -s.signal().unwrap_or(9)),
+                Err(_) => -9,
+            };
+            exit2.record(status);
+        });
+    }
+    slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
+
+    let conn = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
+        _ = exit.dead.cancelled() => None,
+    };
+    let Some(conn) = conn.filter(|c| c.role == Role::Instance) else {
+        mgr.hub.forget(&token);
+        kill(pid);
+        cleanup(&slot);
+        return Ended::StartFailed(death_reason(&mgr.memory, &cg_name, &exit, "the worker did not connect").await);
+    };
+    let (mut rd, mut wr) = conn.stream.into_split();
+    if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec: spec.clone() })).await.is_err() {
+        kill(pid);
+        cleanup(&slot);
+        return Ended::StartFailed("the worker closed its connection".into());
+    }
+
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let conn = Arc::new(Conn { tx, results: Mutex::new(HashMap::new()) });
+    let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
+    {
+        let mgr = mgr.clone();
+        let slot = slot.clone();
+        let conn = conn.clone();
+        let exit = exit.clone();
+        tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let calls = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+            loop {
+                let body = match read_frame(&mut rd).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(function = %slot.def.arn, error = %e, "bad frame from a worker; stopping the instance");
+                        break;
+                    }
+                };
+                match ggcore_ipc::decode::<Up>(&body) {
+                    Ok(Up::Ready) => {
+                        if let Some(t) = ready_tx.take() {
+                            let _ = t.send(Ok(()));
+                        }
+                    }
+                    Ok(Up::StartFailed { message }) => {
+                        if let Some(t) = ready_tx.take() {
+                            let _ = t.send(Err(message));
+                        }
+                    }
+                    Ok(Up::Result { id, outcome }) => {
+                        let waiter = conn.results.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        if let Some(w) = waiter {
+                            let _ = w.send(outcome);
+                        }
+                    }
+                    Ok(Up::Log { level, message }) => slot.log.write(log_level(level), &message),
+                    Ok(Up::Call { corr, call }) => {
+                        let Ok(permit) = calls.clone().acquire_owned().await else { break };
+                        let mgr = mgr.clone();
+                        let slot = slot.clone();
+                        let conn = conn.clone();
+                        // Publishes are answered in order, on this task; invokes may wait long.
+                        if matches!(call, ggcore_ipc::Call::Publish { .. }) {
+                            let reply = mgr.handle_call(&slot, call).await;
+                            let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
+                            drop(permit);
+                        } else {
+                            tokio::spawn(async move {
+                                let reply = mgr.handle_call(&slot, call).await;
+                                let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Ok(other) => tracing::warn!(function = %slot.def.arn, frame = ?other, "unexpected frame from a worker"),
+                    Err(e) => {
+                        tracing::warn!(function = %slot.def.arn, error = %e, "undecodable frame from a worker; stopping the instance");
+                        break;
+                    }
+                }
+            }
+            // The connection is gone: the instance is over.
+            exit.dead.cancel();
+        });
+    }
+
+    let started = Instant::now();
+    let start_limit = START_TIMEOUT + slot.def.timeout;
+    let ready = tokio::select! {
+        r = tokio::time::timeout(start_limit, ready_rx) => match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the worker ended while starting".to_string()),
+            Err(_) => Err(format!("the function did not finish starting within {} s", start_limit.as_secs())),
+        },
+        _ = exit.dead.cancelled() => Err("the worker ended while starting".to_string()),
+        _ = slot.removed.cancelled() => Err("the function was removed while starting".to_string()),
+    };
+    if let Err(reason) = ready {
+        kill(pid);
+        let reason = death_reason(&mgr.memory, &cg_name, &exit, &reason).await;
+        cleanup(&slot);
+        return Ended::StartFailed(reason);
+    }
+    tracing::debug!(function = %arn, pid, ms = started.elapsed().as_millis() as u64, "instance ready");
+    slot.stats.instances_started.fetch_add(1, Ordering::Relaxed);
+    starting.done();
+
+    if matches!(*mgr.memory, MemoryControl::Watcher) {
+        let exit = exit.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = exit.dead.cancelled() => return,
+                    _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+                }
+                if super::memory::private_bytes(pid).is_some_and(|b| b > limit) {
+                    *exit.killed_for.lock().unwrap_or_else(|p| p.into_inner()) = Some("memory");
+                    kill(pid);
+                    return;
+                }
+            }
+        });
+    }
+
+    let idle_timeout = match slot.def.lifecycle {
+        Lifecycle::Pinned => None,
+        Lifecycle::OnDemand => Some(mgr.idle_timeout),
+    };
+    let mut served = 0u64;
+    let mut next_id = 1u64;
+    let ended = loop {
+        slot.set_instance(InstanceStatus { id, pid, state: "idle", started_unix: now_unix(), invocations: served });
+        let item = tokio::select! {
+            w = slot.next(idle_timeout) => w,
+            _ = exit.dead.cancelled() => break Ended::Died(death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await),
+        };
+        let Some(item) = item else {
+            break if slot.removed.is_cancelled() { Ended::Removed } else { Ended::Idle };
+        };
+        slot.set_instance(InstanceStatus { id, pid, state: "busy", started_unix: now_unix(), invocations: served });
+        served += 1;
+        let frame_id = next_id;
+        next_id += 1;
+        match invoke_one(&slot, &conn, &exit, frame_id, item).await {
+            Ok(()) => {}
+            Err(Fatal::Timeout(item)) => {
+                *exit.killed_for.lock().unwrap_or_else(|p| p.into_inner()) = Some("timeout");
+                kill(pid);
+                slot.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("Task timed out after {:.2} seconds", slot.def.timeout.as_secs_f64());
+                slot.log.write("ERROR", &format!("invocation {} ended: {msg}; the instance was stopped", item.invocation_id));
+                item.answer(InvokeResult::unhandled(&msg));
+                break Ended::Died(msg);
+            }
+            Err(Fatal::Died(item)) => {
+                let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await;
+                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+                if reason.contains("out of memory") {
+                    slot.stats.out_of_memory.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    slot.stats.crashes.fetch_add(1, Ordering::Relaxed);
+                }
+                slot.log.write("ERROR", &format!("invocation {} ended: {reason}", item.invocation_id));
+                item.answer(InvokeResult::unhandled(&reason));
+                break Ended::Died(reason);
+            }
+        }
+    };
+    // Stop the worker: ask, then insist.
+    let _ = conn.tx.try_send(ggcore_ipc::encode(&Down::Stop));
+    if tokio::time::timeout(Duration::from_secs(2), exit.dead.cancelled()).await.is_err() {
+        kill(pid);
+    }
+    kill(pid);
+    cleanup(&slot);
+    ended
+}
+
+enum Fatal {
+    Timeout(WorkItem),
+    Died(WorkItem),
+}
+
+/// Sends one invocation and waits for its outcome within the function's Timeout.
+async fn invoke_one(slot: &FunctionSlot, conn: &Conn, exit: &Exit, frame_id: u64, item: WorkItem) -> Result<(), Fatal> {
+    slot.stats.invocations.fetch_add(1, Ordering::Relaxed);
+    let deadline_ms = crate::telemetry::now_ms() + slot.def.timeout.as_millis() as u64;
+    let (tx, rx) = oneshot::channel();
+    conn.results.lock().unwrap_or_else(|p| p.into_inner()).insert(frame_id, tx);
+    let frame = ggcore_ipc::encode(&Down::Invoke {
+        id: frame_id,
+        event: item.event.to_vec(),
+        context: Context {
+            invocation_id: item.invocation_id.clone(),
+            client_context: item.client_context.clone(),
+            deadline_unix_ms: deadline_ms,
+            event: item.is_event,
+        },
+    });
+    if conn.tx.send(frame).await.is_err() {
+        return Err(Fatal::Died(item));
+    }
+    let outcome = tokio::select! {
+        r = rx => r.ok(),
+        _ = tokio::time::sleep(slot.def.timeout) => return Err(Fatal::Timeout(item)),
+        _ = exit.dead.cancelled() => None,
+    };
+    let Some(outcome) = outcome else { return Err(Fatal::Died(item)) };
+    let result = match outcome {
+        Outcome::Ok(payload) => {
+            slot.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            InvokeResult { payload: Bytes::from(payload), failure: None }
+        }
+        Outcome::Err { unhandled, payload } => {
+            let failure = if unhandled {
+                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+                FunctionFailure::Unhandled
+            } else {
+                slot.stats.handled_errors.fetch_add(1, Ordering::Relaxed);
+                FunctionFailure::Handled
+            };
+            InvokeResult { payload: Bytes::from(payload), failure: Some(failure) }
+        }
+    };
+    item.answer(result);
+    Ok(())
+}
+
+fn log_level(level: u8) -> &'static str {
+    match level {
+        0 => "DEBUG",
+        1 => "INFO",
+        2 => "WARN",
+        3 => "ERROR",
+        _ => "FATAL",
+    }
+}
+
+/// Says why a worker ended: out of memory, timeout, signal or exit code.
+async fn death_reason(memory: &MemoryControl, cg_name: &str, exit: &Exit, fallback: &str) -> String {
+    // The exit status may arrive just after the connection closes.
+    for _ in 0..20 {
+        if exit.status.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed_for = *exit.killed_for.lock().unwrap_or_else(|p| p.into_inner());
+    if killed_for == Some("memory") || memory.oom_killed(cg_name) {
+        return "Function ran out of memory (over its MemorySize); the instance was stopped".to_string();
+    }
+    match *exit.status.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(code) if code >= 0 => format!("Function process exited with code {code}"),
+        Some(sig) => format!("Function process was killed by signal {}", -sig),
+        None => fallback.to_string(),
+    }
+}

@@ -1,0 +1,101 @@
+//! The core's end of worker IPC: the listener on `ggc/socket/ipc.sock`, and
+//! the tokens that tell which instance or zygote a connection belongs to.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ggcore_ipc::{Role, Up, PROTOCOL_VERSION};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// A worker must say Hello within this long after connecting.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A worker connection that presented an expected token.
+#[derive(Debug)]
+pub struct Connected {
+    pub stream: UnixStream,
+    pub role: Role,
+    pub pid: u32,
+}
+
+#[derive(Default)]
+pub struct IpcHub {
+    waiting: Mutex<HashMap<String, oneshot::Sender<Connected>>>,
+}
+
+/// Reads one frame body; `Ok(None)` on a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ggcore_ipc::FrameError> {
+    let mut prefix = [0u8; 4];
+    match r.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let n = ggcore_ipc::frame_len(prefix)?;
+    let mut body = vec![0u8; n];
+    r.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// A new random token.
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl IpcHub {
+    /// Registers a token; the returned receiver gets its connection.
+    pub fn expect(&self, token: &str) -> oneshot::Receiver<Connected> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(token.to_string(), tx);
+        rx
+    }
+
+    pub fn forget(&self, token: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+    }
+
+    /// Accepts worker connections until shutdown.
+    pub async fn serve(self: Arc<Self>, listener: UnixListener, path: PathBuf, shutdown: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = shutdown.cancelled() => break,
+            };
+            let Ok((mut stream, _)) = accepted else { continue };
+            let hub = self.clone();
+            tokio::spawn(async move {
+                let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await;
+                let body = match hello {
+                    Ok(Ok(Some(b))) => b,
+                    _ => {
+                        tracing::warn!("worker IPC: a connection sent no Hello; closed");
+                        return;
+                    }
+                };
+                match ggcore_ipc::decode::<Up>(&body) {
+                    Ok(Up::Hello { protocol, token, role, pid }) => {
+                        if protocol != PROTOCOL_VERSION {
+                            tracing::warn!(pid, protocol, expected = PROTOCOL_VERSION, "worker IPC: protocol version mismatch; closed");
+                            return;
+                        }
+                        let tx = hub.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+                        match tx {
+                            Some(tx) => {
+                                let _ = tx.send(Connected { stream, role, pid });
+                            }
+                            None => tracing::warn!(pid, "worker IPC: unknown or reused token; closed"),
+                        }
+                    }
+                    Ok(_) => tracing::warn!("worker IPC: first frame is not Hello; closed"),
+                    Err(e) => tracing::warn!(error = %e, "worker IPC: bad Hello; closed"),
+                }
+            });
+        }
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,153 @@
+//! Enforcing `MemorySize` (SPEC §8): a memory cgroup per instance where the core
+//! can make one (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`), else a
+//! watcher that stops an instance whose private memory goes over its limit.
+
+use std::path::{Path, PathBuf};
+
+/// How memory limits are enforced on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryControl {
+    /// cgroup v2, under this directory.
+    CgroupV2(PathBuf),
+    /// cgroup v1 memory controller, under this directory.
+    CgroupV1(PathBuf),
+    /// Private memory of each worker checked periodically.
+    Watcher,
+}
+
+impl MemoryControl {
+    pub fn describe(&self) -> String {
+        match self {
+            MemoryControl::CgroupV2(p) => format!("cgroup v2 memory.max ({})", p.display()),
+            MemoryControl::CgroupV1(p) => format!("cgroup v1 memory.limit_in_bytes ({})", p.display()),
+            MemoryControl::Watcher => "watching each worker's private memory (no writable memory cgroup)".to_string(),
+        }
+    }
+
+    /// Picks the mechanism: a `ggcore-<pid>` cgroup directory where one can be
+    /// made, else the watcher.
+    pub fn detect() -> Self {
+        let name = format!("ggcore-{}", std::process::id());
+        let v2 = Path::new("/sys/fs/cgroup");
+        if v2.join("cgroup.controllers").exists() {
+            // v2: a child of our own cgroup, with the memory controller enabled.
+            if let Some(own) = own_cgroup_v2() {
+                let base = v2.join(own.trim_start_matches('/')).join(&name);
+                let parent = base.parent().map(Path::to_path_buf).unwrap_or_else(|| v2.to_path_buf());
+                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+                if std::fs::create_dir_all(&base).is_ok() && std::fs::write(base.join("cgroup.subtree_control"), "+memory").is_ok() {
+                    return MemoryControl::CgroupV2(base);
+                }
+                let _ = std::fs::remove_dir(&base);
+            }
+        }
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        if v1.join("memory.limit_in_bytes").exists() {
+            let base = v1.join(&name);
+            if std::fs::create_dir_all(&base).is_ok() && base.join("memory.limit_in_bytes").exists() {
+                return MemoryControl::CgroupV1(base);
+            }
+        }
+        MemoryControl::Watcher
+    }
+
+    /// Makes the cgroup of one instance with its limit; returns the file a
+    /// process writes its pid into to join.
+    pub fn create(&self, name: &str, limit_bytes: u64) -> Option<PathBuf> {
+        let (dir, limit_file) = match self {
+            MemoryControl::CgroupV2(base) => (base.join(name), "memory.max"),
+            MemoryControl::CgroupV1(base) => (base.join(name), "memory.limit_in_bytes"),
+            MemoryControl::Watcher => return None,
+        };
+        let _ = std::fs::remove_dir(&dir);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the instance's memory cgroup");
+            return None;
+        }
+        if let Err(e) = std::fs::write(dir.join(limit_file), limit_bytes.to_string()) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot set the instance's memory limit");
+        }
+        if matches!(self, MemoryControl::CgroupV2(_)) {
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+        }
+        Some(dir.join("cgroup.procs"))
+    }
+
+    /// Whether the kernel killed something in this instance's cgroup for memory.
+    pub fn oom_killed(&self, name: &str) -> bool {
+        match self {
+            MemoryControl::CgroupV2(base) => read_counter(&base.join(name).join("memory.events"), "oom_kill") > 0,
+            MemoryControl::CgroupV1(base) => {
+                read_counter(&base.join(name).join("memory.oom_control"), "oom_kill") > 0
+                    || std::fs::read_to_string(base.join(name).join("memory.failcnt"))
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                        > 0
+            }
+            MemoryControl::Watcher => false,
+        }
+    }
+
+    /// Removes an instance's cgroup (after its process ended).
+    pub fn remove(&self, name: &str) {
+        if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
+            let _ = std::fs::remove_dir(base.join(name));
+        }
+    }
+
+    /// Removes the core's cgroup directory (at shutdown).
+    pub fn cleanup(&self) {
+        if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
+            if let Ok(entries) = std::fs::read_dir(base) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(base);
+        }
+    }
+}
+
+fn own_cgroup_v2() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("0::").map(str::to_string))
+}
+
+fn read_counter(file: &Path, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok())))
+        .unwrap_or(0)
+}
+
+/// Private memory (bytes) of a process: what it does not share with the zygote.
+pub fn private_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let mut kb = 0u64;
+    for l in text.lines() {
+        if let Some(rest) =
+            l.strip_prefix("Private_Clean:").or_else(|| l.strip_prefix("Private_Dirty:")).or_else(|| l.strip_prefix("Swap:"))
+        {
+            kb += rest.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_private_memory() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("memory.events");
+        std::fs::write(&f, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n").unwrap();
+        assert_eq!(read_counter(&f, "oom_kill"), 2);
+        assert_eq!(read_counter(&f, "nothing"), 0);
+        assert!(private_bytes(std::process::id()).unwrap() > 0);
+    }
+}

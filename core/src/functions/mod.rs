@@ -1,0 +1,632 @@
+//! The function manager (SPEC §8): deployed functions, their work queues and
+//! instances, and the calls functions make back into the core.
+//!
+//! Functions are router targets like devices: a routed message becomes an
+//! `Event` invocation with `custom.subject` = the topic. Each instance is a
+//! worker process holding a runtime plugin (forked by the plugin's zygote when
+//! it has one); the core talks to it over `ggc/socket/ipc.sock` and enforces
+//! every deadline and memory limit from outside.
+
+pub mod instance;
+pub mod ipc;
+pub mod logs;
+pub mod memory;
+pub mod slot;
+mod zygote;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use ggcore_ipc::{Call, Reply, Spec};
+use ggcore_plugin_abi::HostErrorCode;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::instance::{Ended, Exit, Starting};
+use self::ipc::IpcHub;
+use self::memory::MemoryControl;
+use self::slot::{FunctionSlot, InvokeResult, WorkItem};
+use self::zygote::Zygote;
+use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
+use crate::layout::Layout;
+use crate::plugins::Registry;
+use crate::router::{Deliver, Delivery, Message, Qos, Router};
+use crate::telemetry::RateLimit;
+use crate::topic::validate_topic;
+
+/// ARNs of the original's system functions that the SDKs address.
+pub const ROUTER_ARN: &str = "arn:aws:lambda:::function:GGRouter";
+pub const SHADOW_ARN: &str = "arn:aws:lambda:::function:GGShadowService";
+pub const SECRETS_ARN: &str = "arn:aws:lambda:::function:GGSecretManager:1";
+/// Default limit of instances of one on-demand function.
+pub const DEFAULT_MAX_INSTANCES: usize = 8;
+/// Environment variable that turns the zygotes off (`0`): instances are then
+/// always started as new processes.
+pub const ZYGOTE_ENV: &str = "GGCORE_ZYGOTE";
+/// A zygote that failed is not tried again for this long.
+const ZYGOTE_RETRY: Duration = Duration::from_secs(30);
+/// Pinned instances restart after a crash with back-off up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Settings of the function manager.
+#[derive(Debug, Clone)]
+pub struct FunctionsConfig {
+    pub max_work_items: usize,
+    pub max_instances: usize,
+    pub idle_timeout: Duration,
+    pub max_payload: usize,
+    pub allow_root: bool,
+    /// Directories holding each language's SDK (`python` → sdk-python).
+    pub sdk_root: PathBuf,
+    pub log_bytes: u64,
+}
+
+/// Where ggcore's SDKs are: `$GGCORE_SDK_ROOT`, else the source tree this
+/// binary was built from.
+pub fn sdk_root() -> PathBuf {
+    match std::env::var_os("GGCORE_SDK_ROOT").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default(),
+    }
+}
+
+/// The identity a function runs as by default: `ggc_user`/`ggc_group` when
+/// they exist, else `nobody`/`nogroup`. `None` when the core is not root (it
+/// cannot switch users; functions run as the core's user).
+pub fn default_run_as() -> Option<RunAs> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let user = nix::unistd::User::from_name("ggc_user").ok().flatten().or_else(|| nix::unistd::User::from_name("nobody").ok().flatten());
+    let group =
+        nix::unistd::Group::from_name("ggc_group").ok().flatten().or_else(|| nix::unistd::Group::from_name("nogroup").ok().flatten());
+    Some(RunAs { uid: user.map(|u| u.uid.as_raw()).unwrap_or(65534), gid: group.map(|g| g.gid.as_raw()).unwrap_or(65534) })
+}
+
+#[derive(Debug, Clone, Default)]
+struct GroupInfo {
+    group_id: String,
+    core_thing: Option<ThingArn>,
+}
+
+pub struct FunctionManager {
+    pub(crate) hub: Arc<IpcHub>,
+    pub(crate) socket: PathBuf,
+    pub(crate) worker: PathBuf,
+    pub(crate) memory: Arc<MemoryControl>,
+    pub(crate) idle_timeout: Duration,
+    layout: Layout,
+    router: Arc<Router>,
+    cfg: FunctionsConfig,
+    info: RwLock<GroupInfo>,
+    slots: RwLock<HashMap<FunctionArn, Arc<FunctionSlot>>>,
+    zygotes: tokio::sync::Mutex<HashMap<PathBuf, Arc<Zygote>>>,
+    zygote_failures: Mutex<HashMap<PathBuf, Instant>>,
+    pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
+    default_run_as: Option<RunAs>,
+    zygotes_enabled: bool,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    refused_log: RateLimit,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error(code: HostErrorCode, message: impl Into<String>) -> Reply {
+    Reply::Error { code: code as u8, message: message.into() }
+}
+
+impl FunctionManager {
+    pub fn new(layout: Layout, router: Arc<Router>, cfg: FunctionsConfig, shutdown: CancellationToken, tracker: TaskTracker) -> Arc<Self> {
+        let memory = MemoryControl::detect();
+        tracing::info!(mechanism = %memory.describe(), "function memory limits");
+        Arc::new(Self {
+            hub: Arc::new(IpcHub::default()),
+            socket: layout.socket_dir().join("ipc.sock"),
+            worker: crate::plugins::worker_exe(),
+            memory: Arc::new(memory),
+            idle_timeout: cfg.idle_timeout,
+            layout,
+            router,
+            cfg,
+            info: RwLock::new(GroupInfo::default()),
+            slots: RwLock::new(HashMap::new()),
+            zygotes: tokio::sync::Mutex::new(HashMap::new()),
+            zygote_failures: Mutex::new(HashMap::new()),
+            pids: Arc::new(Mutex::new(HashMap::new())),
+            default_run_as: default_run_as(),
+            zygotes_enabled: std::env::var(ZYGOTE_ENV).map(|v| v != "0").unwrap_or(true),
+            shutdown,
+            tracker,
+            refused_log: RateLimit::per_second(1),
+        })
+    }
+
+    /// Binds `ggc/socket/ipc.sock` and serves worker connections until shutdown.
+    pub fn start_ipc(self: &Arc<Self>) -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&self.socket);
+        let listener = tokio::net::UnixListener::bind(&self.socket)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o600))?;
+        self.tracker.spawn(self.hub.clone().serve(listener, self.socket.clone(), self.shutdown.clone()));
+        Ok(())
+    }
+
+    pub fn memory_mechanism(&self) -> String {
+        self.memory.describe()
+    }
+
+    fn slot(&self, arn: &FunctionArn) -> Option<Arc<FunctionSlot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(arn).cloned()
+    }
+
+    /// Finds the deployed function an ARN (qualified or not) names.
+    fn resolve(&self, arn: &FunctionArn) -> Option<Arc<FunctionSlot>> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slots.get(arn) {
+            return Some(s.clone());
+        }
+        if arn.qualifier().is_none() {
+            return slots.values().find(|s| s.def.arn.unqualified() == arn.as_str()).cloned();
+        }
+        None
+    }
+
+    /// Registers a zygote child so that its exit status reaches its instance.
+    pub(crate) fn watch_pid(&self, pid: u32, exit: Arc<Exit>) {
+        lock(&self.pids).insert(pid, exit);
+    }
+
+    /// The zygote for a function's plugin, started on first use.
+    pub(crate) async fn zygote_for(&self, slot: &FunctionSlot) -> Option<Arc<Zygote>> {
+        if !self.zygotes_enabled {
+            return None;
+        }
+        let file = slot.plugin.file.clone();
+        let mut zygotes = self.zygotes.lock().await;
+        if let Some(z) = zygotes.get(&file) {
+            if z.is_alive() {
+                return Some(z.clone());
+            }
+            zygotes.remove(&file);
+        }
+        if lock(&self.zygote_failures).get(&file).is_some_and(|t| t.elapsed() < ZYGOTE_RETRY) {
+            return None;
+        }
+        let runtime = if slot.plugin.native_runtime.is_empty() { slot.def.runtime.clone() } else { slot.plugin.native_runtime.clone() };
+        let pids = self.pids.clone();
+        let on_exit: zygote::ExitHook = Arc::new(move |pid, status| {
+            if let Some(exit) = lock(&pids).remove(&pid) {
+                exit.record(status);
+            }
+        });
+        let sdk = self.sdk_dirs(&slot.def.runtime);
+        match Zygote::start(&self.hub, &self.socket, &self.worker, &file, &runtime, &sdk, on_exit).await {
+            Ok(z) => {
+                zygotes.insert(file, z.clone());
+                Some(z)
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %file.display(), error = %e, "no zygote for this plugin; instances start as new processes");
+                lock(&self.zygote_failures).insert(file, Instant::now());
+                None
+            }
+        }
+    }
+
+    fn sdk_dirs(&self, runtime: &str) -> Vec<String> {
+        let lang = if runtime.starts_with("python") {
+            "sdk-python"
+        } else if runtime.starts_with("nodejs") {
+            "sdk-node"
+        } else if runtime.starts_with("java") {
+            "sdk-java"
+        } else {
+            "sdk-c"
+        };
+        vec![self.cfg.sdk_root.join(lang).display().to_string()]
+    }
+
+    /// The user and group a function runs as (None: the core's own).
+    fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        f.run_as.or(self.default_run_as)
+    }
+
+    /// What the worker needs to become this function.
+    pub(crate) fn spec_for(&self, slot: &FunctionSlot, cgroup_procs: Option<String>) -> Spec {
+        let f = &slot.def;
+        let info = self.info.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let code_dir = f.code.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), code_dir.clone()),
+            ("MY_FUNCTION_ARN".into(), f.arn.as_str().into()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.arn.name().into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), f.arn.qualifier().unwrap_or("$LATEST").into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), (f.memory_kb / 1024).max(1).to_string()),
+            ("ROUTER_FUNCTION_ARN".into(), ROUTER_ARN.into()),
+            ("SHADOW_FUNCTION_ARN".into(), SHADOW_ARN.into()),
+            ("SECRETS_MANAGER_FUNCTION_ARN".into(), SECRETS_ARN.into()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), format!("ggcore-{}", f.arn.name())),
+            ("GGC_MAX_INTERFACE_VERSION".into(), "1.5".into()),
+            ("GG_DAEMON_PORT".into(), "8000".into()),
+            ("ENCODING_TYPE".into(), f.encoding.as_str().into()),
+            ("AWS_GREENGRASS_GROUP_NAME".into(), info.group_id.clone()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+        ];
+        if !f.arn.region().is_empty() {
+            env.push(("AWS_REGION".into(), f.arn.region().into()));
+            env.push(("AWS_DEFAULT_REGION".into(), f.arn.region().into()));
+        }
+        if let Some(t) = &info.core_thing {
+            env.push(("AWS_IOT_THING_NAME".into(), t.name().into()));
+            env.push(("AWS_IOT_THING_ARN".into(), t.as_str().into()));
+        }
+        for (k, v) in &f.environment {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let run_as = self.run_as(f);
+        Spec {
+            function_arn: f.arn.as_str().into(),
+            runtime: f.runtime.clone(),
+            handler: f.executable.clone(),
+            exec_args: f.exec_args.clone().unwrap_or_default(),
+            code_dir,
+            environment: env,
+            binary: f.encoding == crate::group::Encoding::Binary,
+            memory_limit_kb: f.memory_kb,
+            timeout_ms: f.timeout.as_millis() as u64,
+            pinned: f.lifecycle == Lifecycle::Pinned,
+            sdk_dirs: self.sdk_dirs(&f.runtime),
+            uid: run_as.map(|r| r.uid),
+            gid: run_as.map(|r| r.gid),
+            cgroup_procs,
+        }
+    }
+
+    /// Starts on-demand instances while queued work needs them.
+    fn ensure_capacity(self: &Arc<Self>, slot: &Arc<FunctionSlot>) {
+        while slot.wants_instance() && !slot.removed.is_cancelled() {
+            self.spawn_instance(slot);
+        }
+    }
+
+    fn spawn_instance(self: &Arc<Self>, slot: &Arc<FunctionSlot>) {
+        slot.alive.fetch_add(1, Ordering::Relaxed);
+        let starting = Starting::new(slot);
+        let mgr = self.clone();
+        let slot = slot.clone();
+        self.tracker.spawn(async move {
+            let ended = instance::run(mgr.clone(), slot.clone(), starting).await;
+            slot.alive.fetch_sub(1, Ordering::Relaxed);
+            match ended {
+                Ended::StartFailed(reason) => {
+                    slot.stats.start_failures.fetch_add(1, Ordering::Relaxed);
+                    slot.log.write("ERROR", &format!("instance failed to start: {reason}"));
+                    tracing::warn!(function = %slot.def.arn, reason = %reason, "function instance failed to start");
+                    if slot.alive.load(Ordering::Relaxed) == 0 {
+                        slot.fail_queued(&format!("the function failed to start: {reason}"));
+                    }
+                }
+                Ended::Died(reason) => {
+                    tracing::info!(function = %slot.def.arn, reason = %reason, "function instance ended");
+                    mgr.ensure_capacity(&slot);
+                }
+                Ended::Idle | Ended::Removed => {}
+            }
+        });
+    }
+
+    /// Keeps a pinned function's one instance running, restarting it with
+    /// back-off after a crash, until the function leaves the group.
+    fn supervise_pinned(self: &Arc<Self>, slot: &Arc<FunctionSlot>) {
+        let mgr = self.clone();
+        let slot = slot.clone();
+        self.tracker.spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                if slot.removed.is_cancelled() {
+                    break;
+                }
+                slot.alive.fetch_add(1, Ordering::Relaxed);
+                let starting = Starting::new(&slot);
+                let began = Instant::now();
+                let ended = instance::run(mgr.clone(), slot.clone(), starting).await;
+                slot.alive.fetch_sub(1, Ordering::Relaxed);
+                let reason = match ended {
+                    Ended::Idle | Ended::Removed => break,
+                    Ended::StartFailed(r) => {
+                        slot.stats.start_failures.fetch_add(1, Ordering::Relaxed);
+                        slot.fail_queued(&format!("the function failed to start: {r}"));
+                        format!("failed to start: {r}")
+                    }
+                    Ended::Died(r) => r,
+                };
+                if began.elapsed() > MAX_BACKOFF {
+                    backoff = Duration::from_secs(1);
+                }
+                slot.log.write("ERROR", &format!("pinned instance ended ({reason}); restarting in {} s", backoff.as_secs()));
+                tracing::warn!(function = %slot.def.arn, reason = %reason, restart_in_s = backoff.as_secs(), "pinned function instance ended; restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = slot.removed.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        });
+    }
+
+    /// Makes `group`'s functions the running ones. Unchanged functions (same
+    /// configuration, same code, same plugin) keep their instances.
+    pub async fn apply(self: &Arc<Self>, group: &Group, registry: &Registry) {
+        *self.info.write().unwrap_or_else(|p| p.into_inner()) =
+            GroupInfo { group_id: group.group_id.clone(), core_thing: group.core.as_ref().map(|c| c.thing.clone()) };
+        let mut hashes = Vec::new();
+        for f in &group.functions {
+            let dir = f.code.clone();
+            let h = tokio::task::spawn_blocking(move || dir.map(|d| crate::bundle::tree_hash(&d)).unwrap_or_default())
+                .await
+                .unwrap_or_default();
+            hashes.push(h);
+        }
+        let log_bytes = group
+            .loggers
+            .iter()
+            .find(|l| l.component == crate::group::LoggerComponent::Lambda)
+            .and_then(|l| l.space_kb)
+            .map(|k| k * 1024)
+            .unwrap_or(self.cfg.log_bytes);
+        let old: HashMap<FunctionArn, Arc<FunctionSlot>> = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut next: HashMap<FunctionArn, Arc<FunctionSlot>> = HashMap::new();
+        let mut started = Vec::new();
+        for (f, hash) in group.functions.iter().zip(hashes) {
+            let plugin = match registry.plugin_for(&f.runtime) {
+                Ok(p) => p.clone(),
+                Err(e) => {
+                    tracing::error!(function = %f.arn, error = %e, "function not started");
+                    continue;
+                }
+            };
+            if let Some(s) = old.get(&f.arn) {
+                if s.def == *f && s.code_hash == hash && s.plugin.file == plugin.file {
+                    next.insert(f.arn.clone(), s.clone());
+                    continue;
+                }
+            }
+            let log = logs::FunctionLog::open(&self.layout, &f.arn, log_bytes);
+            let slot = Arc::new(FunctionSlot::new(f.clone(), log, hash, plugin, self.cfg.max_work_items, self.cfg.max_instances));
+            slot.log.write("INFO", &format!("function deployed ({} runtime, {:?})", f.runtime, f.lifecycle));
+            next.insert(f.arn.clone(), slot.clone());
+            started.push(slot);
+        }
+        let removed: Vec<Arc<FunctionSlot>> =
+            old.iter().filter(|(arn, s)| next.get(*arn).is_none_or(|n| !Arc::ptr_eq(n, s))).map(|(_, s)| s.clone()).collect();
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = next;
+        for s in removed {
+            tracing::info!(function = %s.def.arn, "function removed or changed by the deployment; stopping its instances");
+            s.removed.cancel();
+            s.fail_queued("the function was removed or replaced by a deployment");
+        }
+        for s in started {
+            if s.def.lifecycle == Lifecycle::Pinned {
+                self.supervise_pinned(&s);
+            }
+        }
+    }
+
+    /// Answers a worker's host call.
+    pub(crate) async fn handle_call(self: &Arc<Self>, slot: &Arc<FunctionSlot>, call: Call) -> Reply {
+        match call {
+            Call::Publish { topic, payload, queue_full_policy, claimed_source } => {
+                self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source)
+            }
+            Call::Invoke { function_arn, qualifier, event, client_context, payload } => {
+                match self.invoke(&function_arn, &qualifier, event, &client_context, payload).await {
+                    Ok((invocation_id, r)) => {
+                        Reply::Invoked { invocation_id, payload: r.payload.to_vec(), function_error: r.function_error().into() }
+                    }
+                    Err((code, message)) => error(code, message),
+                }
+            }
+            Call::Shadow { .. } => {
+                error(HostErrorCode::Unavailable, "the local shadow service (GGShadowService) is not served by this core yet")
+            }
+            Call::GetSecret { .. } => error(HostErrorCode::Unavailable, "secrets are not served by this core yet"),
+        }
+    }
+
+    /// A publish from a function: routed with the function as source.
+    fn publish(&self, slot: &FunctionSlot, topic: &str, payload: Vec<u8>, policy: &str, claimed_source: &str) -> Reply {
+        let arn = &slot.def.arn;
+        if !claimed_source.is_empty() && claimed_source != arn.as_str() && claimed_source != arn.unqualified() {
+            let msg = format!("a function may publish only as itself: the publish claims source {claimed_source}, the caller is {arn}");
+            if self.refused_log.allow() {
+                tracing::warn!(function = %arn, claimed = %claimed_source, "publish refused: claims another source");
+            }
+            slot.log.write("ERROR", &format!("publish refused: {msg}"));
+            return error(HostErrorCode::Refused, msg);
+        }
+        if let Err(e) = validate_topic(topic) {
+            return error(HostErrorCode::BadRequest, format!("topic '{topic}' {e}"));
+        }
+        if payload.len() > self.cfg.max_payload {
+            return error(
+                HostErrorCode::TooLarge,
+                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
+            );
+        }
+        if !matches!(policy, "" | "BestEffort" | "AllOrError") {
+            return error(HostErrorCode::BadRequest, format!("Invalid value for queueFullPolicy: {policy}"));
+        }
+        let msg = Message { topic: Arc::from(topic), payload: Bytes::from(payload), qos: Qos::AtLeastOnce };
+        let mut scratch = Vec::new();
+        let out = self.router.route(&Endpoint::Function(arn.clone()), &msg, &mut scratch);
+        if policy == "AllOrError" && out.dropped > 0 {
+            return error(
+                HostErrorCode::Full,
+                format!("the message could not reach every destination ({} of {} dropped)", out.dropped, out.targets),
+            );
+        }
+        Reply::Done
+    }
+
+    /// Invokes a deployed function. `client_context` is base64 of JSON, as the
+    /// SDKs send it. Returns the invocation id and, for RequestResponse, the result.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        function_arn: &str,
+        qualifier: &str,
+        is_event: bool,
+        client_context: &str,
+        payload: Vec<u8>,
+    ) -> Result<(String, InvokeResult), (HostErrorCode, String)> {
+        let bad = |m: String| (HostErrorCode::BadRequest, m);
+        let arn = FunctionArn::parse(function_arn).map_err(|e| bad(e.to_string()))?;
+        let arn = match (arn.qualifier(), qualifier) {
+            (_, "") => arn,
+            (Some(q), given) if q != given => {
+                return Err(bad("The derived qualifier from the function name does not match the specified qualifier.".into()))
+            }
+            (Some(_), _) => arn,
+            (None, q) => FunctionArn::parse(&format!("{}:{q}", arn.as_str())).map_err(|e| bad(e.to_string()))?,
+        };
+        let Some(slot) = self.resolve(&arn) else {
+            return Err((HostErrorCode::NotFound, format!("function {arn} is not deployed in this group")));
+        };
+        let context = if client_context.is_empty() {
+            String::new()
+        } else {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(client_context)
+                .map_err(|e| bad(format!("ClientContext is not base64: {e}")))?;
+            let text = String::from_utf8(raw).map_err(|_| bad("ClientContext is not UTF-8 JSON".into()))?;
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| bad(format!("ClientContext is not JSON: {e}")))?;
+            text
+        };
+        if payload.len() > self.cfg.max_payload {
+            return Err((
+                HostErrorCode::TooLarge,
+                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
+            ));
+        }
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = if is_event {
+            (None, None)
+        } else {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        let item = WorkItem {
+            invocation_id: invocation_id.clone(),
+            event: Bytes::from(payload),
+            client_context: context,
+            is_event,
+            reply: tx,
+            enqueued: Instant::now(),
+        };
+        if slot.enqueue(item).is_err() {
+            return Err((
+                HostErrorCode::Full,
+                format!("the work queue of function {} is full (maxWorkItemCount {})", slot.def.arn, slot.capacity),
+            ));
+        }
+        self.ensure_capacity(&slot);
+        match rx {
+            None => Ok((invocation_id, InvokeResult { payload: Bytes::new(), failure: None })),
+            Some(rx) => match rx.await {
+                Ok(r) => Ok((invocation_id, r)),
+                Err(_) => Ok((invocation_id, InvokeResult::unhandled("the function's instance ended before answering"))),
+            },
+        }
+    }
+
+    /// The functions for `ggcore status`.
+    pub fn status(&self) -> serde_json::Value {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<serde_json::Value> = slots
+            .values()
+            .map(|s| {
+                let st = &s.stats;
+                let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+                serde_json::json!({
+                    "arn": s.def.arn.as_str(),
+                    "runtime": s.def.runtime,
+                    "plugin": s.plugin.file.display().to_string(),
+                    "lifecycle": if s.def.lifecycle == Lifecycle::Pinned { "pinned" } else { "on-demand" },
+                    "instances": s.instance_list(),
+                    "maxInstances": s.max_instances,
+                    "queued": s.queue_len(),
+                    "queueCapacity": s.capacity,
+                    "invocations": g(&st.invocations),
+                    "succeeded": g(&st.succeeded),
+                    "handledErrors": g(&st.handled_errors),
+                    "unhandledErrors": g(&st.unhandled_errors),
+                    "timeouts": g(&st.timeouts),
+                    "crashes": g(&st.crashes),
+                    "outOfMemory": g(&st.out_of_memory),
+                    "rejectedQueueFull": g(&st.rejected_queue_full),
+                    "instancesStarted": g(&st.instances_started),
+                    "startFailures": g(&st.start_failures),
+                    "memoryKb": s.def.memory_kb,
+                    "timeoutSeconds": s.def.timeout.as_secs(),
+                    "log": s.log.path.display().to_string(),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a["arn"].as_str().cmp(&b["arn"].as_str()));
+        serde_json::Value::Array(list)
+    }
+
+    /// Stops every instance and zygote (shutdown).
+    pub async fn stop_all(&self) {
+        let slots: Vec<Arc<FunctionSlot>> = self.slots.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for s in &slots {
+            s.removed.cancel();
+            s.fail_queued("the core is stopping");
+        }
+        for z in self.zygotes.lock().await.values() {
+            z.stop();
+        }
+    }
+
+    /// Removes the cgroups this core made (after every instance ended).
+    pub fn cleanup(&self) {
+        self.memory.cleanup();
+    }
+}
+
+impl Deliver for Arc<FunctionManager> {
+    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message) -> Delivery {
+        let Endpoint::Function(arn) = target else { return Delivery::Dropped("not a function") };
+        let Some(slot) = self.slot(arn) else { return Delivery::Dropped("function not running") };
+        let mut context = String::from("{\"custom\":{\"subject\":");
+        ggcore_plugin_abi::push_json_string(&mut context, &msg.topic);
+        context.push_str("}}");
+        let item = WorkItem {
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            event: msg.payload.clone(),
+            client_context: context,
+            is_event: true,
+            reply: None,
+            enqueued: Instant::now(),
+        };
+        if slot.enqueue(item).is_err() {
+            return Delivery::Dropped("function work queue full");
+        }
+        self.ensure_capacity(&slot);
+        Delivery::Accepted
+    }
+}

@@ -1,0 +1,238 @@
+//! One deployed function: its work queue, its instances' counts and its counters.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::group::{Function, Lifecycle};
+use crate::plugins::PluginEntry;
+
+/// How an invocation ended, as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionFailure {
+    /// The function reported an error (its error document is the payload).
+    Handled,
+    /// The runtime or the core detected a failure (timeout, crash, out of memory).
+    Unhandled,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvokeResult {
+    pub payload: Bytes,
+    pub failure: Option<FunctionFailure>,
+}
+
+impl InvokeResult {
+    /// An `Unhandled` failure with `{"errorMessage": message}`.
+    pub fn unhandled(message: &str) -> Self {
+        let e = ggcore_plugin_abi::FunctionError::new(ggcore_plugin_abi::ErrorKind::Unhandled, message);
+        Self { payload: Bytes::from(e.payload.into_vec()), failure: Some(FunctionFailure::Unhandled) }
+    }
+
+    /// The `X-Amz-Function-Error` value: `""`, `Handled` or `Unhandled`.
+    pub fn function_error(&self) -> &'static str {
+        match self.failure {
+            None => "",
+            Some(FunctionFailure::Handled) => "Handled",
+            Some(FunctionFailure::Unhandled) => "Unhandled",
+        }
+    }
+}
+
+/// One queued call.
+#[derive(Debug)]
+pub struct WorkItem {
+    pub invocation_id: String,
+    pub event: Bytes,
+    /// Client context as JSON text (`{"custom": {...}}`), or empty.
+    pub client_context: String,
+    /// `Event` invocations have no one waiting for the result.
+    pub is_event: bool,
+    pub reply: Option<oneshot::Sender<InvokeResult>>,
+    pub enqueued: Instant,
+}
+
+impl WorkItem {
+    pub fn answer(self, result: InvokeResult) {
+        if let Some(tx) = self.reply {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+/// Counters shown by `ggcore status`.
+#[derive(Debug, Default)]
+pub struct SlotStats {
+    pub invocations: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub handled_errors: AtomicU64,
+    pub unhandled_errors: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub crashes: AtomicU64,
+    pub out_of_memory: AtomicU64,
+    pub rejected_queue_full: AtomicU64,
+    pub instances_started: AtomicU64,
+    pub start_failures: AtomicU64,
+}
+
+/// What status shows of one instance.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    pub id: u64,
+    pub pid: u32,
+    pub state: &'static str,
+    pub started_unix: u64,
+    pub invocations: u64,
+}
+
+pub struct FunctionSlot {
+    pub def: Function,
+    pub log: super::logs::FunctionLog,
+    /// Hash of the code directory (an unchanged function keeps running on redeploy).
+    pub code_hash: String,
+    pub plugin: PluginEntry,
+    queue: Mutex<VecDeque<WorkItem>>,
+    pub capacity: usize,
+    work_ready: Notify,
+    /// Instances waiting for work.
+    pub idle: AtomicUsize,
+    /// Instances alive (started or starting).
+    pub alive: AtomicUsize,
+    /// Instances starting (not yet taking work).
+    pub starting: AtomicUsize,
+    pub max_instances: usize,
+    pub stats: SlotStats,
+    /// Cancelled when the function leaves the group (instances end).
+    pub removed: CancellationToken,
+    pub instances: Mutex<Vec<InstanceStatus>>,
+    next_instance: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data; a panic elsewhere does not make it inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FunctionSlot {
+    pub fn new(
+        def: Function,
+        log: super::logs::FunctionLog,
+        code_hash: String,
+        plugin: PluginEntry,
+        capacity: usize,
+        max_instances: usize,
+    ) -> Self {
+        let max_instances = if def.lifecycle == Lifecycle::Pinned { 1 } else { max_instances.max(1) };
+        Self {
+            def,
+            log,
+            code_hash,
+            plugin,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            work_ready: Notify::new(),
+            idle: AtomicUsize::new(0),
+            alive: AtomicUsize::new(0),
+            starting: AtomicUsize::new(0),
+            max_instances,
+            stats: SlotStats::default(),
+            removed: CancellationToken::new(),
+            instances: Mutex::new(Vec::new()),
+            next_instance: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_instance_id(&self) -> u64 {
+        self.next_instance.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        lock(&self.queue).len()
+    }
+
+    /// Queues a call; a full queue gives the item back (the caller gets an error).
+    pub fn enqueue(&self, item: WorkItem) -> Result<(), WorkItem> {
+        {
+            let mut q = lock(&self.queue);
+            if q.len() >= self.capacity {
+                self.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                return Err(item);
+            }
+            q.push_back(item);
+        }
+        self.work_ready.notify_one();
+        Ok(())
+    }
+
+    /// Whether another on-demand instance should start: more queued work than
+    /// idle and starting instances will take, and room under the limit.
+    pub fn wants_instance(&self) -> bool {
+        if self.def.lifecycle == Lifecycle::Pinned {
+            return false;
+        }
+        let queued = self.queue_len();
+        let idle = self.idle.load(Ordering::Relaxed);
+        let starting = self.starting.load(Ordering::Relaxed);
+        queued > idle + starting && self.alive.load(Ordering::Relaxed) < self.max_instances
+    }
+
+    /// Takes the next call, waiting up to `idle_timeout` (forever when `None`).
+    /// Returns `None` when the wait ends without work, or the function is removed.
+    pub async fn next(&self, idle_timeout: Option<Duration>) -> Option<WorkItem> {
+        loop {
+            if let Some(w) = lock(&self.queue).pop_front() {
+                return Some(w);
+            }
+            self.idle.fetch_add(1, Ordering::Relaxed);
+            let woke = match idle_timeout {
+                Some(t) => tokio::select! {
+                    _ = self.work_ready.notified() => true,
+                    _ = tokio::time::sleep(t) => false,
+                    _ = self.removed.cancelled() => false,
+                },
+                None => tokio::select! {
+                    _ = self.work_ready.notified() => true,
+                    _ = self.removed.cancelled() => false,
+                },
+            };
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+            if !woke {
+                // One last look, so that work queued as the timer fired is not stranded.
+                return lock(&self.queue).pop_front();
+            }
+        }
+    }
+
+    /// Answers every queued call with an Unhandled error.
+    pub fn fail_queued(&self, message: &str) -> usize {
+        let items: Vec<WorkItem> = lock(&self.queue).drain(..).collect();
+        let n = items.len();
+        for w in items {
+            self.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+            w.answer(InvokeResult::unhandled(message));
+        }
+        n
+    }
+
+    pub fn set_instance(&self, status: InstanceStatus) {
+        let mut v = lock(&self.instances);
+        match v.iter_mut().find(|i| i.id == status.id) {
+            Some(i) => *i = status,
+            None => v.push(status),
+        }
+    }
+
+    pub fn remove_instance(&self, id: u64) {
+        lock(&self.instances).retain(|i| i.id != id);
+    }
+
+    pub fn instance_list(&self) -> Vec<InstanceStatus> {
+        lock(&self.instances).clone()
+    }
+}

@@ -1,0 +1,213 @@
+//! The core's handle on a zygote: one `ggcore-worker zygote` process per runtime
+//! plugin, holding a prepared interpreter. A cold start sends it a Fork request
+//! carrying the new instance's stdout/stderr pipes (SCM_RIGHTS); the forked
+//! child connects back with its own token.
+
+use std::collections::HashMap;
+use std::io::{IoSlice, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use ggcore_ipc::{Down, Role, Spec, Up};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+
+use super::ipc::{new_token, IpcHub};
+
+/// A zygote must connect and prepare its runtime within this long.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Fork requests waiting to be sent.
+const FORK_QUEUE: usize = 64;
+
+/// Called with (pid, status) when a child of the zygote ends.
+pub type ExitHook = Arc<dyn Fn(u32, i32) + Send + Sync>;
+
+struct ForkRequest {
+    token: String,
+    spec: Spec,
+    out: OwnedFd,
+    err: OwnedFd,
+    reply: oneshot::Sender<Result<u32, String>>,
+}
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<u32, String>>>>>;
+
+pub struct Zygote {
+    pub pid: u32,
+    requests: mpsc::SyncSender<ForkRequest>,
+    alive: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Zygote {
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+
+    /// Starts a zygote for `plugin_file` and waits until its runtime is prepared.
+    pub async fn start(
+        hub: &IpcHub,
+        socket: &Path,
+        worker: &Path,
+        plugin_file: &Path,
+        runtime: &str,
+        sdk_dirs: &[String],
+        on_exit: ExitHook,
+    ) -> Result<Arc<Zygote>, String> {
+        let token = new_token();
+        let connected = hub.expect(&token);
+        let mut cmd = tokio::process::Command::new(worker);
+        cmd.arg("zygote").arg(socket).arg(&token).arg(plugin_file).arg(runtime).args(sdk_dirs);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            hub.forget(&token);
+            format!("cannot start the zygote {}: {e}", worker.display())
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let name = plugin_file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    tracing::info!(zygote = %name, "{l}");
+                }
+            });
+        }
+        let alive = Arc::new(AtomicBool::new(true));
+        let alive2 = alive.clone();
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            alive2.store(false, Ordering::Relaxed);
+        });
+
+        let conn = match tokio::time::timeout(READY_TIMEOUT, connected).await {
+            Ok(Ok(c)) if c.role == Role::Zygote => c,
+            _ => {
+                hub.forget(&token);
+                kill(pid);
+                return Err("the zygote did not connect".to_string());
+            }
+        };
+        let mut stream = conn.stream;
+        let first = tokio::time::timeout(READY_TIMEOUT, super::ipc::read_frame(&mut stream)).await;
+        match first.ok().and_then(|r| r.ok()).flatten().map(|b| ggcore_ipc::decode::<Up>(&b)) {
+            Some(Ok(Up::ZygoteReady { .. })) => {}
+            Some(Ok(Up::ZygoteFailed { message })) => {
+                kill(pid);
+                return Err(message);
+            }
+            _ => {
+                kill(pid);
+                return Err("the zygote did not report ready".to_string());
+            }
+        }
+        let std_stream = stream.into_std().map_err(|e| e.to_string())?;
+        std_stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let reader = std_stream.try_clone().map_err(|e| e.to_string())?;
+        let pending: Pending = Arc::default();
+        let (tx, rx) = mpsc::sync_channel::<ForkRequest>(FORK_QUEUE);
+        {
+            let pending = pending.clone();
+            let alive = alive.clone();
+            std::thread::Builder::new()
+                .name("ggcore-zygote-rd".into())
+                .spawn(move || read_loop(reader, pending, alive, on_exit))
+                .map_err(|e| e.to_string())?;
+        }
+        {
+            let pending = pending.clone();
+            std::thread::Builder::new()
+                .name("ggcore-zygote-wr".into())
+                .spawn(move || write_loop(std_stream, rx, pending))
+                .map_err(|e| e.to_string())?;
+        }
+        tracing::info!(plugin = %plugin_file.display(), runtime, pid, "zygote ready");
+        Ok(Arc::new(Zygote { pid, requests: tx, alive }))
+    }
+
+    /// Forks an instance; the child will connect with `token`. Returns its pid.
+    pub async fn fork(&self, token: String, spec: Spec, out: OwnedFd, err: OwnedFd) -> Result<u32, String> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.try_send(ForkRequest { token, spec, out, err, reply }).map_err(|_| "the zygote is busy or gone".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err("the zygote did not answer".to_string()),
+        }
+    }
+
+    pub fn stop(&self) {
+        kill(self.pid);
+    }
+}
+
+fn kill(pid: u32) {
+    if pid > 0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+fn read_loop(mut stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>, on_exit: ExitHook) {
+    while let Ok(Some(body)) = ggcore_ipc::read_frame(&mut stream) {
+        match ggcore_ipc::decode::<Up>(&body) {
+            Ok(Up::Forked { token, pid }) => {
+                if let Some(tx) = lock(&pending).remove(&token) {
+                    let _ = tx.send(Ok(pid));
+                }
+            }
+            Ok(Up::ForkFailed { token, message }) => {
+                if let Some(tx) = lock(&pending).remove(&token) {
+                    let _ = tx.send(Err(message));
+                }
+            }
+            Ok(Up::ChildExited { pid, status }) => on_exit(pid, status),
+            Ok(other) => tracing::warn!(frame = ?other, "zygote sent an unexpected frame"),
+            Err(e) => {
+                tracing::warn!(error = %e, "zygote sent a bad frame; closing it");
+                break;
+            }
+        }
+    }
+    alive.store(false, Ordering::Relaxed);
+    for (_, tx) in lock(&pending).drain() {
+        let _ = tx.send(Err("the zygote ended".to_string()));
+    }
+}
+
+fn write_loop(mut stream: StdUnixStream, requests: mpsc::Receiver<ForkRequest>, pending: Pending) {
+    while let Ok(req) = requests.recv() {
+        let frame = ggcore_ipc::encode(&Down::Fork { token: req.token.clone(), spec: req.spec });
+        lock(&pending).insert(req.token.clone(), req.reply);
+        let fds = [req.out.as_raw_fd(), req.err.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let sent = sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&frame)], &cmsg, MsgFlags::empty(), None);
+        let result = match sent {
+            Ok(n) if n < frame.len() => stream.write_all(&frame[n..]).map_err(|e| e.to_string()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        // Our copies of the child's descriptors are no longer needed.
+        drop((req.out, req.err));
+        if let Err(e) = result {
+            if let Some(tx) = lock(&pending).remove(&req.token) {
+                let _ = tx.send(Err(format!("cannot reach the zygote: {e}")));
+            }
+            break;
+        }
+    }
+}
