@@ -1,0 +1,565 @@
+//! The side-by-side benchmark of SPEC §17 / issue 3: ggcore, Mosquitto and
+//! rumqttd on the same certificates, same payloads, same client harness, in one
+//! run; every scenario repeated, medians reported; plus ggcore's idle memory and
+//! start-to-ready time. Prints the markdown for BENCHMARKS.md and writes the raw
+//! runs as JSON. Reports; never asserts.
+//!
+//! Usually started by `benches/run.sh`, which builds ggcore and installs rumqttd.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ggcore_benches::brokers::{self, Kind, Pki, Running};
+use ggcore_benches::load::{self, Options, Scenario, Target, Topology};
+use ggcore_benches::procfs;
+use ggcore_benches::report::{self, median, Record};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(about = "ggcore vs Mosquitto vs rumqttd: device→device msgs/s, latency, CPU; idle RSS; start-to-ready")]
+struct Args {
+    /// Scratch directory (roots, certificates, broker configs and logs, results).
+    #[arg(long, default_value_os_t = default_work())]
+    work: PathBuf,
+    /// The ggcore binary to measure.
+    #[arg(long, default_value_os_t = default_ggcore())]
+    ggcore: PathBuf,
+    #[arg(long, default_value = "/usr/sbin/mosquitto")]
+    mosquitto: PathBuf,
+    #[arg(long, default_value_os_t = default_rumqttd())]
+    rumqttd: PathBuf,
+    /// Brokers to compare, comma-separated.
+    #[arg(long, default_value = "ggcore,mosquitto,rumqttd")]
+    brokers: String,
+    /// Runs of each (scenario, broker); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Most messages in flight towards one subscriber.
+    #[arg(long, default_value_t = 500)]
+    window: usize,
+    /// Most payload bytes in flight towards one subscriber.
+    #[arg(long, default_value_t = 4 << 20)]
+    window_bytes: usize,
+    /// Only scenarios whose label contains one of these (comma-separated).
+    #[arg(long)]
+    only: Option<String>,
+    /// Skip the load scenarios (only idle RSS and start-to-ready).
+    #[arg(long)]
+    no_load: bool,
+    /// Skip idle RSS and start-to-ready.
+    #[arg(long)]
+    no_startup: bool,
+    /// Starts of ggcore on a warm root for start-to-ready.
+    #[arg(long, default_value_t = 10)]
+    starts: usize,
+    /// Before each measurement wait up to this many seconds for compilers and
+    /// linkers (another build) to finish.
+    #[arg(long, default_value_t = 0)]
+    quiet_wait: u64,
+    /// A run during which other processes used more than this many cores is
+    /// run again (up to --retries times), after waiting for quiet.
+    #[arg(long, default_value_t = 0.3)]
+    max_background: f64,
+    #[arg(long, default_value_t = 2)]
+    retries: usize,
+}
+
+/// Names of processes that mean another build is competing for the CPU.
+const BUILD_PROCESSES: &[&str] =
+    &["rustc", "cargo", "cc1", "cc1plus", "cc", "c++", "gcc", "g++", "clang", "ld", "ld.lld", "rust-lld", "cmake", "make", "ninja", "as"];
+
+/// Waits (up to `max`) until no compiler or linker runs; returns what was still
+/// running when it gave up.
+fn wait_quiet(max: Duration) -> Vec<String> {
+    let deadline = Instant::now() + max;
+    let mut announced = false;
+    loop {
+        let busy = procfs::processes_named(BUILD_PROCESSES);
+        if busy.is_empty() {
+            return Vec::new();
+        }
+        if Instant::now() >= deadline {
+            return busy.into_iter().map(|(p, n)| format!("{n}[{p}]")).collect();
+        }
+        if !announced && !max.is_zero() {
+            eprintln!(
+                "waiting for a quiet machine (running: {})",
+                busy.iter().map(|(p, n)| format!("{n}[{p}]")).collect::<Vec<_>>().join(" ")
+            );
+            announced = true;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+fn default_work() -> PathBuf {
+    home().join(".cache/ggcore-bench")
+}
+
+fn default_ggcore() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| home().join(".cache/ggcore-target")).join("debug/ggcore")
+}
+
+fn default_rumqttd() -> PathBuf {
+    home().join(".cache/ggcore-peers/bin/rumqttd")
+}
+
+/// The scenarios of issue 3: 1→1, 10→10, 100→1 fan-in, 1→100 fan-out; 128 B and
+/// 16 KiB; QoS 0 and 1; each at the highest rate the window allows. Then the
+/// latency of a lightly loaded broker: 1→1 and 100→1 at a fixed offered rate.
+fn scenarios() -> Vec<Scenario> {
+    let mut v = Vec::new();
+    for topology in [Topology::Pairs(1), Topology::Pairs(10), Topology::FanIn(100), Topology::FanOut(100)] {
+        for payload in [128, 16 * 1024] {
+            for qos in [0, 1] {
+                v.push(Scenario { topology, payload, qos, rate: None });
+            }
+        }
+    }
+    for (topology, rate) in [(Topology::Pairs(1), 1000), (Topology::FanIn(100), 10_000), (Topology::FanOut(100), 100)] {
+        for qos in [0, 1] {
+            v.push(Scenario { topology, payload: 128, qos, rate: Some(rate) });
+        }
+    }
+    v
+}
+
+fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_default();
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "kernel": sh("uname -sr"),
+        "mem_total": sh("grep MemTotal /proc/meminfo | tr -s ' '"),
+        "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+    })
+}
+
+struct Brokers {
+    ggcore: Option<Running>,
+    mosquitto: Option<Running>,
+    rumqttd: Option<Running>,
+    /// Restarts and the like, reported with the results.
+    events: Vec<String>,
+}
+
+impl Brokers {
+    fn slot(&mut self, k: Kind) -> &mut Option<Running> {
+        match k {
+            Kind::Ggcore => &mut self.ggcore,
+            Kind::Mosquitto => &mut self.mosquitto,
+            Kind::Rumqttd => &mut self.rumqttd,
+        }
+    }
+
+    fn get(&self, k: Kind) -> Option<&Running> {
+        match k {
+            Kind::Ggcore => self.ggcore.as_ref(),
+            Kind::Mosquitto => self.mosquitto.as_ref(),
+            Kind::Rumqttd => self.rumqttd.as_ref(),
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let kinds: Vec<Kind> = a.brokers.split(',').map(|s| Kind::parse(s.trim())).collect::<Result<_>>()?;
+    std::fs::create_dir_all(&a.work)?;
+    let work = a.work.canonicalize()?;
+    let results = work.join("results");
+    std::fs::create_dir_all(&results)?;
+    if !a.ggcore.exists() {
+        bail!("{} not found; build it with `cargo build -p ggcore`", a.ggcore.display());
+    }
+
+    let mut report = String::new();
+    let machine = machine();
+    let versions = json!({
+        "ggcore": sh(&format!("{} --version", a.ggcore.display())),
+        "ggcore_binary": a.ggcore.display().to_string(),
+        "ggcore_sha256": sh(&format!("sha256sum {} | cut -c1-16", a.ggcore.display())),
+        "ggcore_built": sh(&format!("date -u -r {} +%FT%TZ", a.ggcore.display())),
+        "git_head": sh("git rev-parse --short HEAD 2>/dev/null"),
+        "git_uncommitted_files": sh("git status --porcelain 2>/dev/null | wc -l"),
+        "mosquitto": sh(&format!("{} -h 2>&1 | head -1", a.mosquitto.display())),
+        "rumqttd": sh(&format!("{} --version", a.rumqttd.display())),
+        "rustc": sh("rustc --version"),
+    });
+    eprintln!("machine: {machine}\nversions: {versions}");
+
+    let mut startup = serde_json::Value::Null;
+    if !a.no_startup {
+        let busy = wait_quiet(Duration::from_secs(a.quiet_wait));
+        if !busy.is_empty() {
+            eprintln!("measuring start-up while busy: {}", busy.join(" "));
+        }
+        startup = measure_startup(&a, &work, &kinds)?;
+        report.push_str(&startup_markdown(&startup));
+    }
+
+    let mut records: Vec<Record> = Vec::new();
+    if !a.no_load {
+        let only: Option<Vec<String>> = a.only.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        let scenarios: Vec<Scenario> =
+            scenarios().into_iter().filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|x| s.label().contains(x.as_str())))).collect();
+        let n = scenarios.iter().map(|s| s.topology.publishers().max(s.topology.subscribers())).max().unwrap_or(1);
+        let pki = brokers::prepare_pki(&a.ggcore, &work, &load::all_things(n))?;
+        let mut running = start_brokers(&a, &pki, &work, &kinds)?;
+        let opts = Options {
+            warmup: Duration::from_secs_f64(a.warmup),
+            duration: Duration::from_secs_f64(a.duration),
+            window: a.window,
+            window_bytes: a.window_bytes,
+            ..Options::default()
+        };
+        let total = a.repeats * scenarios.len() * kinds.len();
+        let mut done = 0;
+        for repeat in 0..a.repeats {
+            for s in &scenarios {
+                // Rotate the order of brokers between repeats so that none always
+                // runs first (or right after the heaviest).
+                let mut order = kinds.clone();
+                order.rotate_left(repeat % kinds.len());
+                for k in order {
+                    done += 1;
+                    let mut attempt = 0;
+                    let r = loop {
+                        let busy = wait_quiet(Duration::from_secs(a.quiet_wait));
+                        if !busy.is_empty() && a.quiet_wait > 0 {
+                            eprintln!("still busy after {} s: {}", a.quiet_wait, busy.join(" "));
+                        }
+                        let r = run_one(&a, &pki, &work, &mut running, k, s, &opts);
+                        attempt += 1;
+                        match &r {
+                            Ok(x) if x.background_cores > a.max_background && attempt <= a.retries => {
+                                eprintln!(
+                                    "[{done}/{total}] {} {}: {:.2} cores of background load; again",
+                                    s.label(),
+                                    k.name(),
+                                    x.background_cores
+                                );
+                                std::thread::sleep(Duration::from_secs(2));
+                            }
+                            _ => break r,
+                        }
+                    };
+                    match &r {
+                        Ok(x) => eprintln!(
+                            "[{done}/{total}] {} {:<10} {:>9.0} msg/s  p50 {:>8.0} µs  p99 {:>8.0} µs  broker {:>6} s/M  client {:.2} s/M  lost {}  bg {:.2} cores",
+                            s.label(),
+                            k.name(),
+                            x.msgs_per_sec,
+                            x.p50_us,
+                            x.p99_us,
+                            x.broker_cpu_s_per_million
+                                .map(|c| format!("{c:.2}"))
+                                .unwrap_or_default(),
+                            x.client_cpu_s_per_million,
+                            x.lost,
+                            x.background_cores
+                        ),
+                        Err(e) => eprintln!("[{done}/{total}] {} {}: FAILED: {e:#}", s.label(), k.name()),
+                    }
+                    records.push(Record {
+                        scenario: s.clone(),
+                        label: s.label(),
+                        broker: k,
+                        repeat,
+                        result: r.map_err(|e| format!("{e:#}")),
+                    });
+                    // Let the broker close the connections before the next run.
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+            std::fs::write(results.join("runs.json"), serde_json::to_string_pretty(&records)?)?;
+        }
+        let tls: Vec<String> = report::summarize(&records)
+            .iter()
+            .filter_map(|((_, k), s)| s.tls.as_ref().map(|t| format!("{}: {t}", k.name())))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        report.push_str(&format!(
+            "\n### Device → device through each broker (median of {} runs; {} s measured after {} s warm-up)\n\nNegotiated TLS: {}.\n\n",
+            a.repeats,
+            a.duration,
+            a.warmup,
+            tls.join("; ")
+        ));
+        report.push_str(&report::markdown(&records, &kinds));
+        for k in [Kind::Ggcore, Kind::Mosquitto, Kind::Rumqttd] {
+            if let Some(r) = running.get(k) {
+                report.push_str(&format!(
+                    "\n{} after the runs: VmRSS {} kB, VmHWM {} kB, {} threads.",
+                    k.name(),
+                    procfs::status_kb(r.pid(), "VmRSS").unwrap_or(0),
+                    procfs::status_kb(r.pid(), "VmHWM").unwrap_or(0),
+                    procfs::threads(r.pid())
+                ));
+            }
+        }
+        report.push('\n');
+        for e in &running.events {
+            report.push_str(&format!("\nNote: {e}."));
+        }
+        drop(running);
+    }
+
+    std::fs::write(
+        results.join("results.json"),
+        serde_json::to_string_pretty(&json!({
+            "machine": machine,
+            "versions": versions,
+            "startup": startup,
+            "summary": report::summarize(&records)
+                .into_iter()
+                .map(|((l, k), s)| json!({"scenario": l, "broker": k.name(), "summary": s}))
+                .collect::<Vec<_>>(),
+            "runs": records,
+        }))?,
+    )?;
+    std::fs::write(results.join("results.md"), &report)?;
+    println!("Machine: {machine}\nVersions: {versions}\n");
+    println!("{report}");
+    eprintln!("raw runs: {}", results.join("results.json").display());
+    Ok(())
+}
+
+fn start_brokers(a: &Args, pki: &Pki, work: &Path, kinds: &[Kind]) -> Result<Brokers> {
+    let mut b = Brokers { ggcore: None, mosquitto: None, rumqttd: None, events: Vec::new() };
+    for k in kinds {
+        match k {
+            Kind::Ggcore => {
+                let r = brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("ggcore.log"), &[])?;
+                eprintln!("ggcore pid {} on {}", r.pid(), r.addr);
+                b.ggcore = Some(r);
+            }
+            Kind::Mosquitto => {
+                let r = brokers::start_mosquitto(&a.mosquitto, pki, &work.join("mosquitto"))?;
+                eprintln!("mosquitto pid {} on {}", r.pid(), r.addr);
+                b.mosquitto = Some(r);
+            }
+            Kind::Rumqttd => {
+                let r = brokers::start_rumqttd(&a.rumqttd, pki, &work.join("rumqttd"))?;
+                eprintln!("rumqttd pid {} on {}", r.pid(), r.addr);
+                b.rumqttd = Some(r);
+            }
+        }
+    }
+    Ok(b)
+}
+
+fn run_one(a: &Args, pki: &Pki, work: &Path, running: &mut Brokers, kind: Kind, s: &Scenario, opts: &Options) -> Result<load::LoadResult> {
+    // A broker that exited (crashed, or was killed from outside) is started again
+    // and the event recorded.
+    let exited = match running.slot(kind) {
+        Some(r) => r.child.try_wait()?.map(|st| format!("{st}")),
+        None => Some("not started".into()),
+    };
+    if let Some(status) = exited {
+        let note = format!("{} had exited ({status}) before '{}'; started again", kind.name(), s.label());
+        eprintln!("{note}");
+        running.events.push(note);
+        let fresh = match kind {
+            Kind::Ggcore => brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("ggcore.log"), &[])?,
+            Kind::Mosquitto => brokers::start_mosquitto(&a.mosquitto, pki, &work.join("mosquitto"))?,
+            Kind::Rumqttd => brokers::start_rumqttd(&a.rumqttd, pki, &work.join("rumqttd"))?,
+        };
+        *running.slot(kind) = Some(fresh);
+    }
+    let r = running.get(kind).with_context(|| format!("{} not running", kind.name()))?;
+    if kind == Kind::Ggcore {
+        // Exactly the scenario's pairs are routed; nothing else.
+        brokers::deploy(&a.ggcore, pki, work, s.topology)?;
+    }
+    let target = Target {
+        addr: r.addr,
+        server_name: "localhost".into(),
+        ca: pki.group_ca.clone(),
+        certs_dir: pki.devices.clone(),
+        broker_pid: Some(r.pid()),
+    };
+    load::run_blocking(&target, s, opts)
+}
+
+/// Idle RSS and start-to-ready of ggcore (and, for context, the idle RSS of the
+/// peers as configured here).
+fn measure_startup(a: &Args, work: &Path, kinds: &[Kind]) -> Result<serde_json::Value> {
+    let root = work.join("demo-root");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    let log = work.join("ggcore-demo.log");
+    // First start: bootstraps the embedded demo (CAs, server and device keys).
+    let first = brokers::start_ggcore(&a.ggcore, &root, &log, &[("GGCORE_MQTT_PORT", "0")])?;
+    let cold_ms = first.ready_after.as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_secs(3));
+    let idle_first = procfs::status_kb(first.pid(), "VmRSS")?;
+    first.stop()?;
+
+    // Warm starts on the same root.
+    let mut ready_ms = Vec::new();
+    let mut self_ms = Vec::new();
+    let mut rss = Vec::new();
+    let mut hwm = Vec::new();
+    let mut threads = Vec::new();
+    let mut tree_rss = Vec::new();
+    let mut rss_anon = Vec::new();
+    let mut rss_file = Vec::new();
+    let mut children = Vec::new();
+    let mut exits = Vec::new();
+    for _ in 0..a.starts {
+        let r = brokers::start_ggcore(&a.ggcore, &root, &log, &[("GGCORE_MQTT_PORT", "0")])?;
+        ready_ms.push(r.ready_after.as_secs_f64() * 1000.0);
+        // startup_ms= as the core itself reports it on the ready line.
+        if let Some(v) = std::fs::read_to_string(&log).ok().and_then(|s| {
+            s.lines()
+                .rev()
+                .find(|l| l.contains("ggcore ready"))
+                .and_then(|l| l.split("startup_ms=").nth(1))
+                .and_then(|v| v.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<f64>().ok())
+        }) {
+            self_ms.push(v);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        rss.push(procfs::status_kb(r.pid(), "VmRSS")? as f64);
+        hwm.push(procfs::status_kb(r.pid(), "VmHWM")? as f64);
+        rss_anon.push(procfs::status_kb(r.pid(), "RssAnon")? as f64);
+        rss_file.push(procfs::status_kb(r.pid(), "RssFile")? as f64);
+        threads.push(procfs::threads(r.pid()) as f64);
+        // Function workers and the like, started by the core.
+        let kids = procfs::descendants(r.pid());
+        tree_rss.push(
+            (procfs::status_kb(r.pid(), "VmRSS")? + kids.iter().filter_map(|k| procfs::status_kb(*k, "VmRSS").ok()).sum::<u64>()) as f64,
+        );
+        children.push(kids.len() as f64);
+        let t = Instant::now();
+        let code = r.stop()?;
+        exits.push(json!({"code": code, "stop_ms": t.elapsed().as_secs_f64() * 1000.0}));
+    }
+
+    // Peers, idle, as configured for the load runs.
+    let mut peers = serde_json::Map::new();
+    let pki_needed = kinds.iter().any(|k| *k != Kind::Ggcore);
+    if pki_needed {
+        let pki = brokers::prepare_pki(&a.ggcore, work, &[])?;
+        for k in kinds.iter().filter(|k| **k != Kind::Ggcore) {
+            let r = match k {
+                Kind::Mosquitto => brokers::start_mosquitto(&a.mosquitto, &pki, &work.join("mosquitto")),
+                Kind::Rumqttd => brokers::start_rumqttd(&a.rumqttd, &pki, &work.join("rumqttd")),
+                Kind::Ggcore => unreachable!(),
+            };
+            match r {
+                Ok(r) => {
+                    std::thread::sleep(Duration::from_secs(2));
+                    peers.insert(
+                        k.name().into(),
+                        json!({
+                            "idle_rss_kb": procfs::status_kb(r.pid(), "VmRSS")?,
+                            "threads": procfs::threads(r.pid()),
+                            "listening_after_ms": r.ready_after.as_secs_f64() * 1000.0,
+                        }),
+                    );
+                    r.stop()?;
+                }
+                Err(e) => {
+                    peers.insert(k.name().into(), json!({"error": format!("{e:#}")}));
+                }
+            }
+        }
+    }
+    Ok(json!({
+        "cold_bootstrap_ready_ms": cold_ms,
+        "idle_rss_kb_after_bootstrap": idle_first,
+        "starts": a.starts,
+        "warm_ready_ms": ready_ms,
+        "warm_ready_ms_median": median(ready_ms.clone()),
+        "self_reported_startup_ms_median": median(self_ms.clone()),
+        "idle_rss_kb": rss,
+        "idle_rss_kb_median": median(rss.clone()),
+        "idle_hwm_kb_median": median(hwm.clone()),
+        "idle_rss_anon_kb_median": median(rss_anon.clone()),
+        "idle_rss_file_kb_median": median(rss_file.clone()),
+        "threads_median": median(threads.clone()),
+        "tree_rss_kb_median": median(tree_rss.clone()),
+        "children_median": median(children.clone()),
+        "stops": exits,
+        "peers": peers,
+    }))
+}
+
+fn startup_markdown(s: &serde_json::Value) -> String {
+    let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.1}")).unwrap_or("—".into());
+    let mb = |v: &serde_json::Value| v.as_f64().map(|x| format!("{:.1} MB ({x:.0} kB)", x / 1024.0)).unwrap_or("—".into());
+    let mut out = String::new();
+    out.push_str("### ggcore idle memory and start-to-ready\n\n");
+    out.push_str("| measure | value |\n|---|---:|\n");
+    out.push_str(&format!(
+        "| idle VmRSS, demo group, no clients (median of {} warm starts, 2 s after ready) | {} |\n",
+        s["starts"],
+        mb(&s["idle_rss_kb_median"])
+    ));
+    out.push_str(&format!(
+        "| of which anonymous (heap, stacks) / file-backed (mapped binary and libraries) | {} / {} |\n",
+        mb(&s["idle_rss_anon_kb_median"]),
+        mb(&s["idle_rss_file_kb_median"])
+    ));
+    out.push_str(&format!("| idle VmHWM (peak RSS) over the same starts | {} |\n", mb(&s["idle_hwm_kb_median"])));
+    out.push_str(&format!(
+        "| idle VmRSS right after bootstrapping the empty root (3 s after ready) | {} |\n",
+        mb(&s["idle_rss_kb_after_bootstrap"])
+    ));
+    out.push_str(&format!("| threads when idle | {} |\n", f(&s["threads_median"])));
+    out.push_str(&format!(
+        "| processes the core started (function workers), and VmRSS of core + them | {} / {} |\n",
+        f(&s["children_median"]),
+        mb(&s["tree_rss_kb_median"])
+    ));
+    out.push_str(&format!(
+        "| start → `ggcore ready` line, warm root (median of {}; spawn to line read) | {} ms |\n",
+        s["starts"],
+        f(&s["warm_ready_ms_median"])
+    ));
+    out.push_str(&format!(
+        "| same, as the core reports it (`startup_ms=` on the ready line) | {} ms |\n",
+        f(&s["self_reported_startup_ms_median"])
+    ));
+    out.push_str(&format!(
+        "| first start on an empty root (bootstraps the demo: CA and device keys) | {} ms |\n",
+        f(&s["cold_bootstrap_ready_ms"])
+    ));
+    if let Some(p) = s["peers"].as_object() {
+        for (k, v) in p {
+            out.push_str(&format!("| {k} idle VmRSS (bench config, no clients), for context | {} |\n", mb(&v["idle_rss_kb"])));
+        }
+    }
+    out.push_str(&format!(
+        "\nWarm start-to-ready, each start (ms): {}.\n",
+        s["warm_ready_ms"]
+            .as_array()
+            .map(|v| v.iter().map(|x| format!("{:.1}", x.as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    ));
+    out
+}

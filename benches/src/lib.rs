@@ -1,0 +1,15 @@
+//! Side-by-side load benchmarks of ggcore's local MQTT server (SPEC §17).
+//!
+//! - [`load`]: the client harness — publishers and subscribers over TLS with
+//!   client certificates, on one current-thread tokio runtime, speaking MQTT
+//!   3.1.1 through rumqttc's `mqttbytes::v4` codec, with a send timestamp in
+//!   every payload.
+//! - [`brokers`]: starts ggcore, Mosquitto and rumqttd on the same certificates.
+//! - [`procfs`]: CPU time and resident memory from `/proc`.
+//! - [`report`]: medians and the markdown tables of `BENCHMARKS.md`.
+
+pub mod brokers;
+pub mod load;
+pub mod procfs;
+pub mod report;
+pub mod tls;
