@@ -302,7 +302,13 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     if fresh {
         tracing::info!(root = %root.display(), "empty root: making the embedded demo (local CAs, certificates, demo group)");
         let cas = certs::ensure_cas(&bootstrap_layout)?;
-        demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas).map_err(|e| RunError::Other(e.to_string()))?);
+        let path = crate::config::default_plugin_path(&root);
+        let registry = tokio::task::spawn_blocking(move || Registry::scan(&path)).await.unwrap_or_default();
+        let python = registry.plugins.iter().find(|p| p.available && p.serves("python3.11")).map(|p| p.native_runtime.clone());
+        if python.is_none() {
+            tracing::warn!("no Python runtime plugin is available; the demo routes between its two devices only");
+        }
+        demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas, python.as_deref()).map_err(|e| RunError::Other(e.to_string()))?);
     }
     let config = load_config(&root)?;
     for w in &config.warnings {

@@ -291,18 +291,22 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
 
     let started = Instant::now();
     let start_limit = START_TIMEOUT + slot.def.timeout;
-    let ready = tokio::select! {
+    // Err(Some(message)): the worker said why; Err(None): it ended without saying.
+    let ready: Result<(), Option<String>> = tokio::select! {
         r = tokio::time::timeout(start_limit, ready_rx) => match r {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err("the worker ended while starting".to_string()),
-            Err(_) => Err(format!("the function did not finish starting within {} s", start_limit.as_secs())),
+            Ok(Ok(r)) => r.map_err(Some),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(format!("the function did not finish starting within {} s", start_limit.as_secs()))),
         },
-        _ = exit.dead.cancelled() => Err("the worker ended while starting".to_string()),
-        _ = slot.removed.cancelled() => Err("the function was removed while starting".to_string()),
+        _ = exit.dead.cancelled() => Err(None),
+        _ = slot.removed.cancelled() => Err(Some("the function was removed while starting".to_string())),
     };
-    if let Err(reason) = ready {
+    if let Err(message) = ready {
+        let reason = match message {
+            Some(m) => m,
+            None => death_reason(&mgr.memory, &cg_name, &exit, "the worker ended while starting").await,
+        };
         kill(pid);
-        let reason = death_reason(&mgr.memory, &cg_name, &exit, &reason).await;
         cleanup(&slot);
         return Ended::StartFailed(reason);
     }

@@ -420,6 +420,17 @@ impl FunctionManager {
             s.removed.cancel();
             s.fail_queued("the function was removed or replaced by a deployment");
         }
+        // Zygotes start now, so that the first cold start is only a fork.
+        let mut plugins_seen = std::collections::HashSet::new();
+        for s in &started {
+            if plugins_seen.insert(s.plugin.file.clone()) {
+                let mgr = self.clone();
+                let s = s.clone();
+                self.tracker.spawn(async move {
+                    mgr.zygote_for(&s).await;
+                });
+            }
+        }
         for s in started {
             if s.def.lifecycle == Lifecycle::Pinned {
                 self.supervise_pinned(&s);
