@@ -63,11 +63,7 @@ impl Conn {
 }
 
 fn read_loop(mut stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
-    loop {
-        let body = match ggcore_ipc::read_frame(&mut stream) {
-            Ok(Some(b)) => b,
-            Ok(None) | Err(_) => break,
-        };
+    while let Ok(Some(body)) = ggcore_ipc::read_frame(&mut stream) {
         match ggcore_ipc::decode::<Down>(&body) {
             Ok(Down::Invoke { id, event, context }) => {
                 if work.send(Work::Invoke { id, event, context }).is_err() {

@@ -17,7 +17,7 @@ pub fn describe(path: &Path, e: &LibraryError) -> String {
         LibraryError::OpenError { err, .. } => format!("cannot load {}: {err}", path.display()),
         LibraryError::GetSymbolError { .. } => "not a ggcore runtime plugin (it exports no ggcore plugin root module)".to_string(),
         LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => format!(
-            "built against ggcore-plugin-abi {actual_version}, this core provides {ABI_VERSION} (expected {expected_version}-compatible); rebuild it against ggcore-plugin-abi {}.x",
+            "built against ggcore-plugin-abi {actual_version}, this core provides {ABI_VERSION}; rebuild it against ggcore-plugin-abi {}.x",
             expected_version.major
         ),
         LibraryError::ParseVersionError(v) => format!("unreadable ABI version: {v}"),
