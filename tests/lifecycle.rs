@@ -1,12 +1,13 @@
 //! The process (SPEC §2–3, §16): the embedded demo on an empty root, one core
 //! per root, clean stops on SIGTERM and SIGINT, and `ggcore status`.
 
-use crate::common::external::Background;
+use crate::common::external::{option, shell_words, Background};
 use crate::common::process::ggcore_command;
 use crate::common::{eventually, Env, Opts, QoS, Root, DEADLINE};
 
 /// `ggcore run` on an empty root makes the demo and prints a `mosquitto_sub`
-/// and a `mosquitto_pub` line that work when pasted into a shell.
+/// and a `mosquitto_pub` line that work when pasted into a shell: the message
+/// the printed `mosquitto_pub` line sends reaches the printed `mosquitto_sub`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn empty_root_demo_commands_work() {
     let root = Root::empty();
@@ -16,31 +17,61 @@ async fn empty_root_demo_commands_work() {
     let publish = core.wait_log(&["mosquitto_pub "]).await;
     let (sub, publish) = (sub.trim(), publish.trim());
     assert!(sub.starts_with("mosquitto_sub ") && publish.starts_with("mosquitto_pub "));
-    assert!(sub.contains(&format!("-p {}", core.port)), "{sub}");
-    assert!(sub.contains("-h localhost") && sub.contains("-i demo-device-2"), "{sub}");
-    assert!(publish.contains("-i demo-device-1"), "{publish}");
+    let sub_words = shell_words(sub);
+    let pub_words = shell_words(publish);
+    assert_eq!(option(&sub_words, "-p"), Some(core.port.to_string().as_str()), "{sub}");
+    assert_eq!(option(&sub_words, "-h"), Some("localhost"), "{sub}");
+    assert_eq!(option(&sub_words, "-i"), Some("demo-device-2"), "{sub}");
+    assert_eq!(option(&pub_words, "-i"), Some("demo-device-1"), "{publish}");
+    assert!(sub_words.iter().any(|w| w == "-v"), "mosquitto_sub prints topics: {sub}");
+    let topic = option(&pub_words, "-t").expect("mosquitto_pub -t").to_string();
+    let message = option(&pub_words, "-m").expect("mosquitto_pub -m").to_string();
+    let filters: Vec<&String> = sub_words.windows(2).filter(|w| w[0] == "-t").map(|w| &w[1]).collect();
+    assert!(!filters.is_empty(), "{sub}");
 
-    // As pasted, plus options that make mosquitto_sub exit after one message.
-    let mut listening = Background::shell(&format!("{sub} -C 1 -W 90"));
-    eventually("mosquitto_sub to subscribe", DEADLINE, || root.has_subscription("demo-device-2", "demo/#").then_some(())).await;
+    // As pasted (exec'd so that stopping the shell stops mosquitto_sub), with
+    // a time limit of its own.
+    let mut listening = Background::shell(&format!("exec {sub} -W 120"));
+    eventually("mosquitto_sub to subscribe", DEADLINE, || filters.iter().all(|f| root.has_subscription("demo-device-2", f)).then_some(()))
+        .await;
     let mut sending = Background::shell(publish);
     let sent = sending.finish().await;
     assert_eq!(sent.code, Some(0), "{sent:?}");
-    let heard = listening.finish().await;
-    assert_eq!(heard.code, Some(0), "{heard:?}");
-    assert_eq!(heard.stdout, ["demo/hello hello from demo-device-1"], "{heard:?}");
+    let heard = listening.wait_line(&format!("{topic} {message}")).await;
+    assert_eq!(heard, format!("{topic} {message}"));
+    drop(listening);
 
     let status = root.status();
     assert_eq!(status["group"]["groupId"], "ggcore-demo");
     assert_eq!(status["deployment"]["status"], "Success");
     core.stop_ok();
 
-    // The root is no longer empty: a second start keeps the demo (no new
-    // certificates), and the same commands still apply (port aside).
+    // The root is no longer empty: a second start keeps the demo (nothing is
+    // made again).
     let mut again = root.start_with_env(&[("GGCORE_MQTT_PORT", "0")]);
     assert_eq!(again.count_log(&["empty root: making the embedded demo"]), 0);
     assert_eq!(root.status()["group"]["groupId"], "ggcore-demo");
     again.stop_ok();
+}
+
+/// A SIGTERM that arrives as soon as `ggcore ready` is logged stops the core
+/// cleanly too (a supervisor may stop a core at any time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "core bug: daemon.rs run() logs `ggcore ready` before wait_for_signal() \
+            installs the SIGTERM/SIGINT handlers, so a signal right after the ready line \
+            kills the process with the default action (exit by signal 15, not 0); \
+            reproduced in 27 of 30 tries"]
+async fn sigterm_right_after_ready_exits_0() {
+    let root = Root::new();
+    for attempt in 0..30 {
+        let mut cmd = ggcore_command();
+        cmd.args(["run", "--root"]).arg(&root.path);
+        let mut run = Background::spawn(cmd);
+        run.stderr.wait_blocking(DEADLINE, |l| l.contains("ggcore ready")).unwrap_or_else(|| panic!("attempt {attempt}: no ready line"));
+        run.signal("-TERM");
+        let done = run.finish().await;
+        assert_eq!(done.code, Some(0), "attempt {attempt}: {done:?}");
+    }
 }
 
 /// A second `ggcore run` on the same root exits 1 saying another ggcore is
@@ -173,5 +204,6 @@ async fn bad_config_stops_the_core_with_exit_2() {
     }));
     let mut core = root.start();
     core.wait_log(&["noSuchKey", "unknown field"]).await;
+    assert_eq!(root.status()["group"]["devices"], 0);
     core.stop_ok();
 }

@@ -162,6 +162,13 @@ impl Background {
         Self::spawn(cmd)
     }
 
+    /// Sends `signal` (as `kill` spells it: `-TERM`, `-INT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill").args([signal, &pid]).status().expect("kill");
+        assert!(ok.success(), "kill {signal} {pid}");
+    }
+
     /// Waits for a stdout line starting with `prefix`; panics with the output
     /// if none comes within the deadline.
     pub async fn wait_line(&mut self, prefix: &str) -> String {
@@ -213,4 +220,59 @@ impl Drop for Background {
             let _ = c.wait();
         }
     }
+}
+
+/// Splits a shell command line into words as `sh` would for the simple lines
+/// the core prints (single and double quotes, backslash escapes).
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// The value after `flag` in `words` (e.g. `-t` → the topic).
+pub fn option<'a>(words: &'a [String], flag: &str) -> Option<&'a str> {
+    words.iter().position(|w| w == flag).and_then(|i| words.get(i + 1)).map(String::as_str)
 }

@@ -400,6 +400,16 @@ impl Core {
         core.host = host.to_string();
         core.port = port.parse().unwrap();
         assert_ne!(core.port, 0, "{ready}");
+        // The admin socket answers once the core is ready. (This also gives the
+        // core time to install its signal handlers, which it does only after
+        // logging `ggcore ready`: see lifecycle::sigterm_right_after_ready_exits_0.)
+        let out = ggcore_command().args(["status", "--json", "--root"]).arg(root).output().expect("ggcore status");
+        assert!(
+            out.status.success(),
+            "`ggcore status` right after `ggcore ready` failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            core.log_text()
+        );
         core
     }
 
