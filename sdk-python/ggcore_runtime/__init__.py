@@ -125,7 +125,7 @@ class Invoker(object):
         try:
             result = self.handler(self._event(payload), context)
         except Exception as e:
-            self.log.error('%s', traceback.format_exc().rstrip())
+            self.log.error('%s', ''.join(traceback.format_exception(type(e), e, e.__traceback__.tb_next)).rstrip())
             return 1, _error_document(e)
         try:
             return 0, _result_bytes(result)
@@ -152,7 +152,8 @@ def _error_document(e):
     return json.dumps({
         'errorMessage': str(e),
         'errorType': type(e).__name__,
-        'stackTrace': traceback.format_tb(e.__traceback__),
+        # The runtime's own frame (Invoker.invoke) is left out.
+        'stackTrace': traceback.format_tb(e.__traceback__.tb_next if e.__traceback__ else None),
     }).encode('utf-8')
 
 
