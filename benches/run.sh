@@ -19,13 +19,14 @@
 # 3. builds ggcore and the harness with the project's one build profile
 #    (dev: workspace crates opt-level 2, dependencies opt-level 3);
 # 4. copies ggcore (with ggcore-worker and the runtime plugins, which it looks
-#    for next to its executable) into the work directory, so that a rebuild
-#    during the run cannot change what is measured, and runs the suite on it.
+#    for next to its executable), the suite and rumqttd into the work directory,
+#    so that a rebuild during the run cannot change what is measured, and runs
+#    the suite there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ggcore-target}"
 PEERS="${GGCORE_PEERS:-$HOME/.cache/ggcore-peers}"
-WORK="${GGCORE_BENCH_WORK:-$HOME/.cache/ggcore-bench}"
+WORK="${GGCORE_BENCH_WORK:-$HOME/.cache/mqtt-bench}"
 MOSQUITTO="${MOSQUITTO:-/usr/sbin/mosquitto}"
 
 if [ ! -x "$MOSQUITTO" ]; then
@@ -44,8 +45,16 @@ cargo build >&2                      # default members: ggcore, its worker, plug
 cargo build -p ggcore-benches >&2
 BIN="$WORK/bin"
 rm -rf "$BIN" && mkdir -p "$BIN"
-for f in "$CARGO_TARGET_DIR"/debug/ggcore "$CARGO_TARGET_DIR"/debug/ggcore-worker "$CARGO_TARGET_DIR"/debug/lib*.so; do
-    [ -e "$f" ] && cp -p "$f" "$BIN/"
+# The core under test is copied as `gg-core` (byte for byte the same binary),
+# next to ggcore-worker and the runtime plugins it looks for beside itself. The
+# work directory and every copied name avoid the string "ggcore": on a shared
+# development machine, cleanup commands of other work (`pkill -f ggcore ...`)
+# otherwise stop the brokers or the suite in the middle of a run.
+cp -p "$CARGO_TARGET_DIR/debug/ggcore" "$BIN/gg-core"
+for f in "$CARGO_TARGET_DIR"/debug/ggcore-worker "$CARGO_TARGET_DIR"/debug/lib*.so; do
+    if [ -e "$f" ]; then cp -p "$f" "$BIN/"; fi
 done
-exec "$CARGO_TARGET_DIR/debug/suite" --work "$WORK" --ggcore "$BIN/ggcore" \
-    --mosquitto "$MOSQUITTO" --rumqttd "$PEERS/bin/rumqttd" --quiet-wait 1800 "$@"
+cp -p "$CARGO_TARGET_DIR/debug/suite" "$BIN/bench-suite"
+cp -p "$PEERS/bin/rumqttd" "$BIN/rumqttd"
+exec "$BIN/bench-suite" --work "$WORK" --ggcore "$BIN/gg-core" \
+    --mosquitto "$MOSQUITTO" --rumqttd "$BIN/rumqttd" --quiet-wait 1800 "$@"

@@ -78,7 +78,7 @@ fn run_ok(cmd: &mut Command) -> Result<String> {
 /// `things`. Certificates are reused across runs while the device CA is the
 /// same (RSA key generation for 200 devices takes most of a minute).
 pub fn prepare_pki(ggcore: &Path, work: &Path, things: &[String]) -> Result<Pki> {
-    let root = work.join("ggcore-root");
+    let root = work.join("core-root");
     std::fs::create_dir_all(root.join("config"))?;
     std::fs::write(root.join("config/config.json"), r#"{"ggcore":{"mqtt":{"host":"127.0.0.1","port":0}}}"#)?;
     run_ok(Command::new(ggcore).args(["certs", "init", "--root"]).arg(&root))?;

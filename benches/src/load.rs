@@ -197,6 +197,10 @@ pub struct Options {
     pub stall_timeout: Duration,
     /// Most PUBLISH packets per write (0: as many as fit in 64 KiB).
     pub batch: usize,
+    /// Count the broker's system calls and context switches inside the window
+    /// with `perf stat` (tracepoint `raw_syscalls:sys_enter`; costs the broker a
+    /// little, so it is a separate pass from the throughput runs).
+    pub perf_stat: bool,
 }
 
 impl Default for Options {
@@ -209,6 +213,7 @@ impl Default for Options {
             connect_parallelism: 8,
             stall_timeout: Duration::from_secs(10),
             batch: 0,
+            perf_stat: false,
         }
     }
 }
@@ -248,6 +253,12 @@ pub struct LoadResult {
     /// build, say): busy time of all CPUs minus broker minus harness. A noisy
     /// run shows here.
     pub background_cores: f64,
+    /// With [`Options::perf_stat`]: broker system calls and context switches
+    /// per delivered message.
+    #[serde(default)]
+    pub broker_syscalls_per_msg: Option<f64>,
+    #[serde(default)]
+    pub broker_ctx_switches_per_msg: Option<f64>,
     /// Negotiated protocol and cipher suite.
     pub tls: String,
 }
@@ -412,11 +423,21 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
     let fail_fast = |pubs: &[tokio::task::JoinHandle<Result<u64>>], subs: &[tokio::task::JoinHandle<Result<SubStats>>]| -> bool {
         pubs.iter().any(|t| t.is_finished()) || subs.iter().any(|t| t.is_finished())
     };
+    // perf stat (when asked) attaches during the last part of the warm-up; its
+    // counts are divided by the deliveries between its start and its end.
+    let perf_at = t0.saturating_sub(300_000_000);
+    let mut perf = None;
     while now_ns() < t0 {
-        tokio::time::sleep(check.min(Duration::from_nanos(t0.saturating_sub(now_ns())))).await;
+        let next = if perf.is_none() && opts.perf_stat && now_ns() < perf_at { perf_at } else { t0 };
+        tokio::time::sleep(check.min(Duration::from_nanos(next.saturating_sub(now_ns())))).await;
         watch_progress(&mut progress)?;
         if fail_fast(&pub_tasks, &sub_tasks) {
             break;
+        }
+        if let (true, None, Some(pid)) = (opts.perf_stat, &perf, target.broker_pid) {
+            if now_ns() >= perf_at {
+                perf = Some((crate::procfs::PerfStat::start(pid)?, shared.received.load(Ordering::Relaxed)));
+            }
         }
     }
     let cpu0 = target.broker_pid.map(crate::procfs::cpu_seconds).transpose()?;
@@ -434,6 +455,13 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         }
     }
     let cpu1 = target.broker_pid.map(crate::procfs::cpu_seconds).transpose()?;
+    let perf = match perf {
+        Some((p, received0)) => {
+            let delivered = shared.received.load(Ordering::Relaxed) - received0;
+            Some((p.finish()?, delivered))
+        }
+        None => None,
+    };
     let client1 = crate::procfs::self_cpu_seconds();
     let system1 = crate::procfs::system_busy_seconds()?;
     let t1 = now_ns().min(t1);
@@ -503,6 +531,8 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         client_cpu_s,
         client_cpu_s_per_million: if million > 0.0 { client_cpu_s / million } else { 0.0 },
         broker_cores: broker_cpu_s.map(|c| c / seconds),
+        broker_syscalls_per_msg: perf.filter(|(_, n)| *n > 0).map(|(p, n)| p.syscalls as f64 / n as f64),
+        broker_ctx_switches_per_msg: perf.filter(|(_, n)| *n > 0).map(|(p, n)| p.context_switches as f64 / n as f64),
         client_cores: client_cpu_s / seconds,
         background_cores,
         tls,

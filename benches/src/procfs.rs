@@ -118,3 +118,43 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// Counts a process's system calls and context switches with `perf stat`
+/// between [`PerfStat::start`] and [`PerfStat::finish`].
+pub struct PerfStat {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PerfCounts {
+    pub syscalls: u64,
+    pub context_switches: u64,
+}
+
+impl PerfStat {
+    pub fn start(pid: u32) -> Result<Self> {
+        let out = std::env::temp_dir().join(format!("bench-perf-stat-{}-{pid}.csv", std::process::id()));
+        let child = std::process::Command::new("perf")
+            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches", "-p", &pid.to_string(), "-o"])
+            .arg(&out)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting `perf stat` (Debian: linux-perf)")?;
+        Ok(Self { child, out })
+    }
+
+    pub fn finish(mut self) -> Result<PerfCounts> {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        self.child.wait()?;
+        let text = std::fs::read_to_string(&self.out).with_context(|| format!("reading {}", self.out.display()))?;
+        let _ = std::fs::remove_file(&self.out);
+        let count = |event: &str| -> u64 {
+            text.lines().filter(|l| l.contains(event)).filter_map(|l| l.split(',').next().and_then(|v| v.trim().parse::<u64>().ok())).sum()
+        };
+        Ok(PerfCounts { syscalls: count("raw_syscalls:sys_enter"), context_switches: count("context-switches") })
+    }
+}

@@ -45,6 +45,8 @@ pub struct Summary {
     pub client_cores: Option<f64>,
     /// Highest background load (cores used by other processes) of the runs.
     pub max_background_cores: f64,
+    pub syscalls_per_msg: Option<f64>,
+    pub ctx_switches_per_msg: Option<f64>,
 }
 
 pub fn summarize(records: &[Record]) -> BTreeMap<(String, Kind), Summary> {
@@ -69,6 +71,8 @@ pub fn summarize(records: &[Record]) -> BTreeMap<(String, Kind), Summary> {
                 tls: ok.first().map(|r| r.tls.clone()),
                 broker_cores: m(&|r| r.broker_cores),
                 client_cores: m(&|r| Some(r.client_cores)),
+                syscalls_per_msg: m(&|r| r.broker_syscalls_per_msg),
+                ctx_switches_per_msg: m(&|r| r.broker_ctx_switches_per_msg),
                 max_background_cores: ok.iter().map(|r| r.background_cores).fold(0.0, f64::max),
             };
             (k, s)
@@ -237,6 +241,26 @@ pub fn markdown(records: &[Record], brokers: &[Kind]) -> String {
         }
         let bg = brokers.iter().map(|k| get(l, *k).max_background_cores).fold(0.0, f64::max);
         let _ = writeln!(out, " {bg:.2} |");
+    }
+
+    // System calls and context switches (only with --perf-stat).
+    if sums.values().any(|s| s.syscalls_per_msg.is_some()) {
+        let _ = writeln!(out);
+        let _ = write!(out, "| scenario |");
+        for k in brokers {
+            let _ = write!(out, " {}: syscalls / ctx switches per msg |", k.name());
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(brokers.len()));
+        for l in &labels {
+            let _ = write!(out, "| {l} |");
+            for k in brokers {
+                let s = get(l, *k);
+                let c = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "—".into());
+                let _ = write!(out, " {} / {} |", c(s.syscalls_per_msg), c(s.ctx_switches_per_msg));
+            }
+            let _ = writeln!(out);
+        }
     }
 
     let failures: Vec<String> =

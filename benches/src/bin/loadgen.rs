@@ -58,6 +58,9 @@ struct Args {
     /// Most payload bytes in flight towards one subscriber.
     #[arg(long, default_value_t = 4 << 20)]
     window_bytes: usize,
+    /// Count the broker's system calls and context switches (perf stat).
+    #[arg(long)]
+    perf_stat: bool,
     /// Most PUBLISH packets per write (0: as many as fit in 64 KiB).
     #[arg(long, default_value_t = 0)]
     batch: usize,
@@ -72,6 +75,7 @@ fn main() -> Result<()> {
         duration: Duration::from_secs_f64(a.duration),
         window: a.window,
         window_bytes: a.window_bytes,
+        perf_stat: a.perf_stat,
         batch: a.batch,
         ..Options::default()
     };

@@ -49,6 +49,10 @@ struct Args {
     /// Only scenarios whose label contains one of these (comma-separated).
     #[arg(long)]
     only: Option<String>,
+    /// Also count each broker's system calls and context switches per message
+    /// (perf stat; a separate pass, as counting costs the broker a little).
+    #[arg(long)]
+    perf_stat: bool,
     /// Skip the load scenarios (only idle RSS and start-to-ready).
     #[arg(long)]
     no_load: bool,
@@ -103,7 +107,7 @@ fn home() -> PathBuf {
 }
 
 fn default_work() -> PathBuf {
-    home().join(".cache/ggcore-bench")
+    home().join(".cache/mqtt-bench")
 }
 
 fn default_ggcore() -> PathBuf {
@@ -231,6 +235,7 @@ fn main() -> Result<()> {
             duration: Duration::from_secs_f64(a.duration),
             window: a.window,
             window_bytes: a.window_bytes,
+            perf_stat: a.perf_stat,
             ..Options::default()
         };
         let total = a.repeats * scenarios.len() * kinds.len();
@@ -259,6 +264,10 @@ fn main() -> Result<()> {
                                     k.name(),
                                     x.background_cores
                                 );
+                                std::thread::sleep(Duration::from_secs(2));
+                            }
+                            Err(e) if attempt <= a.retries => {
+                                eprintln!("[{done}/{total}] {} {}: failed ({e:#}); again", s.label(), k.name());
                                 std::thread::sleep(Duration::from_secs(2));
                             }
                             _ => break r,
@@ -351,7 +360,7 @@ fn start_brokers(a: &Args, pki: &Pki, work: &Path, kinds: &[Kind]) -> Result<Bro
     for k in kinds {
         match k {
             Kind::Ggcore => {
-                let r = brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("ggcore.log"), &[])?;
+                let r = brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("core.log"), &[])?;
                 eprintln!("ggcore pid {} on {}", r.pid(), r.addr);
                 b.ggcore = Some(r);
             }
@@ -382,7 +391,7 @@ fn run_one(a: &Args, pki: &Pki, work: &Path, running: &mut Brokers, kind: Kind, 
         eprintln!("{note}");
         running.events.push(note);
         let fresh = match kind {
-            Kind::Ggcore => brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("ggcore.log"), &[])?,
+            Kind::Ggcore => brokers::start_ggcore(&a.ggcore, &pki.root, &work.join("core.log"), &[])?,
             Kind::Mosquitto => brokers::start_mosquitto(&a.mosquitto, pki, &work.join("mosquitto"))?,
             Kind::Rumqttd => brokers::start_rumqttd(&a.rumqttd, pki, &work.join("rumqttd"))?,
         };
@@ -410,7 +419,7 @@ fn measure_startup(a: &Args, work: &Path, kinds: &[Kind]) -> Result<serde_json::
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
     }
-    let log = work.join("ggcore-demo.log");
+    let log = work.join("core-demo.log");
     // First start: bootstraps the embedded demo (CAs, server and device keys).
     let first = brokers::start_ggcore(&a.ggcore, &root, &log, &[("GGCORE_MQTT_PORT", "0")])?;
     let cold_ms = first.ready_after.as_secs_f64() * 1000.0;
