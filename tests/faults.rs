@@ -110,9 +110,6 @@ async fn oversized_payload_closes_the_device_connection() {
 /// The size in the log line is the payload's, whatever the QoS, also for a
 /// packet too large to be buffered (QoS 0 has no packet id).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: for a PUBLISH over maxPayloadBytes + 65551 bytes, \
-            broker/connection.rs fn oversized() subtracts a 2-byte packet id even at QoS 0, \
-            so a 300000-byte QoS 0 payload is logged as size=299998"]
 async fn oversized_qos0_payload_is_logged_with_its_size() {
     let root = Root::with_config(json!({
         "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0, "maxPayloadBytes": 1024 } }
@@ -229,10 +226,9 @@ async fn a_slow_reader_is_cut_and_blocks_nobody() {
 
     let mut slow = env.connect_with("slow", Opts::persistent()).await;
     assert!(slow.session_present, "the session is kept");
-    // Subscribing again wakes the connection up (see the ignored
-    // sessions::unacknowledged_qos1_is_redelivered_at_reconnect_without_other_traffic).
-    // No new message is published before the kept ones are through: with
-    // 1,000 or more kept, one more would overflow the session again.
+    // No new message is published before the kept ones are through: a device
+    // that has not acknowledged anything yet on this connection and holds
+    // 1,000 or more kept messages would overflow the session again.
     slow.sub("t/#", QoS::AtLeastOnce).await;
     let mut next = 0usize;
     while let Some(p) = slow.recv_within(crate::common::SETTLE).await {

@@ -57,10 +57,6 @@ async fn empty_root_demo_commands_work() {
 /// A SIGTERM that arrives as soon as `ggcore ready` is logged stops the core
 /// cleanly too (a supervisor may stop a core at any time).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: daemon.rs run() logs `ggcore ready` before wait_for_signal() \
-            installs the SIGTERM/SIGINT handlers, so a signal right after the ready line \
-            kills the process with the default action (exit by signal 15, not 0); \
-            reproduced in 27 of 30 tries"]
 async fn sigterm_right_after_ready_exits_0() {
     let root = Root::new();
     for attempt in 0..30 {

@@ -170,11 +170,6 @@ async fn unacknowledged_qos1_is_redelivered_after_reconnect() {
 /// The redelivery happens at reconnect, not only once other traffic for the
 /// device wakes its connection up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: in-flight QoS 1 messages of a persistent session are not resent \
-            on reconnect until something else (a new message, a SUBACK, a PINGRESP) wakes \
-            the connection's writer: broker/connection.rs serve() attaches the session and \
-            spawns write_loop, which waits on session.wake before its first drain, and \
-            nothing notifies it"]
 async fn unacknowledged_qos1_is_redelivered_at_reconnect_without_other_traffic() {
     let env = Env::start(&["src", "dst"], &[("src", "t/#", "dst")]);
     let mut src = env.connect("src").await;

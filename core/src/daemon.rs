@@ -435,6 +435,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.clone()));
     tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
 
+    let signals = StopSignals::install()?;
     let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
     tracing::info!(
         "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",
@@ -448,7 +449,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         }
     }
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("stopping: no new connections; closing devices");
     shutdown.cancel();
     tracker.close();
@@ -459,16 +460,25 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop the core with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, installed before the core says it is ready so that a
+/// signal sent right after the ready line is a clean stop.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<Self, RunError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let err = |e: std::io::Error| RunError::Other(format!("cannot install signal handlers: {e}"));
+        Ok(Self { term: signal(SignalKind::terminate()).map_err(err)?, int: signal(SignalKind::interrupt()).map_err(err)? })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }
 

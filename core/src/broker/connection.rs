@@ -159,6 +159,9 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     ctx.hub.stats.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(%peer, thing = %client_id, clean_session = connect.clean_session, session_present = present, "device connected");
 
+    // The writer's first pass sends what a resumed session kept (in-flight
+    // messages again, queued ones) without waiting for new traffic.
+    session.wake.notify_one();
     let writer = tokio::spawn(write_loop(session.clone(), wr, cancel.clone()));
     let source = Endpoint::Device(device.thing.clone());
     let keep_alive = match connect.keep_alive {
@@ -394,7 +397,9 @@ impl Reader<'_> {
 /// when the buffered bytes already hold it.
 fn oversized(buf: &BytesMut, remaining_len: usize) -> Close {
     let topic = peek_publish_topic(buf).unwrap_or_else(|| "<not a PUBLISH or not yet received>".to_string());
-    let size = remaining_len.saturating_sub(2 + topic.len() + 2);
+    // A packet id follows the topic only at QoS 1 and 2.
+    let packet_id = if buf.first().is_some_and(|b| b & 0b0110 != 0) { 2 } else { 0 };
+    let size = remaining_len.saturating_sub(2 + topic.len() + packet_id);
     Close::Oversized { topic, size }
 }
 
@@ -523,6 +528,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(session: Arc<Session>, mut wr: W, can
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_size_counts_the_packet_id_only_at_qos_1_and_2() {
+        for (qos, header) in [(Qos::AtMostOnce, 2 + 9), (Qos::AtLeastOnce, 2 + 9 + 2)] {
+            let mut b = BytesMut::new();
+            crate::broker::session::encode_publish(&mut b, "big/topic", &vec![0u8; 300_000], qos, 1, false);
+            let Close::Oversized { size, .. } = oversized(&b, 300_000 + header) else { panic!("not oversized") };
+            assert_eq!(size, 300_000);
+        }
+    }
 
     #[test]
     fn topic_of_a_partial_publish() {

@@ -17,6 +17,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::router::{Message, Qos};
 use crate::topic::TopicFilter;
 
+/// A QoS 1 session over its limit is cut only when its device has acknowledged
+/// nothing for this long.
+pub const SLOW_READER_AFTER: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
     /// Queued plus in-flight messages before overflow handling starts.
@@ -84,6 +88,9 @@ pub struct SessionState {
     pub overflowed: bool,
     /// In-flight messages must be sent again (after a reconnect).
     resend: bool,
+    /// When the device last acknowledged a message on this connection: a
+    /// backlog that is being worked off is not a slow reader.
+    last_progress: Option<Instant>,
     pub counters: SessionCounters,
 }
 
@@ -100,6 +107,7 @@ impl SessionState {
             attached: None,
             overflowed: false,
             resend: false,
+            last_progress: None,
             counters: SessionCounters::default(),
         }
     }
@@ -158,6 +166,11 @@ impl SessionState {
                 return Offer::Dropped("device session full (QoS 1)");
             }
             self.queue.push_back(out);
+            // A device that keeps acknowledging is working off a backlog (after a
+            // reconnect, say); only one that stopped is a slow reader to cut.
+            if self.last_progress.is_some_and(|t| t.elapsed() < SLOW_READER_AFTER) {
+                return Offer::Queued;
+            }
             self.overflowed = true;
             return Offer::Overflow;
         }
@@ -173,6 +186,7 @@ impl SessionState {
     /// Marks a connection attached; in-flight messages will be sent again.
     pub fn attach(&mut self, conn: u64) {
         self.attached = Some(conn);
+        self.last_progress = None;
         self.overflowed = false;
         self.resend = !self.inflight.is_empty();
         self.control.clear();
@@ -202,6 +216,7 @@ impl SessionState {
             Some(i) => {
                 self.inflight.remove(i);
                 self.counters.delivered += 1;
+                self.last_progress = Some(Instant::now());
                 true
             }
             None => false,
@@ -396,6 +411,23 @@ mod tests {
         assert_eq!(s.offer(&msg("a/5", Qos::AtLeastOnce)), Offer::Overflow);
         assert!(matches!(s.offer(&msg("a/6", Qos::AtLeastOnce)), Offer::Dropped(_)));
         assert_eq!(s.counters.dropped, 2);
+    }
+
+    #[test]
+    fn a_backlog_being_acknowledged_is_not_a_slow_reader() {
+        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
+        let mut s = subscribed(false, limits);
+        s.offer(&msg("a/1", Qos::AtLeastOnce));
+        let mut buf = BytesMut::new();
+        s.drain_into(&mut buf, Instant::now(), 100);
+        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
+        s.acknowledge(p.pkid);
+        s.offer(&msg("a/2", Qos::AtLeastOnce));
+        s.offer(&msg("a/2b", Qos::AtLeastOnce));
+        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce)), Offer::Queued, "acknowledging: working off the backlog");
+        assert!(!s.overflowed);
+        s.offer(&msg("a/4", Qos::AtLeastOnce));
+        assert!(matches!(s.offer(&msg("a/5", Qos::AtLeastOnce)), Offer::Dropped(_)), "the hard cap still holds");
     }
 
     #[test]
