@@ -62,16 +62,7 @@ fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
 /// An instance started directly by the core (no zygote): connect, receive the
 /// spec, prepare the runtime, become the function, serve.
 fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
-    let mut stream = match UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
-            return 1;
-        }
-    };
-    if !hello(&mut stream, token, Role::Instance) {
-        return 1;
-    }
+    let Some(mut stream) = connect_instance(socket, token) else { return 1 };
     let spec = match ggcore_ipc::read_frame(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
         Some(Ok(Down::Start { spec })) => spec,
         _ => {
@@ -97,17 +88,20 @@ fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
 /// In a child forked by the zygote: connect as the instance, become the
 /// function, serve.
 pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec: &Spec) -> i32 {
+    let Some(stream) = connect_instance(socket, token) else { return 1 };
+    run_instance(stream, module, spec)
+}
+
+/// Connects to the core and says Hello as the instance holding `token`.
+fn connect_instance(socket: &Path, token: &str) -> Option<UnixStream> {
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
-            return 1;
+            return None;
         }
     };
-    if !hello(&mut stream, token, Role::Instance) {
-        return 1;
-    }
-    run_instance(stream, module, spec)
+    hello(&mut stream, token, Role::Instance).then_some(stream)
 }
 
 fn run_instance(mut stream: UnixStream, module: PluginModRef, spec: &Spec) -> i32 {
