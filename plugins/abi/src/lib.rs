@@ -492,3 +492,87 @@ mod tests {
         assert_eq!(String::from_utf8(e.payload.to_vec()).unwrap(), r#"{"errorMessage":"bad \"thing\"\n"}"#);
     }
 }
+
+/// The shape of the ABI (every type reachable from the root module and the two
+/// tables: names, sizes, alignments, fields, variants) as text. A golden copy
+/// lives in `golden/abi-<major>.txt`; a test fails when the shape changes
+/// without the file (and, for an incompatible change, the version) changing.
+pub fn abi_shape() -> String {
+    use abi_stable::type_layout::{TLData, TypeLayout};
+    use abi_stable::StableAbi;
+    use std::collections::BTreeSet;
+    use std::fmt::Write;
+
+    fn walk(t: &'static TypeLayout, depth: usize, seen: &mut BTreeSet<usize>, out: &mut String) {
+        let name = format!("{}", t.full_type());
+        let pad = "  ".repeat(depth);
+        let _ = write!(out, "{pad}{name} size={} align={}", t.size(), t.alignment());
+        // One layout per type (generic instantiations included), so the address
+        // identifies it; printed types do not depend on it.
+        if !seen.insert(t as *const TypeLayout as usize) || depth > 16 {
+            out.push_str(" (see above)\n");
+            return;
+        }
+        let fields = match t.data() {
+            TLData::Struct { fields } | TLData::Union { fields } => Some(fields),
+            TLData::PrefixType(p) => {
+                let _ = write!(out, " prefix(first_suffix_field={})", p.first_suffix_field);
+                Some(p.fields)
+            }
+            TLData::Enum(e) => {
+                let names: Vec<&str> = e.variant_names_iter().collect();
+                let _ = write!(out, " enum[{}]", names.join(","));
+                Some(e.fields)
+            }
+            TLData::Primitive(p) => {
+                let _ = write!(out, " {p:?}");
+                None
+            }
+            TLData::Opaque => None,
+        };
+        out.push('\n');
+        let phantom = t.phantom_fields();
+        for f in fields.into_iter().flat_map(|f| f.iter()).chain(phantom.iter()) {
+            let _ = writeln!(out, "{pad}  .{}:", f.name());
+            for func in f.function_range().iter() {
+                let text = func.to_string();
+                let _ = writeln!(out, "{pad}    {}", text.lines().next().unwrap_or(""));
+                for param in func.param_type_layouts.iter() {
+                    walk(param(), depth + 3, seen, out);
+                }
+                if let Some(ret) = func.return_type_layout() {
+                    walk(ret(), depth + 3, seen, out);
+                }
+            }
+            walk(f.layout(), depth + 2, seen, out);
+        }
+    }
+
+    let mut out = format!("ggcore-plugin-abi {ABI_VERSION}\n");
+    let mut seen = BTreeSet::new();
+    for root in [<PluginModRef as StableAbi>::LAYOUT, <HostBox as StableAbi>::LAYOUT, <InstanceBox as StableAbi>::LAYOUT] {
+        walk(root, 0, &mut seen, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod golden {
+    /// Set `GGCORE_BLESS=1` to rewrite the golden file after a deliberate change.
+    #[test]
+    fn abi_shape_matches_the_golden_file() {
+        let major = super::ABI_VERSION.split('.').next().unwrap_or("0");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("golden/abi-{major}.txt"));
+        let shape = super::abi_shape();
+        if std::env::var("GGCORE_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &shape).unwrap();
+        }
+        let golden = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            golden == shape,
+            "the ABI's shape changed ({}); if deliberate: bump the ABI version for an incompatible change, then GGCORE_BLESS=1 cargo test -p ggcore-plugin-abi",
+            path.display()
+        );
+    }
+}
