@@ -9,6 +9,8 @@ mod admission;
 mod clients;
 mod deploy;
 mod faults;
+mod function_faults;
+mod functions;
 mod lifecycle;
 mod routing;
 mod scale;

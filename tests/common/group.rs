@@ -2,10 +2,13 @@
 
 use serde_json::{json, Value};
 
+use super::functions::Function;
 use super::process::Creds;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
+/// The core's thing (`CoreDefinition`): what functions see as `AWS_IOT_THING_NAME`.
+pub const CORE_THING: &str = "ggcore-e2e-core";
 
 /// `arn:aws:iot:us-east-1:000000000000:thing/NAME`
 pub fn thing_arn(name: &str) -> String {
@@ -28,11 +31,15 @@ pub struct Group {
     pub id: String,
     devices: Vec<Value>,
     subscriptions: Vec<Value>,
+    /// Functions (SPEC §5, §8); their code is written beside the group file.
+    pub functions: Vec<Function>,
+    /// `FunctionDefinition.DefaultConfig.Execution.RunAs` (uid, gid).
+    default_run_as: Option<(u32, u32)>,
 }
 
 impl Group {
     pub fn new(id: &str) -> Self {
-        Self { id: id.to_string(), devices: Vec::new(), subscriptions: Vec::new() }
+        Self { id: id.to_string(), devices: Vec::new(), subscriptions: Vec::new(), functions: Vec::new(), default_run_as: None }
     }
 
     /// A device admitted by its certificate's fingerprint (`CertificateArn`).
@@ -72,16 +79,44 @@ impl Group {
         self
     }
 
+    /// A function; its code goes to `functions/<name>` beside the group file
+    /// ([`super::Root::write_group`] writes it).
+    pub fn function(mut self, f: Function) -> Self {
+        self.functions.retain(|g| g.name != f.name);
+        self.functions.push(f);
+        self
+    }
+
+    /// Removes the function `name`.
+    pub fn without_function(mut self, name: &str) -> Self {
+        self.functions.retain(|f| f.name != name);
+        self
+    }
+
+    /// `FunctionDefinition.DefaultConfig.Execution.RunAs`.
+    pub fn default_run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.default_run_as = Some((uid, gid));
+        self
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "GroupId": self.id,
             "CoreDefinition": { "Cores": [ {
                 "Id": "core",
-                "ThingArn": thing_arn("ggcore-e2e-core"),
+                "ThingArn": thing_arn(CORE_THING),
                 "SyncShadow": false,
             } ] },
             "DeviceDefinition": { "Devices": self.devices },
             "SubscriptionDefinition": { "Subscriptions": self.subscriptions },
-        })
+        });
+        if !self.functions.is_empty() || self.default_run_as.is_some() {
+            let mut def = json!({ "Functions": self.functions.iter().map(Function::to_json).collect::<Vec<_>>() });
+            if let Some((uid, gid)) = self.default_run_as {
+                def["DefaultConfig"] = json!({ "Execution": { "RunAs": { "Uid": uid, "Gid": gid } } });
+            }
+            v["FunctionDefinition"] = def;
+        }
+        v
     }
 }

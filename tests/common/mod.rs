@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod external;
+pub mod functions;
 pub mod group;
 pub mod mqtt;
 pub mod process;
@@ -73,6 +74,28 @@ impl Env {
         let core = root.start();
         root.deploy_ok(&group);
         Env { root, core, group, creds }
+    }
+
+    /// Issues a certificate for each of `things`, starts a core on `root` and
+    /// deploys the group of those devices that `build` completes (functions,
+    /// routes).
+    pub fn start_group(root: Root, things: &[&str], build: impl FnOnce(Group) -> Group) -> Env {
+        let creds: std::collections::BTreeMap<String, Creds> = things.iter().map(|t| (t.to_string(), root.device(t))).collect();
+        let mut group = Group::new("e2e");
+        for t in things {
+            group = group.device(&creds[*t]);
+        }
+        let group = build(group);
+        let core = root.start();
+        root.deploy_ok(&group);
+        Env { root, core, group, creds }
+    }
+
+    /// Deploys `group` to the running core (a redeploy); it becomes `self.group`.
+    pub fn redeploy(&mut self, group: Group) -> String {
+        let id = self.root.deploy_ok(&group);
+        self.group = group;
+        id
     }
 
     pub fn creds(&self, thing: &str) -> &Creds {

@@ -230,9 +230,60 @@ impl Root {
         results.into_inner().unwrap().into_iter().map(|c| c.expect("issued")).collect()
     }
 
-    /// Writes `group` to a new file in the scratch directory.
+    /// Writes `group` to a new file in the scratch directory, and the code of
+    /// its functions to `functions/<name>` beside it (replacing what an
+    /// earlier group put there).
     pub fn write_group(&self, group: &Group) -> PathBuf {
+        for f in &group.functions {
+            f.write_code(&self.scratch().join("functions").join(&f.name));
+        }
         self.write_group_json(&group.to_json())
+    }
+
+    /// The log file of function `name` (`ggc/var/log/user/<region>/<account>/<name>.log`).
+    pub fn function_log_path(&self, name: &str) -> PathBuf {
+        self.path.join("ggc/var/log/user").join(super::group::REGION).join(super::group::ACCOUNT).join(format!("{name}.log"))
+    }
+
+    /// The text of function `name`'s log ("" before it exists).
+    pub fn function_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.function_log_path(name)).unwrap_or_default()
+    }
+
+    /// Waits until a line of function `name`'s log contains every one of
+    /// `needles`; returns it.
+    pub async fn wait_function_log(&self, name: &str, needles: &[&str]) -> String {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let text = self.function_log(name);
+            if let Some(l) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return l.to_string();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("no line with {needles:?} in the log of function {name} within {DEADLINE:?}; log:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The entry of function `name` in `ggcore status --json` (`functions[]`).
+    pub fn function_status(&self, name: &str) -> Option<Value> {
+        let needle = format!(":function:{name}:");
+        let status = self.status();
+        status["functions"].as_array().into_iter().flatten().find(|f| f["arn"].as_str().is_some_and(|a| a.contains(&needle))).cloned()
+    }
+
+    /// `ROOT/plugins`, the first directory of the default plugin path (made).
+    pub fn plugins_dir(&self) -> PathBuf {
+        let p = self.path.join("plugins");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// The directory holding the temporary root (mode 0700 as made): tests that
+    /// run functions as an unprivileged user open it up.
+    pub fn base_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn write_group_json(&self, value: &Value) -> PathBuf {
