@@ -7,11 +7,13 @@
 //! it has one); the core talks to it over `ggc/socket/ipc.sock` and enforces
 //! every deadline and memory limit from outside.
 
+mod calls;
 pub mod instance;
 pub mod ipc;
 pub mod logs;
 pub mod memory;
 pub mod slot;
+mod spec;
 mod zygote;
 
 use std::collections::HashMap;
@@ -20,9 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use bytes::Bytes;
-use ggcore_ipc::{Call, Reply, Spec};
+use ggcore_ipc::Reply;
 use ggcore_plugin_abi::HostErrorCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,14 +30,13 @@ use tokio_util::task::TaskTracker;
 use self::instance::{Ended, Exit, Starting};
 use self::ipc::IpcHub;
 use self::memory::MemoryControl;
-use self::slot::{FunctionSlot, InvokeResult, WorkItem};
+use self::slot::{FunctionSlot, WorkItem};
 use self::zygote::Zygote;
 use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
 use crate::layout::Layout;
 use crate::plugins::Registry;
-use crate::router::{Deliver, Delivery, Message, Qos, Router};
+use crate::router::{Deliver, Delivery, Message, Router};
 use crate::telemetry::RateLimit;
-use crate::topic::validate_topic;
 
 /// ARNs of the original's system functions that the SDKs address.
 pub const ROUTER_ARN: &str = "arn:aws:lambda:::function:GGRouter";
@@ -119,7 +118,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn error(code: HostErrorCode, message: impl Into<String>) -> Reply {
+pub(crate) fn error(code: HostErrorCode, message: impl Into<String>) -> Reply {
     Reply::Error { code: code as u8, message: message.into() }
 }
 
@@ -218,82 +217,6 @@ impl FunctionManager {
                 lock(&self.zygote_failures).insert(file, Instant::now());
                 None
             }
-        }
-    }
-
-    fn sdk_dirs(&self, runtime: &str) -> Vec<String> {
-        let lang = if runtime.starts_with("python") {
-            "sdk-python"
-        } else if runtime.starts_with("nodejs") {
-            "sdk-node"
-        } else if runtime.starts_with("java") {
-            "sdk-java"
-        } else {
-            "sdk-c"
-        };
-        vec![self.cfg.sdk_root.join(lang).display().to_string()]
-    }
-
-    /// The user and group a function runs as (None: the core's own).
-    fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
-        if !nix::unistd::geteuid().is_root() {
-            return None;
-        }
-        f.run_as.or(self.default_run_as)
-    }
-
-    /// What the worker needs to become this function.
-    pub(crate) fn spec_for(&self, slot: &FunctionSlot, cgroup_procs: Option<String>) -> Spec {
-        let f = &slot.def;
-        let info = self.info.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let code_dir = f.code.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("HOME".into(), code_dir.clone()),
-            ("MY_FUNCTION_ARN".into(), f.arn.as_str().into()),
-            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.arn.name().into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), f.arn.qualifier().unwrap_or("$LATEST").into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), (f.memory_kb / 1024).max(1).to_string()),
-            ("ROUTER_FUNCTION_ARN".into(), ROUTER_ARN.into()),
-            ("SHADOW_FUNCTION_ARN".into(), SHADOW_ARN.into()),
-            ("SECRETS_MANAGER_FUNCTION_ARN".into(), SECRETS_ARN.into()),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), format!("ggcore-{}", f.arn.name())),
-            ("GGC_MAX_INTERFACE_VERSION".into(), "1.5".into()),
-            ("GG_DAEMON_PORT".into(), "8000".into()),
-            ("ENCODING_TYPE".into(), f.encoding.as_str().into()),
-            ("AWS_GREENGRASS_GROUP_NAME".into(), info.group_id.clone()),
-            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-            ("PYTHONUNBUFFERED".into(), "1".into()),
-        ];
-        if !f.arn.region().is_empty() {
-            env.push(("AWS_REGION".into(), f.arn.region().into()));
-            env.push(("AWS_DEFAULT_REGION".into(), f.arn.region().into()));
-        }
-        if let Some(t) = &info.core_thing {
-            env.push(("AWS_IOT_THING_NAME".into(), t.name().into()));
-            env.push(("AWS_IOT_THING_ARN".into(), t.as_str().into()));
-        }
-        for (k, v) in &f.environment {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.clone(), v.clone()));
-        }
-        let run_as = self.run_as(f);
-        Spec {
-            function_arn: f.arn.as_str().into(),
-            runtime: f.runtime.clone(),
-            handler: f.executable.clone(),
-            exec_args: f.exec_args.clone().unwrap_or_default(),
-            code_dir,
-            environment: env,
-            binary: f.encoding == crate::group::Encoding::Binary,
-            memory_limit_kb: f.memory_kb,
-            timeout_ms: f.timeout.as_millis() as u64,
-            pinned: f.lifecycle == Lifecycle::Pinned,
-            sdk_dirs: self.sdk_dirs(&f.runtime),
-            uid: run_as.map(|r| r.uid),
-            gid: run_as.map(|r| r.gid),
-            cgroup_procs,
         }
     }
 
@@ -435,132 +358,6 @@ impl FunctionManager {
             if s.def.lifecycle == Lifecycle::Pinned {
                 self.supervise_pinned(&s);
             }
-        }
-    }
-
-    /// Answers a worker's host call.
-    pub(crate) async fn handle_call(self: &Arc<Self>, slot: &Arc<FunctionSlot>, call: Call) -> Reply {
-        match call {
-            Call::Publish { topic, payload, queue_full_policy, claimed_source } => {
-                self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source)
-            }
-            Call::Invoke { function_arn, qualifier, event, client_context, payload } => {
-                match self.invoke(&function_arn, &qualifier, event, &client_context, payload).await {
-                    Ok((invocation_id, r)) => {
-                        Reply::Invoked { invocation_id, payload: r.payload.to_vec(), function_error: r.function_error().into() }
-                    }
-                    Err((code, message)) => error(code, message),
-                }
-            }
-            Call::Shadow { .. } => {
-                error(HostErrorCode::Unavailable, "the local shadow service (GGShadowService) is not served by this core yet")
-            }
-            Call::GetSecret { .. } => error(HostErrorCode::Unavailable, "secrets are not served by this core yet"),
-        }
-    }
-
-    /// A publish from a function: routed with the function as source.
-    fn publish(&self, slot: &FunctionSlot, topic: &str, payload: Vec<u8>, policy: &str, claimed_source: &str) -> Reply {
-        let arn = &slot.def.arn;
-        if !claimed_source.is_empty() && claimed_source != arn.as_str() && claimed_source != arn.unqualified() {
-            let msg = format!("a function may publish only as itself: the publish claims source {claimed_source}, the caller is {arn}");
-            if self.refused_log.allow() {
-                tracing::warn!(function = %arn, claimed = %claimed_source, "publish refused: claims another source");
-            }
-            slot.log.write("ERROR", &format!("publish refused: {msg}"));
-            return error(HostErrorCode::Refused, msg);
-        }
-        if let Err(e) = validate_topic(topic) {
-            return error(HostErrorCode::BadRequest, format!("topic '{topic}' {e}"));
-        }
-        if payload.len() > self.cfg.max_payload {
-            return error(
-                HostErrorCode::TooLarge,
-                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
-            );
-        }
-        if !matches!(policy, "" | "BestEffort" | "AllOrError") {
-            return error(HostErrorCode::BadRequest, format!("Invalid value for queueFullPolicy: {policy}"));
-        }
-        let msg = Message { topic: Arc::from(topic), payload: Bytes::from(payload), qos: Qos::AtLeastOnce };
-        let mut scratch = Vec::new();
-        let out = self.router.route(&Endpoint::Function(arn.clone()), &msg, &mut scratch);
-        if policy == "AllOrError" && out.dropped > 0 {
-            return error(
-                HostErrorCode::Full,
-                format!("the message could not reach every destination ({} of {} dropped)", out.dropped, out.targets),
-            );
-        }
-        Reply::Done
-    }
-
-    /// Invokes a deployed function. `client_context` is base64 of JSON, as the
-    /// SDKs send it. Returns the invocation id and, for RequestResponse, the result.
-    pub async fn invoke(
-        self: &Arc<Self>,
-        function_arn: &str,
-        qualifier: &str,
-        is_event: bool,
-        client_context: &str,
-        payload: Vec<u8>,
-    ) -> Result<(String, InvokeResult), (HostErrorCode, String)> {
-        let bad = |m: String| (HostErrorCode::BadRequest, m);
-        let arn = FunctionArn::parse(function_arn).map_err(|e| bad(e.to_string()))?;
-        let arn = match (arn.qualifier(), qualifier) {
-            (_, "") => arn,
-            (Some(q), given) if q != given => {
-                return Err(bad("The derived qualifier from the function name does not match the specified qualifier.".into()))
-            }
-            (Some(_), _) => arn,
-            (None, q) => FunctionArn::parse(&format!("{}:{q}", arn.as_str())).map_err(|e| bad(e.to_string()))?,
-        };
-        let Some(slot) = self.resolve(&arn) else {
-            return Err((HostErrorCode::NotFound, format!("function {arn} is not deployed in this group")));
-        };
-        let context = if client_context.is_empty() {
-            String::new()
-        } else {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(client_context)
-                .map_err(|e| bad(format!("ClientContext is not base64: {e}")))?;
-            let text = String::from_utf8(raw).map_err(|_| bad("ClientContext is not UTF-8 JSON".into()))?;
-            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| bad(format!("ClientContext is not JSON: {e}")))?;
-            text
-        };
-        if payload.len() > self.cfg.max_payload {
-            return Err((
-                HostErrorCode::TooLarge,
-                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
-            ));
-        }
-        let invocation_id = uuid::Uuid::new_v4().to_string();
-        let (tx, rx) = if is_event {
-            (None, None)
-        } else {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            (Some(tx), Some(rx))
-        };
-        let item = WorkItem {
-            invocation_id: invocation_id.clone(),
-            event: Bytes::from(payload),
-            client_context: context,
-            is_event,
-            reply: tx,
-            enqueued: Instant::now(),
-        };
-        if slot.enqueue(item).is_err() {
-            return Err((
-                HostErrorCode::Full,
-                format!("the work queue of function {} is full (maxWorkItemCount {})", slot.def.arn, slot.capacity),
-            ));
-        }
-        self.ensure_capacity(&slot);
-        match rx {
-            None => Ok((invocation_id, InvokeResult { payload: Bytes::new(), failure: None })),
-            Some(rx) => match rx.await {
-                Ok(r) => Ok((invocation_id, r)),
-                Err(_) => Ok((invocation_id, InvokeResult::unhandled("the function's instance ended before answering"))),
-            },
         }
     }
 

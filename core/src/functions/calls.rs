@@ -1,0 +1,145 @@
+//! The calls a function makes back into the core: publish (routed with the
+//! function as source) and invoke (another function's work queue), and the
+//! services not served yet.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use bytes::Bytes;
+use ggcore_ipc::{Call, Reply};
+use ggcore_plugin_abi::HostErrorCode;
+
+use super::slot::{FunctionSlot, InvokeResult, WorkItem};
+use super::{error, FunctionManager};
+use crate::group::{Endpoint, FunctionArn};
+use crate::router::{Message, Qos};
+use crate::topic::validate_topic;
+
+impl FunctionManager {
+    /// Answers a worker's host call.
+    pub(crate) async fn handle_call(self: &Arc<Self>, slot: &Arc<FunctionSlot>, call: Call) -> Reply {
+        match call {
+            Call::Publish { topic, payload, queue_full_policy, claimed_source } => {
+                self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source)
+            }
+            Call::Invoke { function_arn, qualifier, event, client_context, payload } => {
+                match self.invoke(&function_arn, &qualifier, event, &client_context, payload).await {
+                    Ok((invocation_id, r)) => {
+                        Reply::Invoked { invocation_id, payload: r.payload.to_vec(), function_error: r.function_error().into() }
+                    }
+                    Err((code, message)) => error(code, message),
+                }
+            }
+            Call::Shadow { .. } => {
+                error(HostErrorCode::Unavailable, "the local shadow service (GGShadowService) is not served by this core yet")
+            }
+            Call::GetSecret { .. } => error(HostErrorCode::Unavailable, "secrets are not served by this core yet"),
+        }
+    }
+
+    /// A publish from a function: routed with the function as source.
+    fn publish(&self, slot: &FunctionSlot, topic: &str, payload: Vec<u8>, policy: &str, claimed_source: &str) -> Reply {
+        let arn = &slot.def.arn;
+        if !claimed_source.is_empty() && claimed_source != arn.as_str() && claimed_source != arn.unqualified() {
+            let msg = format!("a function may publish only as itself: the publish claims source {claimed_source}, the caller is {arn}");
+            if self.refused_log.allow() {
+                tracing::warn!(function = %arn, claimed = %claimed_source, "publish refused: claims another source");
+            }
+            slot.log.write("ERROR", &format!("publish refused: {msg}"));
+            return error(HostErrorCode::Refused, msg);
+        }
+        if let Err(e) = validate_topic(topic) {
+            return error(HostErrorCode::BadRequest, format!("topic '{topic}' {e}"));
+        }
+        if payload.len() > self.cfg.max_payload {
+            return error(
+                HostErrorCode::TooLarge,
+                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
+            );
+        }
+        if !matches!(policy, "" | "BestEffort" | "AllOrError") {
+            return error(HostErrorCode::BadRequest, format!("Invalid value for queueFullPolicy: {policy}"));
+        }
+        let msg = Message { topic: Arc::from(topic), payload: Bytes::from(payload), qos: Qos::AtLeastOnce };
+        let mut scratch = Vec::new();
+        let out = self.router.route(&Endpoint::Function(arn.clone()), &msg, &mut scratch);
+        if policy == "AllOrError" && out.dropped > 0 {
+            return error(
+                HostErrorCode::Full,
+                format!("the message could not reach every destination ({} of {} dropped)", out.dropped, out.targets),
+            );
+        }
+        Reply::Done
+    }
+
+    /// Invokes a deployed function. `client_context` is base64 of JSON, as the
+    /// SDKs send it. Returns the invocation id and, for RequestResponse, the result.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        function_arn: &str,
+        qualifier: &str,
+        is_event: bool,
+        client_context: &str,
+        payload: Vec<u8>,
+    ) -> Result<(String, InvokeResult), (HostErrorCode, String)> {
+        let bad = |m: String| (HostErrorCode::BadRequest, m);
+        let arn = FunctionArn::parse(function_arn).map_err(|e| bad(e.to_string()))?;
+        let arn = match (arn.qualifier(), qualifier) {
+            (_, "") => arn,
+            (Some(q), given) if q != given => {
+                return Err(bad("The derived qualifier from the function name does not match the specified qualifier.".into()))
+            }
+            (Some(_), _) => arn,
+            (None, q) => FunctionArn::parse(&format!("{}:{q}", arn.as_str())).map_err(|e| bad(e.to_string()))?,
+        };
+        let Some(slot) = self.resolve(&arn) else {
+            return Err((HostErrorCode::NotFound, format!("function {arn} is not deployed in this group")));
+        };
+        let context = if client_context.is_empty() {
+            String::new()
+        } else {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(client_context)
+                .map_err(|e| bad(format!("ClientContext is not base64: {e}")))?;
+            let text = String::from_utf8(raw).map_err(|_| bad("ClientContext is not UTF-8 JSON".into()))?;
+            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| bad(format!("ClientContext is not JSON: {e}")))?;
+            text
+        };
+        if payload.len() > self.cfg.max_payload {
+            return Err((
+                HostErrorCode::TooLarge,
+                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
+            ));
+        }
+        let invocation_id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = if is_event {
+            (None, None)
+        } else {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        let item = WorkItem {
+            invocation_id: invocation_id.clone(),
+            event: Bytes::from(payload),
+            client_context: context,
+            is_event,
+            reply: tx,
+            enqueued: Instant::now(),
+        };
+        if slot.enqueue(item).is_err() {
+            return Err((
+                HostErrorCode::Full,
+                format!("the work queue of function {} is full (maxWorkItemCount {})", slot.def.arn, slot.capacity),
+            ));
+        }
+        self.ensure_capacity(&slot);
+        match rx {
+            None => Ok((invocation_id, InvokeResult { payload: Bytes::new(), failure: None })),
+            Some(rx) => match rx.await {
+                Ok(r) => Ok((invocation_id, r)),
+                Err(_) => Ok((invocation_id, InvokeResult::unhandled("the function's instance ended before answering"))),
+            },
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! What a worker needs to become a function: environment, identity, SDK dirs.
+
+use ggcore_ipc::Spec;
+
+use super::slot::FunctionSlot;
+use super::{FunctionManager, ROUTER_ARN, SECRETS_ARN, SHADOW_ARN};
+use crate::group::{Lifecycle, RunAs};
+
+impl FunctionManager {
+    pub(crate) fn sdk_dirs(&self, runtime: &str) -> Vec<String> {
+        let lang = if runtime.starts_with("python") {
+            "sdk-python"
+        } else if runtime.starts_with("nodejs") {
+            "sdk-node"
+        } else if runtime.starts_with("java") {
+            "sdk-java"
+        } else {
+            "sdk-c"
+        };
+        vec![self.cfg.sdk_root.join(lang).display().to_string()]
+    }
+
+    /// The user and group a function runs as (None: the core's own).
+    fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
+        if !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        f.run_as.or(self.default_run_as)
+    }
+
+    /// What the worker needs to become this function.
+    pub(crate) fn spec_for(&self, slot: &FunctionSlot, cgroup_procs: Option<String>) -> Spec {
+        let f = &slot.def;
+        let info = self.info.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let code_dir = f.code.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("HOME".into(), code_dir.clone()),
+            ("MY_FUNCTION_ARN".into(), f.arn.as_str().into()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.arn.name().into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), f.arn.qualifier().unwrap_or("$LATEST").into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), (f.memory_kb / 1024).max(1).to_string()),
+            ("ROUTER_FUNCTION_ARN".into(), ROUTER_ARN.into()),
+            ("SHADOW_FUNCTION_ARN".into(), SHADOW_ARN.into()),
+            ("SECRETS_MANAGER_FUNCTION_ARN".into(), SECRETS_ARN.into()),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN".into(), format!("ggcore-{}", f.arn.name())),
+            ("GGC_MAX_INTERFACE_VERSION".into(), "1.5".into()),
+            ("GG_DAEMON_PORT".into(), "8000".into()),
+            ("ENCODING_TYPE".into(), f.encoding.as_str().into()),
+            ("AWS_GREENGRASS_GROUP_NAME".into(), info.group_id.clone()),
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+        ];
+        if !f.arn.region().is_empty() {
+            env.push(("AWS_REGION".into(), f.arn.region().into()));
+            env.push(("AWS_DEFAULT_REGION".into(), f.arn.region().into()));
+        }
+        if let Some(t) = &info.core_thing {
+            env.push(("AWS_IOT_THING_NAME".into(), t.name().into()));
+            env.push(("AWS_IOT_THING_ARN".into(), t.as_str().into()));
+        }
+        for (k, v) in &f.environment {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let run_as = self.run_as(f);
+        Spec {
+            function_arn: f.arn.as_str().into(),
+            runtime: f.runtime.clone(),
+            handler: f.executable.clone(),
+            exec_args: f.exec_args.clone().unwrap_or_default(),
+            code_dir,
+            environment: env,
+            binary: f.encoding == crate::group::Encoding::Binary,
+            memory_limit_kb: f.memory_kb,
+            timeout_ms: f.timeout.as_millis() as u64,
+            pinned: f.lifecycle == Lifecycle::Pinned,
+            sdk_dirs: self.sdk_dirs(&f.runtime),
+            uid: run_as.map(|r| r.uid),
+            gid: run_as.map(|r| r.gid),
+            cgroup_procs,
+        }
+    }
+}
