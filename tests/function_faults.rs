@@ -232,3 +232,159 @@ async fn publish_claiming_another_source_is_refused() {
     assert_eq!(env.root.function_status("calc").unwrap()["invocations"], 0);
     env.stop();
 }
+
+/// A function whose module-level code raises, or whose handler does not
+/// exist, does not start: the caller gets an error naming the reason, the log
+/// has the traceback, status counts the failures, and a pinned one is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn function_that_fails_to_start() {
+    let broken = Function::python("broken", "raise RuntimeError('init failed here')\n\ndef handler(e, c):\n    return 1\n");
+    let pinned = Function::python("brokenpinned", "import nonexistent_module_xyz\n").pinned();
+    let nohandler = Function::python("nohandler", "def other(e, c):\n    return 1\n");
+    let arns = [broken.arn(), pinned.arn(), nohandler.arn()];
+    let env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
+        with_driver(g, "tester").function(broken).function(pinned).function(nohandler).function(Function::python("calc", CALC_PY))
+    });
+    let mut driver = Driver::new(env.connect("tester").await).await;
+    for (arn, reason) in arns.iter().zip(["RuntimeError: init failed here", "ModuleNotFoundError", "has no function 'handler'"]) {
+        let r = driver.invoke(json!({"FunctionName": arn, "Payload": {}})).await;
+        let msg = if r["exception"].is_string() { r["message"].as_str().unwrap().to_string() } else { unhandled_message(&r) };
+        assert!(msg.contains(reason), "{arn}: {msg}");
+    }
+    env.root.wait_function_log("broken", &["[ERROR]-", "RuntimeError: init failed here"]).await;
+    env.root.wait_function_log("nohandler", &["[ERROR]-", "has no function 'handler'"]).await;
+    // The pinned one is retried with back-off.
+    eventually("the pinned function to be retried", DEADLINE, || {
+        (env.root.function_status("brokenpinned").unwrap()["startFailures"].as_u64().unwrap() >= 2).then_some(())
+    })
+    .await;
+    env.root.wait_function_log("brokenpinned", &["[ERROR]-", "restarting in"]).await;
+    let s = env.root.function_status("broken").unwrap();
+    assert!(s["startFailures"].as_u64().unwrap() >= 1 && s["instances"].as_array().unwrap().is_empty(), "{s}");
+    // The others are fine.
+    assert_eq!(driver.invoke_ok(&crate::common::functions::function_arn("calc"), json!({"op": "add", "a": 1, "b": 2})).await["sum"], 3);
+    env.stop();
+}
+
+/// The pids of every worker process of the core on `root` (instances and
+/// zygotes: their command line names the root's IPC socket).
+pub fn worker_pids(root: &crate::common::Root) -> Vec<u32> {
+    let socket = root.path.join("ggc/socket/ipc.sock").display().to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        if cmdline.split(|b| *b == 0).any(|a| a == socket.as_bytes()) && !process_ended(pid as u64) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// `pid (name) ppid=.. state=.. threads=[..] cwd=..`, for failure messages
+/// (an instance's working directory is its function's code).
+fn describe_process(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_default();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|t| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string())
+        .collect();
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).map(|p| p.display().to_string()).unwrap_or_default();
+    format!("{pid} ({}) ppid={} state={} threads={threads:?} cwd={cwd}", field("Name:"), field("PPid:"), field("State:"))
+}
+
+const BUSY_PY: &str = r#"
+import threading
+import time
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def tick():
+    while True:
+        try:
+            iot.publish(topic='tick', payload=b't')
+        except Exception:
+            pass
+        time.sleep(0.01)
+
+
+threading.Thread(target=tick, daemon=True).start()
+
+
+def handler(event, context):
+    time.sleep(event.get('sleep', 0))
+"#;
+
+/// Starts a pinned function publishing from a thread and an on-demand one
+/// (in the middle of a 120 s invocation when `busy`, else idle after one),
+/// then stops the core with SIGTERM, or kills it with SIGKILL when `kill`:
+/// every worker process (zygote, instances) must end with it.
+async fn workers_end_with_the_core(kill: bool, busy: bool) {
+    let ticker = Function::python("ticker", BUSY_PY).pinned();
+    let sleeper = Function::python("sleeper", BUSY_PY).timeout(300);
+    let sleeper_arn = sleeper.arn();
+    let mut env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
+        g.function(ticker).function(sleeper).route("tester", "sleep", &sleeper_arn)
+    });
+    let mut tester = env.connect("tester").await;
+    let sleep = if busy { 120 } else { 0 };
+    tester.publish("sleep", QoS::AtLeastOnce, format!(r#"{{"sleep": {sleep}}}"#)).await;
+    eventually("both functions to run", DEADLINE, || {
+        let sleeper = env.root.function_status("sleeper")?;
+        let state_ok = sleeper["instances"].as_array()?.iter().any(|i| i["state"] == if busy { "busy" } else { "idle" });
+        let ran = busy || sleeper["succeeded"] == 1;
+        let ticking = env.root.function_status("ticker")?["instances"].as_array()?.len() == 1;
+        (state_ok && ran && ticking).then_some(())
+    })
+    .await;
+    let workers = worker_pids(&env.root);
+    assert!(workers.len() >= 3, "a zygote and two instances: {workers:?}");
+    if kill {
+        let ok = std::process::Command::new("kill").args(["-KILL", &env.core.pid().to_string()]).status().unwrap();
+        assert!(ok.success());
+    } else {
+        env.core.stop_ok();
+    }
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !workers.iter().all(|p| process_ended(*p as u64)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let left: Vec<u32> = workers.iter().copied().filter(|p| !process_ended(*p as u64)).collect();
+    let described: Vec<String> = left.iter().map(|p| describe_process(*p)).collect();
+    // Do not leave them behind (they are this test's processes).
+    for p in &left {
+        let _ = std::process::Command::new("kill").args(["-KILL", &p.to_string()]).status();
+    }
+    assert!(left.is_empty(), "{} the core, these workers still run:\n{}", if kill { "killed" } else { "stopped" }, described.join("\n"));
+    assert!(worker_pids(&env.root).is_empty());
+}
+
+/// No function process outlives the core, whether it is stopped or killed,
+/// when the instances are idle (a pinned one publishing from a thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_workers_end_with_the_core() {
+    workers_end_with_the_core(false, false).await;
+    workers_end_with_the_core(true, false).await;
+}
+
+/// A clean stop (SIGTERM) while an invocation runs: the core waits its grace
+/// period, then must end the instance; it exits and leaves it running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "core bug: an instance busy in an invocation outlives a stopped core (FunctionManager::stop_all / instance::invoke_one do not stop in-flight instances)"]
+async fn busy_worker_ends_with_a_stopped_core() {
+    workers_end_with_the_core(false, true).await;
+}
+
+/// The core is killed (SIGKILL) while an invocation runs: the worker loses
+/// its connection, and must end rather than run its handler on unwatched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "core bug: a worker whose core died keeps running its in-flight handler (worker conn.rs read_loop only queues Stop behind it)"]
+async fn busy_worker_ends_with_a_killed_core() {
+    workers_end_with_the_core(true, true).await;
+}

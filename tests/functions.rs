@@ -47,14 +47,15 @@ def handler(event, context):
 async fn device_to_function_to_device() {
     let relay = Function::python("relay", RELAY_PY).pinned();
     let binary = Function::python("binary", BINARY_PY).binary();
-    let (relay_arn, binary_arn) = (relay.arn(), binary.arn());
+    let relay_arn = relay.arn();
     let env = Env::start_group(functions_root(json!({})), &["sensor", "display"], |g| {
         g.function(relay)
             .function(binary)
             .route("sensor", "relay/in/#", &relay_arn)
             .route(&relay_arn, "relay/#", "display")
-            .route("sensor", "bin/in", &binary_arn)
-            .route(&binary_arn, "bin/#", "display")
+            // Unqualified ARNs in the table name the deployed version.
+            .route("sensor", "bin/in", &unqualified_arn("binary"))
+            .route(&unqualified_arn("binary"), "bin/#", "display")
     });
     let mut sensor = env.connect("sensor").await;
     let mut display = env.connect("display").await;
@@ -608,4 +609,42 @@ async fn demo_greeter_greets_and_answers_ping() {
     let greeter = greeter.unwrap_or_else(|| panic!("no demo-greeter in status: {status}"));
     assert_eq!(greeter["lifecycle"], "pinned");
     assert_eq!(greeter["succeeded"], 1, "{greeter}");
+}
+
+/// SDK calls the core refuses reach the function as exceptions, and deliver
+/// nothing: a publish over `maxPayloadBytes` (one at the limit goes through),
+/// a publish on a topic with wildcards, an invoke payload over the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_sdk_calls_raise_in_the_function() {
+    let calc = Function::python("calc", CALC_PY);
+    let calc_arn = calc.arn();
+    let driver_arn = function_arn("driver");
+    let env = Env::start_group(functions_root(json!({"ggcore": {"mqtt": {"maxPayloadBytes": 4096}}})), &["tester"], |g| {
+        with_driver(g.function(calc), "tester").route(&driver_arn, "out/#", "tester")
+    });
+    let mut driver = Driver::new(env.connect("tester").await).await;
+    driver.dev.sub("out/#", QoS::AtLeastOnce).await;
+
+    let r = driver.call(json!({"op": "publish", "topic": "out/big", "size": 4097})).await;
+    assert!(r["exception"].is_string() && r["message"].as_str().unwrap().contains("maxPayloadBytes"), "{r}");
+    for topic in ["out/+/x", "out/#", ""] {
+        let r = driver.call(json!({"op": "publish", "topic": topic, "payload": "wild"})).await;
+        assert!(r["exception"].is_string(), "publish on {topic:?} was accepted: {r}");
+    }
+    let r = driver.invoke(json!({"FunctionName": calc_arn, "PayloadSize": 4097})).await;
+    assert_eq!(r["exception"], "InvocationException", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("maxPayloadBytes"), "{r}");
+
+    // At the limit: delivered whole.
+    let r = driver.call(json!({"op": "publish", "topic": "out/exact", "size": 4096})).await;
+    assert!(r.get("exception").is_none(), "{r}");
+    // An invoke payload at the limit is accepted.
+    let r = driver.invoke(json!({"FunctionName": calc_arn, "PayloadSize": 4096})).await;
+    assert_eq!((&r["FunctionError"], &r["PayloadJson"]["padded"]), (&json!(""), &json!(4096 - 24)), "{r}");
+    let p = driver.next_other().await;
+    assert_eq!((p.topic.as_str(), p.payload.len()), ("out/exact", 4096));
+    assert!(driver.others.is_empty(), "{:?}", driver.others);
+    driver.dev.expect_silence().await;
+    assert_eq!(env.root.function_status("calc").unwrap()["invocations"], 1);
+    env.stop();
 }

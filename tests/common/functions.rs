@@ -215,7 +215,7 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// The callee of invoke tests: `add`, `raise`, `record` (publishes the event
-/// and client context on `calc/events`).
+/// and client context on `calc/events`), `pad`, `sleep`.
 pub const CALC_PY: &str = r#"
 import json
 import os
@@ -236,6 +236,8 @@ def handler(event, context):
     if op == 'record':
         iot.publish(topic='calc/events', payload=json.dumps({'event': event, 'custom': custom}))
         return None
+    if op == 'pad':
+        return {'padded': len(event['pad'])}
     if op == 'sleep':
         time.sleep(event['s'])
         return {'slept': event['s'], 'pid': os.getpid()}
@@ -256,14 +258,16 @@ pub fn process_ended(pid: u64) -> bool {
 /// raised). Ops:
 /// - `invoke` `{args}`: `client('lambda').invoke(**args)`, with `Payload`
 ///   given as JSON (sent as its text), `PayloadText`, `PayloadB64`, and
-///   `ClientContext` as JSON (sent base64 as bytes) or `ClientContextRaw`;
+///   `PayloadSize` (`{"op": "pad", "pad": "ppp..."}` of that many bytes), and `ClientContext` as
+///   JSON (sent base64 as bytes) or `ClientContextRaw`;
 ///   answers `FunctionError`, `Payload` (text), `PayloadB64`, `PayloadJson`
 ///   and `streaming` (whether `Payload` was a StreamingBody).
 /// - `events` `{n, args}`: `n` Event invokes with `Payload` = `args.Payload`
 ///   plus `"i"`; answers `accepted`, `refused` and the first `errors`.
 /// - `ipc_publish` `{topic, payload, source?}`: `IPCClient().post_work` to the
 ///   router with that client context (how the published SDK publishes).
-/// - `publish` `{topic, payload}`: `client('iot-data').publish`.
+/// - `publish` `{topic, payload}` (or `size`: that many bytes):
+///   `client('iot-data').publish`.
 pub const DRIVER_PY: &str = r#"
 import base64
 import json
@@ -282,6 +286,10 @@ def invoke_args(spec):
             kw['Payload'] = json.dumps(v).encode()
         elif k == 'PayloadText':
             kw['Payload'] = v.encode()
+        elif k == 'PayloadSize':
+            prefix, suffix = b'{"op": "pad", "pad": "', b'"}'
+            kw['Payload'] = prefix + b'p' * (v - len(prefix) - len(suffix)) + suffix
+
         elif k == 'PayloadB64':
             kw['Payload'] = base64.b64decode(v)
         elif k == 'ClientContext':
@@ -340,7 +348,8 @@ def run(req):
         invocation_id = IPCClient().post_work('arn:aws:lambda:::function:GGRouter', req['payload'].encode(), context, 'Event')
         return {'invocation_id': invocation_id}
     if op == 'publish':
-        iot.publish(topic=req['topic'], payload=req['payload'])
+        payload = req['payload'] if 'size' not in req else 'p' * req['size']
+        iot.publish(topic=req['topic'], payload=payload)
         return {}
     raise ValueError('unknown op {}'.format(op))
 

@@ -1,0 +1,240 @@
+//! Functions under load (SPEC §8): a function flooding `publish` does not
+//! starve the others; 500 queued invocations of an on-demand function all run
+//! once on a bounded number of instances; a full work queue refuses the excess
+//! with an error (invokes) or a counted drop (routed messages), never silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use crate::common::functions::{function_arn, functions_root, with_driver, Driver, Function, CALC_PY};
+use crate::common::mqtt::text;
+use crate::common::{eventually, Env, QoS, DEADLINE};
+
+/// Pinned; its module-level code starts a thread that publishes on
+/// `flood/data` as fast as it can until told to stop, printing its count every
+/// 5,000 messages.
+const FLOODER_PY: &str = r#"
+import threading
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+state = {'sent': 0, 'errors': 0, 'stop': False}
+
+
+def flood():
+    while not state['stop']:
+        try:
+            iot.publish(topic='flood/data', payload=b'x' * 64)
+            state['sent'] += 1
+        except Exception:
+            state['errors'] += 1
+        if state['sent'] and state['sent'] % 5000 == 0:
+            print('flooded', state['sent'])
+    print('flood stopped after', state['sent'], 'errors', state['errors'])
+
+
+threading.Thread(target=flood, daemon=True).start()
+
+
+def handler(event, context):
+    if event.get('stop'):
+        state['stop'] = True
+"#;
+
+const RELAY_PY: &str = r#"
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    iot.publish(topic='relay/out', payload=event['text'])
+"#;
+
+/// The highest count the flooder printed so far.
+fn flooded(root: &crate::common::Root) -> u64 {
+    root.function_log("flooder")
+        .lines()
+        .filter_map(|l| l.split_once("]-flooded ").and_then(|(_, n)| n.trim().parse().ok()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A pinned function publishing in a tight loop from a thread: meanwhile
+/// another function answers invokes, a device keeps hearing a third function,
+/// `ggcore status` answers, and the flood goes on throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publish_flood_does_not_starve_other_functions() {
+    let flooder = Function::python("flooder", FLOODER_PY).pinned();
+    let relay = Function::python("relay", RELAY_PY).pinned();
+    let (flooder_arn, relay_arn) = (flooder.arn(), relay.arn());
+    let env = Env::start_group(functions_root(json!({})), &["tester", "sink", "sensor", "display"], |g| {
+        with_driver(g, "tester")
+            .function(flooder)
+            .function(relay)
+            .function(Function::python("calc", CALC_PY))
+            .route(&flooder_arn, "flood/#", "sink")
+            .route("tester", "flood/stop", &flooder_arn)
+            .route("sensor", "relay/in", &relay_arn)
+            .route(&relay_arn, "relay/out", "display")
+    });
+    let mut driver = Driver::new(env.connect("tester").await).await;
+    let mut sink = env.connect("sink").await;
+    sink.sub("flood/#", QoS::AtMostOnce).await;
+    let mut sensor = env.connect("sensor").await;
+    let mut display = env.connect("display").await;
+    display.sub("relay/out", QoS::AtLeastOnce).await;
+
+    eventually("the flooder to publish 10,000 messages", DEADLINE, || (flooded(&env.root) >= 10_000).then_some(())).await;
+    let p = sink.recv().await;
+    assert_eq!((p.topic.as_str(), p.payload.len()), ("flood/data", 64));
+    let before = flooded(&env.root);
+
+    let calc = function_arn("calc");
+    for n in 0..5u64 {
+        assert_eq!(driver.invoke_ok(&calc, json!({"op": "add", "a": n, "b": 100})).await["sum"], n + 100);
+        sensor.publish("relay/in", QoS::AtLeastOnce, json!({"text": format!("during the flood {n}")}).to_string()).await;
+        display.expect("relay/out", &format!("during the flood {n}")).await;
+        let status = env.root.status();
+        let f = status["functions"].as_array().unwrap().iter().find(|f| f["arn"] == flooder_arn).unwrap().clone();
+        assert_eq!((f["instances"].as_array().map(Vec::len), f["crashes"].as_u64()), (Some(1), Some(0)), "{f}");
+    }
+    // The flood went on meanwhile (it was not paused to let the others in).
+    eventually("the flood to go on", DEADLINE, || (flooded(&env.root) > before).then_some(())).await;
+
+    driver.dev.publish("flood/stop", QoS::AtLeastOnce, r#"{"stop": true}"#).await;
+    let line = env.root.wait_function_log("flooder", &["flood stopped after"]).await;
+    assert!(line.ends_with("errors 0"), "publishes failed during the flood: {line}");
+    let s = env.root.status();
+    assert!(s["router"]["received"].as_u64().unwrap() >= 10_000, "{}", s["router"]);
+    display.expect_silence().await;
+    env.stop();
+}
+
+/// On demand: sleeps a little, then reports `i` and its pid on `work/done`.
+const WORKER_PY: &str = r#"
+import json
+import os
+import time
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    time.sleep(event.get('sleep', 0.05))
+    iot.publish(topic='work/done', payload=json.dumps({'i': event['i'], 'pid': os.getpid()}))
+"#;
+
+/// Receives `n` `work/done` reports; panics on a duplicate. Returns the pid
+/// of each `i`. Checks on the way that no more than `max` instances run.
+async fn collect_done(root: &crate::common::Root, counter: &mut crate::common::Device, n: usize) -> BTreeMap<u64, u64> {
+    let mut done = BTreeMap::new();
+    while done.len() < n {
+        let p = counter.recv().await;
+        assert_eq!(p.topic, "work/done", "{}", text(&p));
+        let v: Value = serde_json::from_slice(&p.payload).unwrap();
+        let (i, pid) = (v["i"].as_u64().unwrap(), v["pid"].as_u64().unwrap());
+        assert!(done.insert(i, pid).is_none(), "invocation {i} ran twice");
+        if done.len() % 100 == 0 {
+            let s = root.function_status("worker").unwrap();
+            let running = s["instances"].as_array().unwrap().len() as u64;
+            assert!(running <= s["maxInstances"].as_u64().unwrap(), "{s}");
+        }
+    }
+    done
+}
+
+/// 500 QoS 1 messages routed to an on-demand function that sleeps a little:
+/// every one runs exactly once, on more than one instance and never more
+/// than the function's concurrency limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_queued_invocations_scale_out_and_run_once() {
+    const N: usize = 500;
+    let worker = Function::python("worker", WORKER_PY);
+    let arn = worker.arn();
+    let env = Env::start_group(functions_root(json!({})), &["feeder", "counter"], |g| {
+        g.function(worker).route("feeder", "work/in", &arn).route(&arn, "work/done", "counter")
+    });
+    let mut feeder = env.connect("feeder").await;
+    let mut counter = env.connect("counter").await;
+    counter.sub("work/done", QoS::AtLeastOnce).await;
+    for i in 0..N {
+        feeder.publish_nowait("work/in", QoS::AtLeastOnce, false, json!({"i": i, "sleep": 0.05}).to_string()).await;
+    }
+    feeder.wait_acked().await;
+
+    let done = collect_done(&env.root, &mut counter, N).await;
+    assert_eq!(done.keys().copied().collect::<Vec<_>>(), (0..N as u64).collect::<Vec<_>>());
+    counter.expect_silence().await;
+    let pids: BTreeSet<u64> = done.values().copied().collect();
+    let s = env.root.function_status("worker").unwrap();
+    let (started, max) = (s["instancesStarted"].as_u64().unwrap(), s["maxInstances"].as_u64().unwrap());
+    assert_eq!(max, 8, "{s}");
+    assert!(started > 1 && started <= max, "instancesStarted {started} (max {max}): {s}");
+    assert!(pids.len() > 1 && pids.len() as u64 <= started, "{} pids, {started} instances started", pids.len());
+    assert_eq!((s["invocations"].as_u64(), s["succeeded"].as_u64()), (Some(N as u64), Some(N as u64)), "{s}");
+    assert_eq!((s["rejectedQueueFull"].as_u64(), s["queued"].as_u64()), (Some(0), Some(0)), "{s}");
+    env.stop();
+}
+
+/// With `runtime.maxWorkItemCount` 10, a caller firing 100 Event invokes at a
+/// slow function gets an error for each one over the queue's bound; routed
+/// messages over it are dropped and counted. Everything accepted runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_work_queue_refuses_the_excess() {
+    let worker = Function::python("worker", WORKER_PY);
+    let arn = worker.arn();
+    let env = Env::start_group(functions_root(json!({"runtime": {"maxWorkItemCount": 10}})), &["tester", "feeder", "counter"], |g| {
+        with_driver(g, "tester").function(worker).route("feeder", "work/in", &arn).route(&arn, "work/done", "counter")
+    });
+    let mut driver = Driver::new(env.connect("tester").await).await;
+    let mut counter = env.connect("counter").await;
+    counter.sub("work/done", QoS::AtLeastOnce).await;
+
+    // Event invokes from a function: the excess raises.
+    let r = driver.call(json!({"op": "events", "n": 100, "args": {"FunctionName": arn, "Payload": {"sleep": 1}}})).await;
+    let (accepted, refused) = (r["accepted"].as_u64().unwrap(), r["refused"].as_u64().unwrap());
+    assert_eq!(accepted + refused, 100, "{r}");
+    assert!(refused > 0 && accepted >= 10, "{r}");
+    for e in r["errors"].as_array().unwrap() {
+        let e = e.as_str().unwrap();
+        assert!(e.starts_with("InvocationException") && e.contains("full") && e.contains("maxWorkItemCount 10"), "{e}");
+    }
+    let done = collect_done(&env.root, &mut counter, accepted as usize).await;
+    counter.expect_silence().await;
+    assert_eq!(done.len() as u64, accepted);
+    let s = env.root.function_status("worker").unwrap();
+    assert_eq!((s["rejectedQueueFull"].as_u64(), s["queueCapacity"].as_u64()), (Some(refused), Some(10)), "{s}");
+
+    // Routed messages: the device is acknowledged and stays on; the excess is
+    // dropped and counted.
+    let mut feeder = env.connect("feeder").await;
+    for i in 1000..1100 {
+        feeder.publish_nowait("work/in", QoS::AtLeastOnce, false, json!({"i": i, "sleep": 1}).to_string()).await;
+    }
+    feeder.wait_acked().await;
+    assert!(feeder.is_connected());
+    // Whatever was accepted runs: wait until every message is either run or
+    // counted as dropped, and the instances are idle.
+    let ran = eventually("every routed message to run or be dropped", DEADLINE * 2, || {
+        let s = env.root.function_status("worker").unwrap();
+        let busy = s["instances"].as_array().unwrap().iter().any(|i| i["state"] != "idle");
+        let (invocations, rejected) = (s["invocations"].as_u64().unwrap(), s["rejectedQueueFull"].as_u64().unwrap());
+        (s["queued"] == 0 && !busy && invocations + rejected == 200).then(|| invocations - accepted)
+    })
+    .await;
+    let dropped = 100 - ran;
+    assert!(dropped > 0, "100 routed messages at a queue of 10 and none dropped");
+    let more = collect_done(&env.root, &mut counter, ran as usize).await;
+    assert!(more.keys().all(|i| (1000..1100).contains(i)), "{more:?}");
+    counter.expect_silence().await;
+    let s = env.root.status();
+    let w = s["functions"].as_array().unwrap().iter().find(|f| f["arn"] == arn).unwrap();
+    assert_eq!(w["rejectedQueueFull"].as_u64(), Some(refused + dropped), "{w}");
+    assert!(s["router"]["dropped"].as_u64().unwrap() >= dropped, "{}", s["router"]);
+    env.stop();
+}

@@ -1,0 +1,206 @@
+//! Runtime plugins (SPEC §2, §9): what `ggcore plugins list` says of good and
+//! bad plugin files, an out-of-tree plugin running a function, and groups
+//! whose runtime no available plugin serves.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::common::functions::{fixture_plugin, functions_root, Function};
+use crate::common::mqtt::text;
+use crate::common::{Env, QoS, Root};
+
+/// A shared library that is no plugin (zlib).
+fn plain_shared_library() -> &'static Path {
+    ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/aarch64-linux-gnu/libz.so.1", "/usr/lib64/libz.so.1"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("libz.so.1 to copy as a non-plugin shared library")
+}
+
+/// Puts the fixture plugins, a plain shared library and a corrupt file into
+/// `dir` as `libggcore_plugin_*.so`.
+fn fill_plugin_dir(dir: &Path) {
+    for name in ["echo", "panicky", "wrongabi"] {
+        std::fs::copy(fixture_plugin(name), dir.join(format!("libggcore_plugin_{name}.so"))).unwrap();
+    }
+    std::fs::copy(plain_shared_library(), dir.join("libggcore_plugin_notaplugin.so")).unwrap();
+    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.join("libggcore_plugin_corrupt.so"), garbage).unwrap();
+    // Not named like a plugin: never probed.
+    std::fs::write(dir.join("libsomething_else.so"), b"not looked at").unwrap();
+}
+
+/// `ggcore plugins list --json`, by file name.
+fn list(root: &Root) -> (Value, std::collections::BTreeMap<String, Value>) {
+    let out = root.run(&["plugins", "list", "--json"]);
+    out.assert_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.stdout));
+    let by_file = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (Path::new(p["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned(), p.clone()))
+        .collect();
+    (v, by_file)
+}
+
+/// The plugin path holds the out-of-tree echo plugin, one that panics in
+/// every entry point, one built against ABI 2.0.0, a plain shared library
+/// and a corrupt file: `plugins list` (JSON and text) lists each with its
+/// reason, the core starts and serves, a function on the echo plugin runs
+/// (its publishes follow the table), and groups whose runtime no available
+/// plugin serves are refused with exit 2 naming the runtime and the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
+    let root = functions_root(json!({}));
+    fill_plugin_dir(&root.plugins_dir());
+
+    let (listing, plugins) = list(&root);
+    assert_eq!(listing["path"][0], root.path.join("plugins").display().to_string(), "{listing}");
+    let names: Vec<&String> = plugins.keys().collect();
+    assert_eq!(
+        names,
+        [
+            "libggcore_plugin_corrupt.so",
+            "libggcore_plugin_echo.so",
+            "libggcore_plugin_notaplugin.so",
+            "libggcore_plugin_panicky.so",
+            "libggcore_plugin_python.so",
+            "libggcore_plugin_wrongabi.so"
+        ],
+        "{listing}"
+    );
+    let echo = &plugins["libggcore_plugin_echo.so"];
+    assert_eq!(
+        (&echo["name"], &echo["version"], &echo["abiVersion"], &echo["runtimes"], &echo["available"], &echo["status"]),
+        (&json!("echo"), &json!("0.3.0"), &json!("1.0.0"), &json!(["echo1"]), &json!(true), &json!("ok")),
+        "{echo}"
+    );
+    assert_eq!(plugins["libggcore_plugin_python.so"]["status"], "ok");
+    let reasons = [
+        ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
+        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.0.0"),
+        ("libggcore_plugin_notaplugin.so", "not a ggcore runtime plugin"),
+        ("libggcore_plugin_corrupt.so", "cannot load"),
+    ];
+    for (file, reason) in reasons {
+        let p = &plugins[file];
+        assert_eq!(p["available"], false, "{p}");
+        let status = p["status"].as_str().unwrap();
+        assert!(status.starts_with("unavailable: ") && status.contains(reason), "{file}: {status}");
+    }
+    let out = root.run(&["plugins", "list"]);
+    out.assert_code(0);
+    for (file, reason) in reasons.iter().chain(&[("libggcore_plugin_echo.so", ": ok")]) {
+        assert!(out.stdout.lines().any(|l| l.contains(file) && l.contains(reason)), "no line for {file} with {reason:?}:\n{}", out.stdout);
+    }
+    assert!(out.stdout.lines().any(|l| l.starts_with("echo 0.3.0 (ABI 1.0.0) runtimes echo1 ")), "{}", out.stdout);
+
+    // The core starts with them all, and serves a function on echo.
+    let echo_fn = Function::other("shout", "echo1", "shout.handler").env("ECHO_TOPIC", "echo/out");
+    let stray_fn = Function::other("stray", "echo1", "stray.handler").env("ECHO_TOPIC", "elsewhere/x");
+    let (echo_arn, stray_arn) = (echo_fn.arn(), stray_fn.arn());
+    let mut env = Env::start_group(root, &["tester"], |g| {
+        g.function(echo_fn)
+            .function(stray_fn)
+            .route("tester", "echo/in", &echo_arn)
+            .route("tester", "stray/in", &stray_arn)
+            .route(&echo_arn, "echo/#", "tester")
+    });
+    let status = env.root.status();
+    let in_status: Vec<(String, String)> = status["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (Path::new(p["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned(), p["status"].as_str().unwrap().into()))
+        .collect();
+    assert!(in_status.contains(&("libggcore_plugin_echo.so".into(), "ok".into())), "{in_status:?}");
+    assert!(in_status.iter().any(|(f, s)| f == "libggcore_plugin_panicky.so" && s.contains("panicked")), "{in_status:?}");
+    let shout = env.root.function_status("shout").unwrap();
+    assert!(shout["plugin"].as_str().unwrap().ends_with("libggcore_plugin_echo.so"), "{shout}");
+
+    let mut tester = env.connect("tester").await;
+    // `#` is granted (echo/# is routed here) but only routed messages come.
+    tester.sub("#", QoS::AtLeastOnce).await;
+    tester.publish("echo/in", QoS::AtLeastOnce, "hello").await;
+    tester.expect("echo/out", "shout.handler:hello").await;
+    env.root.wait_function_log("shout", &["[INFO]-", "echo 5 bytes", "echo/in"]).await;
+    // stray publishes on a topic the table does not route to tester.
+    tester.publish("stray/in", QoS::AtLeastOnce, "lost").await;
+    crate::common::eventually("stray to publish", crate::common::DEADLINE, || {
+        (env.root.function_status("stray").unwrap()["succeeded"] == 1).then_some(())
+    })
+    .await;
+    env.root.wait_function_log("stray", &["echo 4 bytes"]).await;
+    // A crash in the plugin's instance: the core goes on, a new instance runs.
+    tester.publish("echo/in", QoS::AtLeastOnce, "crash").await;
+    tester.publish("echo/in", QoS::AtLeastOnce, "fail").await;
+    tester.publish("echo/in", QoS::AtLeastOnce, "again").await;
+    tester.expect("echo/out", "shout.handler:again").await;
+    tester.expect_silence().await;
+    let shout = env.root.function_status("shout").unwrap();
+    assert_eq!((shout["crashes"].as_u64(), shout["handledErrors"].as_u64()), (Some(1), Some(1)), "{shout}");
+
+    // Runtimes no available plugin serves: refused, the group stays.
+    let deployed = env.root.status()["deployment"]["id"].clone();
+    for (runtime, reason) in [
+        ("wrong1", "no runtime plugin serves runtime 'wrong1'"),
+        ("nodejs12.x", "no runtime plugin serves runtime 'nodejs12.x'"),
+        ("python2.7", "python2.7 cannot be embedded"),
+    ] {
+        let g = env.group.clone().function(Function::python("other", "def handler(e, c):\n    pass\n").runtime(runtime));
+        let out = env.root.deploy(&g);
+        out.assert_code(2);
+        assert!(out.stderr.contains("Functions[") && out.stderr.contains("Runtime") && out.stderr.contains(reason), "{runtime}: {out:?}");
+    }
+    assert_eq!(env.root.status()["deployment"]["id"], deployed);
+    assert!(env.root.function_status("other").is_none());
+
+    // Another python3.x runs on the installed Python, with a warning.
+    let relay = Function::python("older", "import greengrasssdk\n\ndef handler(e, c):\n    greengrasssdk.client('iot-data').publish(topic='echo/py', payload=b'py')\n")
+        .runtime("python3.7");
+    let older_arn = relay.arn();
+    let g = env.group.clone().function(relay).route("tester", "older/in", &older_arn).route(&older_arn, "echo/py", "tester");
+    let out = env.root.deploy(&g);
+    out.assert_code(0);
+    assert!(out.stderr.contains("python3.7") && out.stderr.contains("runs on the installed python3."), "{out:?}");
+    env.group = g;
+    tester.publish("older/in", QoS::AtLeastOnce, "{}").await;
+    let p = tester.recv().await;
+    assert_eq!((p.topic.as_str(), text(&p).as_str()), ("echo/py", "py"));
+    tester.publish("echo/in", QoS::AtLeastOnce, "still").await;
+    tester.expect("echo/out", "shout.handler:still").await;
+    assert!(env.core.is_running());
+    env.stop();
+}
+
+/// `ggcore.plugins.path` in config.json replaces the default path: a plugin
+/// there is listed and used; without the executable's directory on it, no
+/// Python plugin is found and a Python function is refused at deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plugin_path_from_config() {
+    let dir = tempfile::Builder::new().prefix("ggcore-e2e-plugins-").tempdir().unwrap();
+    std::fs::copy(fixture_plugin("echo"), dir.path().join("libggcore_plugin_echo.so")).unwrap();
+    // A directory that does not exist is no error.
+    let missing = dir.path().join("missing");
+    let root = functions_root(json!({"ggcore": {"plugins": {"path": [missing.display().to_string(), dir.path().display().to_string()]}}}));
+    let (listing, plugins) = list(&root);
+    assert_eq!(listing["path"], json!([missing.display().to_string(), dir.path().display().to_string()]));
+    assert_eq!(plugins.keys().collect::<Vec<_>>(), ["libggcore_plugin_echo.so"], "{listing}");
+
+    let echo_fn = Function::other("shout", "echo1", "h.x").env("ECHO_TOPIC", "echo/out");
+    let arn = echo_fn.arn();
+    let env = Env::start_group(root, &["tester"], |g| g.function(echo_fn).route("tester", "echo/in", &arn).route(&arn, "echo/out", "tester"));
+    let mut tester = env.connect("tester").await;
+    tester.sub("echo/out", QoS::AtLeastOnce).await;
+    tester.publish("echo/in", QoS::AtLeastOnce, "hi").await;
+    tester.expect("echo/out", "h.x:hi").await;
+
+    let g = env.group.clone().function(Function::python("py", "def handler(e, c):\n    pass\n"));
+    let out = env.root.deploy(&g);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no runtime plugin serves runtime 'python3.11'"), "{out:?}");
+    env.stop();
+}
