@@ -99,10 +99,8 @@ async fn crash_is_unhandled_and_the_pinned_instance_restarts() {
 
     // A crash while handling a routed message (no caller waiting).
     driver.dev.publish("crasher/in", QoS::AtLeastOnce, r#"{"crash": true}"#).await;
-    eventually("the second crash to be counted", DEADLINE, || {
-        (env.root.function_status("crasher").unwrap()["crashes"] == 2).then_some(())
-    })
-    .await;
+    eventually("the second crash to be counted", DEADLINE, || (env.root.function_status("crasher").unwrap()["crashes"] == 2).then_some(()))
+        .await;
     let pid3 = driver.invoke_ok(&arn, json!({})).await["pid"].as_u64().unwrap();
     assert!(pid3 != pid2 && process_ended(pid2));
     others_work(&mut driver, &mut sensor, &mut display, 2).await;
@@ -206,7 +204,8 @@ async fn publish_claiming_another_source_is_refused() {
     let mut driver = Driver::new(env.connect("tester").await).await;
     driver.dev.sub("t", QoS::AtLeastOnce).await;
 
-    for claimed in [calc_arn.clone(), crate::common::functions::unqualified_arn("calc"), crate::common::thing_arn("tester"), "cloud".into()] {
+    for claimed in [calc_arn.clone(), crate::common::functions::unqualified_arn("calc"), crate::common::thing_arn("tester"), "cloud".into()]
+    {
         let r = driver.call(json!({"op": "ipc_publish", "topic": "t", "payload": "x", "source": claimed})).await;
         assert_eq!(r["exception"], "IPCException", "claiming {claimed}: {r}");
         assert!(r["message"].as_str().unwrap().contains("publish only as itself"), "{r}");
@@ -215,7 +214,11 @@ async fn publish_claiming_another_source_is_refused() {
     assert!(line.contains("[ERROR]-"), "{line}");
 
     // As itself: delivered.
-    for (source, payload) in [(Some(driver_arn.clone()), "own-qualified"), (Some(crate::common::functions::unqualified_arn("driver")), "own-unqualified"), (None, "no-source")] {
+    for (source, payload) in [
+        (Some(driver_arn.clone()), "own-qualified"),
+        (Some(crate::common::functions::unqualified_arn("driver")), "own-unqualified"),
+        (None, "no-source"),
+    ] {
         let mut req = json!({"op": "ipc_publish", "topic": "t", "payload": payload});
         if let Some(s) = source {
             req["source"] = s.into();

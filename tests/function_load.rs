@@ -166,6 +166,10 @@ async fn five_hundred_queued_invocations_scale_out_and_run_once() {
         feeder.publish_nowait("work/in", QoS::AtLeastOnce, false, json!({"i": i, "sleep": 0.05}).to_string()).await;
     }
     feeder.wait_acked().await;
+    // Acknowledged means queued: the work is waiting (it takes seconds).
+    let s = env.root.function_status("worker").unwrap();
+    let waiting = s["queued"].as_u64().unwrap() + s["invocations"].as_u64().unwrap();
+    assert!(s["queued"].as_u64().unwrap() > 0 && waiting == N as u64, "{s}");
 
     let done = collect_done(&env.root, &mut counter, N).await;
     assert_eq!(done.keys().copied().collect::<Vec<_>>(), (0..N as u64).collect::<Vec<_>>());

@@ -12,11 +12,16 @@ use crate::common::{Env, QoS, Root};
 
 /// A shared library that is no plugin (zlib).
 fn plain_shared_library() -> &'static Path {
-    ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/aarch64-linux-gnu/libz.so.1", "/usr/lib64/libz.so.1"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .expect("libz.so.1 to copy as a non-plugin shared library")
+    [
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/aarch64-linux-gnu/libz.so.1",
+        "/usr/lib64/libz.so.1",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.is_file())
+    .expect("libz.so.1 to copy as a non-plugin shared library")
 }
 
 /// Puts the fixture plugins, a plain shared library and a corrupt file into
@@ -114,7 +119,12 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (Path::new(p["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned(), p["status"].as_str().unwrap().into()))
+        .map(|p| {
+            (
+                Path::new(p["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert!(in_status.contains(&("libggcore_plugin_echo.so".into(), "ok".into())), "{in_status:?}");
     assert!(in_status.iter().any(|(f, s)| f == "libggcore_plugin_panicky.so" && s.contains("panicked")), "{in_status:?}");
@@ -159,8 +169,11 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     assert!(env.root.function_status("other").is_none());
 
     // Another python3.x runs on the installed Python, with a warning.
-    let relay = Function::python("older", "import greengrasssdk\n\ndef handler(e, c):\n    greengrasssdk.client('iot-data').publish(topic='echo/py', payload=b'py')\n")
-        .runtime("python3.7");
+    let relay = Function::python(
+        "older",
+        "import greengrasssdk\n\ndef handler(e, c):\n    greengrasssdk.client('iot-data').publish(topic='echo/py', payload=b'py')\n",
+    )
+    .runtime("python3.7");
     let older_arn = relay.arn();
     let g = env.group.clone().function(relay).route("tester", "older/in", &older_arn).route(&older_arn, "echo/py", "tester");
     let out = env.root.deploy(&g);
@@ -192,7 +205,8 @@ async fn plugin_path_from_config() {
 
     let echo_fn = Function::other("shout", "echo1", "h.x").env("ECHO_TOPIC", "echo/out");
     let arn = echo_fn.arn();
-    let env = Env::start_group(root, &["tester"], |g| g.function(echo_fn).route("tester", "echo/in", &arn).route(&arn, "echo/out", "tester"));
+    let env =
+        Env::start_group(root, &["tester"], |g| g.function(echo_fn).route("tester", "echo/in", &arn).route(&arn, "echo/out", "tester"));
     let mut tester = env.connect("tester").await;
     tester.sub("echo/out", QoS::AtLeastOnce).await;
     tester.publish("echo/in", QoS::AtLeastOnce, "hi").await;

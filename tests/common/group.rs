@@ -35,11 +35,20 @@ pub struct Group {
     pub functions: Vec<Function>,
     /// `FunctionDefinition.DefaultConfig.Execution.RunAs` (uid, gid).
     default_run_as: Option<(u32, u32)>,
+    /// `LoggerDefinition`, as given.
+    loggers: Option<Value>,
 }
 
 impl Group {
     pub fn new(id: &str) -> Self {
-        Self { id: id.to_string(), devices: Vec::new(), subscriptions: Vec::new(), functions: Vec::new(), default_run_as: None }
+        Self {
+            id: id.to_string(),
+            devices: Vec::new(),
+            subscriptions: Vec::new(),
+            functions: Vec::new(),
+            default_run_as: None,
+            loggers: None,
+        }
     }
 
     /// A device admitted by its certificate's fingerprint (`CertificateArn`).
@@ -99,6 +108,12 @@ impl Group {
         self
     }
 
+    /// `LoggerDefinition` (`{"Loggers": [...]}`).
+    pub fn logger_definition(mut self, def: Value) -> Self {
+        self.loggers = Some(def);
+        self
+    }
+
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "GroupId": self.id,
@@ -116,6 +131,9 @@ impl Group {
                 def["DefaultConfig"] = json!({ "Execution": { "RunAs": { "Uid": uid, "Gid": gid } } });
             }
             v["FunctionDefinition"] = def;
+        }
+        if let Some(l) = &self.loggers {
+            v["LoggerDefinition"] = l.clone();
         }
         v
     }
