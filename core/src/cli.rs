@@ -225,6 +225,31 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
         s("/router/unrouted"),
         s("/router/dropped")
     );
+    let functions = body.pointer("/functions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    println!("functions: {} (memory limits: {})", functions.len(), s("/memoryLimits"));
+    for f in &functions {
+        let g = |k: &str| f.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        let pids: Vec<String> = f
+            .get("instances")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().map(|i| format!("{} {}", i["pid"], i["state"].as_str().unwrap_or(""))).collect())
+            .unwrap_or_default();
+        let instances = if pids.is_empty() { "no instances".to_string() } else { format!("instances: {}", pids.join(", ")) };
+        println!(
+            "  {} [{} {}] {instances}; {} queued, {} invocations: {} ok, {} handled, {} unhandled ({} timeouts, {} crashes, {} out of memory)",
+            g("arn"),
+            g("runtime"),
+            g("lifecycle"),
+            g("queued"),
+            g("invocations"),
+            g("succeeded"),
+            g("handledErrors"),
+            g("unhandledErrors"),
+            g("timeouts"),
+            g("crashes"),
+            g("outOfMemory")
+        );
+    }
     println!("queue: {}", s("/queue/state"));
     println!("cloud: {}", s("/cloud/state"));
     Ok(())

@@ -85,9 +85,11 @@ fn read_loop(mut stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
             }
         }
     }
-    // The core is gone: fail every waiting call and stop the instance.
+    // The core is gone: nothing this process does can reach anyone. End it now,
+    // even in the middle of a handler (a busy main thread would never see Stop).
     lock(&pending).clear();
-    let _ = work.send(Work::Stop);
+    drop(work);
+    std::process::exit(0);
 }
 
 fn host_error(code: u8, message: String) -> HostError {

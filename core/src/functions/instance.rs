@@ -362,6 +362,14 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
                 item.answer(InvokeResult::unhandled(&msg));
                 break Ended::Died(msg);
             }
+            Err(Fatal::Removed(item)) => {
+                kill(pid);
+                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+                let msg = "the function was stopped (removed or replaced by a deployment, or the core is stopping) during this invocation";
+                slot.log.write("ERROR", &format!("invocation {} ended: {msg}", item.invocation_id));
+                item.answer(InvokeResult::unhandled(msg));
+                break Ended::Removed;
+            }
             Err(Fatal::Died(item)) => {
                 let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await;
                 slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
@@ -389,6 +397,8 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
 enum Fatal {
     Timeout(WorkItem),
     Died(WorkItem),
+    /// The function left the group (or the core is stopping) mid-invocation.
+    Removed(WorkItem),
 }
 
 /// Sends one invocation and waits for its outcome within the function's Timeout.
@@ -414,6 +424,7 @@ async fn invoke_one(slot: &FunctionSlot, conn: &Conn, exit: &Exit, frame_id: u64
         r = rx => r.ok(),
         _ = tokio::time::sleep(slot.def.timeout) => return Err(Fatal::Timeout(item)),
         _ = exit.dead.cancelled() => None,
+        _ = slot.removed.cancelled() => return Err(Fatal::Removed(item)),
     };
     let Some(outcome) = outcome else { return Err(Fatal::Died(item)) };
     let result = match outcome {

@@ -305,6 +305,8 @@ impl FunctionManager {
                 .unwrap_or_default();
             hashes.push(h);
         }
+        let lambda_logger = group.loggers.iter().find(|l| l.component == crate::group::LoggerComponent::Lambda);
+        let log_level = lambda_logger.map(|l| logs::rank_of(l.level)).unwrap_or(logs::level_rank("INFO"));
         let log_bytes = group
             .loggers
             .iter()
@@ -325,11 +327,13 @@ impl FunctionManager {
             };
             if let Some(s) = old.get(&f.arn) {
                 if s.def == *f && s.code_hash == hash && s.plugin.file == plugin.file {
+                    s.log.set_level(log_level);
                     next.insert(f.arn.clone(), s.clone());
                     continue;
                 }
             }
             let log = logs::FunctionLog::open(&self.layout, &f.arn, log_bytes);
+            log.set_level(log_level);
             let slot = Arc::new(FunctionSlot::new(f.clone(), log, hash, plugin, self.cfg.max_work_items, self.cfg.max_instances));
             slot.log.write("INFO", &format!("function deployed ({} runtime, {:?})", f.runtime, f.lifecycle));
             next.insert(f.arn.clone(), slot.clone());
@@ -337,12 +341,25 @@ impl FunctionManager {
         }
         let removed: Vec<Arc<FunctionSlot>> =
             old.iter().filter(|(arn, s)| next.get(*arn).is_none_or(|n| !Arc::ptr_eq(n, s))).map(|(_, s)| s.clone()).collect();
-        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = next;
         for s in removed {
             tracing::info!(function = %s.def.arn, "function removed or changed by the deployment; stopping its instances");
             s.removed.cancel();
-            s.fail_queued("the function was removed or replaced by a deployment");
+            // Work queued for a function the new group still has (same name,
+            // maybe another version) goes to the new version, not to waste.
+            let successor = next.values().find(|n| n.def.arn.unqualified() == s.def.arn.unqualified() && !Arc::ptr_eq(n, &s));
+            match successor {
+                Some(n) => {
+                    let moved = s.hand_over(n);
+                    if moved > 0 {
+                        tracing::info!(from = %s.def.arn, to = %n.def.arn, moved, "queued work handed to the new version");
+                    }
+                }
+                None => {
+                    s.fail_queued("the function was removed by a deployment");
+                }
+            }
         }
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = next;
         // Zygotes start now, so that the first cold start is only a fork.
         let mut plugins_seen = std::collections::HashSet::new();
         for s in &started {
@@ -357,6 +374,8 @@ impl FunctionManager {
         for s in started {
             if s.def.lifecycle == Lifecycle::Pinned {
                 self.supervise_pinned(&s);
+            } else {
+                self.ensure_capacity(&s);
             }
         }
     }

@@ -186,6 +186,10 @@ impl FunctionSlot {
     /// Returns `None` when the wait ends without work, or the function is removed.
     pub async fn next(&self, idle_timeout: Option<Duration>) -> Option<WorkItem> {
         loop {
+            // A removed function takes no more work: its queue goes to its successor.
+            if self.removed.is_cancelled() {
+                return None;
+            }
             if let Some(w) = lock(&self.queue).pop_front() {
                 return Some(w);
             }
@@ -204,6 +208,9 @@ impl FunctionSlot {
             self.idle.fetch_sub(1, Ordering::Relaxed);
             if !woke {
                 // One last look, so that work queued as the timer fired is not stranded.
+                if self.removed.is_cancelled() {
+                    return None;
+                }
                 return lock(&self.queue).pop_front();
             }
         }
@@ -218,6 +225,23 @@ impl FunctionSlot {
             w.answer(InvokeResult::unhandled(message));
         }
         n
+    }
+
+    /// Moves every queued call to `next` (the new version of this function);
+    /// calls over its capacity are answered with an error. Returns how many moved.
+    pub fn hand_over(&self, next: &FunctionSlot) -> usize {
+        let items: Vec<WorkItem> = lock(&self.queue).drain(..).collect();
+        let mut moved = 0;
+        for item in items {
+            match next.enqueue(item) {
+                Ok(()) => moved += 1,
+                Err(item) => {
+                    self.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+                    item.answer(InvokeResult::unhandled("the new version's work queue is full"));
+                }
+            }
+        }
+        moved
     }
 
     pub fn set_instance(&self, status: InstanceStatus) {
