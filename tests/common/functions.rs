@@ -284,6 +284,9 @@ pub fn process_ended(pid: u64) -> bool {
 ///   plus `"i"`; answers `accepted`, `refused` and the first `errors`.
 /// - `ipc_publish` `{topic, payload, source?}`: `IPCClient().post_work` to the
 ///   router with that client context (how the published SDK publishes).
+/// - `publishes` `{n, topic, payload, queueFullPolicy?}`: `n` publishes of
+///   `payload` (an object) plus `"i"` (from `payload.base`); answers `ok` and
+///   `failed`.
 /// - `publish` `{topic, payload}` (or `size`: that many bytes):
 ///   `client('iot-data').publish`.
 pub const DRIVER_PY: &str = r#"
@@ -365,6 +368,17 @@ def run(req):
         context = base64.b64encode(json.dumps({'custom': custom}).encode())
         invocation_id = IPCClient().post_work('arn:aws:lambda:::function:GGRouter', req['payload'].encode(), context, 'Event')
         return {'invocation_id': invocation_id}
+    if op == 'publishes':
+        ok, failed = 0, 0
+        for i in range(req['n']):
+            payload = dict(req['payload'])
+            payload['i'] = payload.get('base', 0) + i
+            try:
+                iot.publish(topic=req['topic'], payload=json.dumps(payload), queueFullPolicy=req.get('queueFullPolicy', ''))
+                ok += 1
+            except Exception:
+                failed += 1
+        return {'ok': ok, 'failed': failed}
     if op == 'publish':
         payload = req['payload'] if 'size' not in req else 'p' * req['size']
         iot.publish(topic=req['topic'], payload=payload)
