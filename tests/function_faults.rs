@@ -377,17 +377,15 @@ async fn idle_workers_end_with_the_core() {
 }
 
 /// A clean stop (SIGTERM) while an invocation runs: the core waits its grace
-/// period, then must end the instance; it exits and leaves it running.
+/// period, then ends the instance before it exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: an instance busy in an invocation outlives a stopped core (FunctionManager::stop_all / instance::invoke_one do not stop in-flight instances)"]
 async fn busy_worker_ends_with_a_stopped_core() {
     workers_end_with_the_core(false, true).await;
 }
 
 /// The core is killed (SIGKILL) while an invocation runs: the worker loses
-/// its connection, and must end rather than run its handler on unwatched.
+/// its connection and ends, rather than run its handler on unwatched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: a worker whose core died keeps running its in-flight handler (worker conn.rs read_loop only queues Stop behind it)"]
 async fn busy_worker_ends_with_a_killed_core() {
     workers_end_with_the_core(true, true).await;
 }

@@ -247,7 +247,6 @@ async fn full_work_queue_refuses_the_excess() {
 /// redeploy then changes: accepted messages are never lost (SPEC §7), so each
 /// one still runs, once, on the old or the new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: a redeploy that changes a function fails its queued work (FunctionManager::apply → fail_queued) instead of handing it to the new version; acknowledged QoS 1 messages are lost"]
 async fn queued_work_survives_a_redeploy_that_changes_the_function() {
     const N: usize = 40;
     let worker = Function::python("worker", WORKER_PY).env("V", "1");

@@ -720,7 +720,6 @@ async fn function_log_is_bounded_by_the_lambda_logger_space() {
 /// The Lambda logger's `Level` sets the level of function logs: with WARN,
 /// printed (INFO) lines are left out, warnings and errors kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: the Lambda logger's Level is not applied to function logs (functions::FunctionManager::apply uses only Space; FunctionLog::write has no level)"]
 async fn lambda_logger_level_filters_function_logs() {
     let chatty = Function::python("chatty", CHATTY_PY);
     let arn = chatty.arn();
@@ -738,7 +737,6 @@ async fn lambda_logger_level_filters_function_logs() {
 /// `ggcore status` (text) shows each function with its instances,
 /// invocations and errors, and the memory limit mechanism (SPEC §2, §8).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: `ggcore status` without --json prints no functions and no memory limit mechanism (cli.rs status_cmd)"]
 async fn text_status_shows_functions() {
     let calc = Function::python("calc", CALC_PY).pinned();
     let arn = calc.arn();
