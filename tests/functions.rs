@@ -540,7 +540,10 @@ async fn live_redeploy_keeps_unchanged_functions_running() {
     })
     .await;
     assert!(env.root.function_status("doomed").is_none());
-    assert!(process_ended(changing_pid), "the replaced instance of `changing` still runs");
+    crate::common::eventually("the replaced instance of `changing` to end", crate::common::DEADLINE, || {
+        process_ended(changing_pid).then_some(())
+    })
+    .await;
 
     // v3: the code of `changing` changes (its configuration does not).
     let changed_code = pinned_reporter("changing", "2").file("main.py", &format!("{STEADY_PY}\n# version 3\n"));
