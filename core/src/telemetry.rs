@@ -91,6 +91,19 @@ impl RotatingFile {
     }
 
     pub fn write_line(&mut self, line: &str) {
+        // One record never takes more than a quarter of the bound.
+        let limit = (self.max_bytes / 4) as usize;
+        let cut;
+        let line = if line.len() > limit {
+            let mut end = limit.saturating_sub(64);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            cut = format!("{} [cut: {} more bytes]\n", &line[..end], line.len() - end);
+            cut.as_str()
+        } else {
+            line
+        };
         if self.written + line.len() as u64 > self.max_bytes / 2 {
             self.rotate();
         }
@@ -210,6 +223,16 @@ mod tests {
         let a = fs::metadata(dir.path().join("runtime.log")).unwrap().len();
         let b = fs::metadata(dir.path().join("runtime.log.1")).unwrap().len();
         assert!(a + b <= 16 * 1024, "{a} + {b}");
+    }
+
+    #[test]
+    fn one_huge_record_is_cut_to_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = RotatingFile::open(dir.path().join("runtime.log"), 16 * 1024).unwrap();
+        f.write_line(&("é".repeat(100_000) + "\n"));
+        let a = fs::metadata(dir.path().join("runtime.log")).unwrap().len();
+        assert!(a <= 4 * 1024, "{a}");
+        assert!(fs::read_to_string(dir.path().join("runtime.log")).unwrap().contains("[cut: "));
     }
 
     #[test]

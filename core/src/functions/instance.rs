@@ -78,13 +78,49 @@ fn now_unix() -> u64 {
 }
 
 /// Writes the lines a worker prints to the function's log.
+/// Lines are cut at this length: a function printing without newlines cannot
+/// make the core hold its output in memory.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
 fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(slot: Arc<FunctionSlot>, stream: R, level: &'static str) {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
-            slot.log.write(level, &l);
+        let mut reader = BufReader::new(stream);
+        let mut line: Vec<u8> = Vec::new();
+        let mut cut = 0usize;
+        loop {
+            let (consumed, ended) = {
+                let Ok(buf) = reader.fill_buf().await else { break };
+                if buf.is_empty() {
+                    break;
+                }
+                let (chunk, ended) = match buf.iter().position(|b| *b == b'\n') {
+                    Some(i) => (&buf[..i], true),
+                    None => (buf, false),
+                };
+                let room = MAX_LINE_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                cut += chunk.len().saturating_sub(room);
+                (chunk.len() + usize::from(ended), ended)
+            };
+            reader.consume(consumed);
+            if ended {
+                emit(&slot, level, &mut line, &mut cut);
+            }
+        }
+        if !line.is_empty() || cut > 0 {
+            emit(&slot, level, &mut line, &mut cut);
         }
     });
+}
+
+fn emit(slot: &FunctionSlot, level: &str, line: &mut Vec<u8>, cut: &mut usize) {
+    let mut text = String::from_utf8_lossy(line).into_owned();
+    if *cut > 0 {
+        text.push_str(&format!(" [line cut: {} more bytes]", *cut));
+    }
+    slot.log.write(level, &text);
+    line.clear();
+    *cut = 0;
 }
 
 fn pipe_reader(fd: OwnedFd) -> Option<tokio::net::unix::pipe::Receiver> {
