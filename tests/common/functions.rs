@@ -518,11 +518,14 @@ fn cargo_build(manifest: &Path, target: &Path) {
 }
 
 /// Writes `contents` to `file` unless it already holds them (so that cargo
-/// does not rebuild an unchanged copy).
+/// does not rebuild an unchanged copy), atomically (another test run may be
+/// reading it).
 fn write_if_changed(file: &Path, contents: &[u8]) {
     if std::fs::read(file).ok().as_deref() != Some(contents) {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, contents).unwrap();
+        let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, contents).unwrap();
+        std::fs::rename(&tmp, file).unwrap();
     }
 }
 
