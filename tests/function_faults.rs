@@ -423,7 +423,6 @@ fn peak_rss(pid: u32) -> u64 {
 /// core hold it: the core's peak memory grows by far less than that, the
 /// core goes on, and the function's log stays within its bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: a function's stdout/stderr line is read whole into memory (functions::instance::forward_lines uses BufReader::lines with no length limit) and written whole past the log bound"]
 async fn huge_output_line_does_not_grow_the_core() {
     let babbler = Function::python("babbler", BABBLER_PY).timeout(120);
     let arn = babbler.arn();
@@ -443,7 +442,6 @@ async fn huge_output_line_does_not_grow_the_core() {
 /// One logging record of 8 MB: the function's log stays within its bound
 /// (1 MiB by default), and the instance goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "core bug: one log record larger than the log's bound is written whole (telemetry::RotatingFile::write_line rotates but never cuts), so a function's log exceeds its Space"]
 async fn huge_log_record_keeps_the_log_bounded() {
     let babbler = Function::python("babbler", BABBLER_PY).pinned();
     let arn = babbler.arn();
