@@ -230,6 +230,29 @@ fn main() -> Result<()> {
         let n = scenarios.iter().map(|s| s.topology.publishers().max(s.topology.subscribers())).max().unwrap_or(1);
         let pki = brokers::prepare_pki(&a.ggcore, &work, &load::all_things(n))?;
         let mut running = start_brokers(&a, &pki, &work, &kinds)?;
+        // Idle cost of each broker as set up for the runs (no clients yet).
+        std::thread::sleep(Duration::from_secs(1));
+        let idle_s = 5.0;
+        let before: Vec<(Kind, f64)> =
+            kinds.iter().filter_map(|k| running.get(*k).and_then(|r| procfs::cpu_seconds(r.pid()).ok()).map(|c| (*k, c))).collect();
+        std::thread::sleep(Duration::from_secs_f64(idle_s));
+        let mut idle = Vec::new();
+        for (k, c0) in before {
+            if let Some(r) = running.get(k) {
+                let c1 = procfs::cpu_seconds(r.pid()).unwrap_or(c0);
+                idle.push(format!(
+                    "{} {:.2}% of a core, VmRSS {:.1} MB",
+                    k.name(),
+                    (c1 - c0) / idle_s * 100.0,
+                    procfs::status_kb(r.pid(), "VmRSS").unwrap_or(0) as f64 / 1024.0
+                ));
+            }
+        }
+        let idle_line = format!(
+            "Idle, as set up for the runs (bench group deployed for ggcore, no clients; CPU over {idle_s} s): {}.\n",
+            idle.join("; ")
+        );
+        eprintln!("{idle_line}");
         let opts = Options {
             warmup: Duration::from_secs_f64(a.warmup),
             duration: Duration::from_secs_f64(a.duration),
@@ -316,6 +339,8 @@ fn main() -> Result<()> {
             a.warmup,
             tls.join("; ")
         ));
+        report.push_str(&idle_line);
+        report.push('\n');
         report.push_str(&report::markdown(&records, &kinds));
         for k in [Kind::Ggcore, Kind::Mosquitto, Kind::Rumqttd] {
             if let Some(r) = running.get(k) {
