@@ -436,6 +436,11 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
 
     let signals = StopSignals::install()?;
+    // Start-up code is not needed while the core idles (see telemetry).
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::telemetry::release_startup_pages();
+    });
     let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
     tracing::info!(
         "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",

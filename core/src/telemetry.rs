@@ -181,6 +181,38 @@ impl<S: Subscriber> Layer<S> for GgcFileLayer {
     }
 }
 
+/// Releases the pages of this executable's code and read-only data that start-up
+/// touched (argument parsing, state store opening, certificate loading, and the
+/// kernel's fault-around of a cached binary): clean, file-backed pages that the
+/// core does not need again while it idles. Pages in use fault back in from the
+/// page cache. Returns the bytes advised.
+pub fn release_startup_pages() -> usize {
+    let Ok(exe) = std::env::current_exe() else { return 0 };
+    let exe = exe.display().to_string();
+    let Ok(maps) = fs::read_to_string("/proc/self/maps") else { return 0 };
+    let mut advised = 0;
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
+        let path = parts.nth(3).unwrap_or("");
+        // Only read-only or executable mappings of the executable itself (never
+        // writable data, which may hold state).
+        if path != exe || perms.contains('w') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        // SAFETY: the range is a whole mapping of this process taken from
+        // /proc/self/maps; MADV_PAGEOUT only reclaims clean pages, which are
+        // read back from the executable on their next use.
+        let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
+        if r == 0 {
+            advised += end - start;
+        }
+    }
+    advised
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Human,
