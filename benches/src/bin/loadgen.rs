@@ -61,6 +61,14 @@ struct Args {
     /// Count the broker's system calls and context switches (perf stat).
     #[arg(long)]
     perf_stat: bool,
+    /// Before running, deploy the scenario's group (exactly its routes) to the
+    /// running ggcore of the suite's work directory `--work`, with this ggcore
+    /// binary (as the suite does; for profiling one scenario).
+    #[arg(long, requires = "work")]
+    deploy_with: Option<PathBuf>,
+    /// The suite's work directory (core-root/, devices/).
+    #[arg(long)]
+    work: Option<PathBuf>,
     /// Most PUBLISH packets per write (0: as many as fit in 64 KiB).
     #[arg(long, default_value_t = 0)]
     batch: usize,
@@ -70,6 +78,11 @@ fn main() -> Result<()> {
     let a = Args::parse();
     let target = Target { addr: a.addr, server_name: a.server_name, ca: a.ca, certs_dir: a.certs_dir, broker_pid: a.broker_pid };
     let scenario = Scenario { topology: Topology::parse(&a.topology)?, payload: a.payload, qos: a.qos, rate: a.rate };
+    if let (Some(ggcore), Some(work)) = (&a.deploy_with, &a.work) {
+        let t = scenario.topology;
+        let pki = ggcore_benches::brokers::prepare_pki(ggcore, work, &load::all_things(t.publishers().max(t.subscribers())))?;
+        ggcore_benches::brokers::deploy(ggcore, &pki, work, t)?;
+    }
     let opts = Options {
         warmup: Duration::from_secs_f64(a.warmup),
         duration: Duration::from_secs_f64(a.duration),

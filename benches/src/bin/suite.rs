@@ -326,6 +326,8 @@ fn main() -> Result<()> {
             }
             std::fs::write(results.join("runs.json"), serde_json::to_string_pretty(&records)?)?;
         }
+        // Memory kept after the load, once the connections are gone.
+        std::thread::sleep(Duration::from_secs(3));
         let tls: Vec<String> = report::summarize(&records)
             .iter()
             .filter_map(|((_, k), s)| s.tls.as_ref().map(|t| format!("{}: {t}", k.name())))
@@ -345,7 +347,7 @@ fn main() -> Result<()> {
         for k in [Kind::Ggcore, Kind::Mosquitto, Kind::Rumqttd] {
             if let Some(r) = running.get(k) {
                 report.push_str(&format!(
-                    "\n{} after the runs: VmRSS {} kB, VmHWM {} kB, {} threads.",
+                    "\n{} 3 s after the last run (no clients): VmRSS {} kB, VmHWM {} kB, {} threads.",
                     k.name(),
                     procfs::status_kb(r.pid(), "VmRSS").unwrap_or(0),
                     procfs::status_kb(r.pid(), "VmHWM").unwrap_or(0),

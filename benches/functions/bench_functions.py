@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Function benchmarks for ggcore (issue 4), side by side with their peers.
+
+Run with the test venv's Python (paho-mqtt installed), after `cargo build`:
+
+    $HOME/.cache/ggcore/venv/bin/python benches/functions/bench_functions.py [--quick]
+
+It makes a temporary root, starts `ggcore run`, deploys Python functions, and
+measures, each against the peer measured in the same run:
+
+1. warm function -> function RequestResponse invoke of a no-op Python function
+   (p50/p99, from a driver function) vs a raw pipe round trip between two
+   Python processes;
+2. device -> Python function -> device relay throughput and latency vs the same
+   relay done by a Python paho-mqtt client through Mosquitto (TLS, same certs);
+3. trivial invokes per second with both cores busy (driver threads invoking an
+   on-demand no-op function that scales out), and, while that runs, a worker
+   killed with SIGKILL: every invoke is answered (success or error), none lost;
+4. cold start of an on-demand Python instance (first invoke after deploy, minus
+   a warm invoke) vs spawning `python3` with the Greengrass SDK imported;
+5. idle memory of each kind of process: the core, the zygote, an instance
+   (RSS and private memory).
+
+Results are printed as Markdown and written to results-functions.json beside
+the work directory. Benchmarks report; nothing here asserts a timing.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TARGET = os.environ.get('CARGO_TARGET_DIR', os.path.expanduser('~/.cache/ggcore-target'))
+GGCORE = os.environ.get('GGCORE_BIN', os.path.join(TARGET, 'debug', 'ggcore'))
+SDK = os.path.join(REPO, 'sdk-python')
+REGION, ACCOUNT = 'us-east-1', '000000000000'
+
+
+def arn(name):
+    return 'arn:aws:lambda:{}:{}:function:{}:1'.format(REGION, ACCOUNT, name)
+
+
+def thing(name):
+    return 'arn:aws:iot:{}:{}:thing/{}'.format(REGION, ACCOUNT, name)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rss_kb(pid):
+    """(VmRSS, private) in kB of a process."""
+    rss = priv = 0
+    try:
+        with open('/proc/{}/status'.format(pid)) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    rss = int(line.split()[1])
+        with open('/proc/{}/smaps_rollup'.format(pid)) as f:
+            for line in f:
+                if line.startswith(('Private_Clean:', 'Private_Dirty:')):
+                    priv += int(line.split()[1])
+    except OSError:
+        pass
+    return rss, priv
+
+
+# --- functions used by the benchmarks -------------------------------------
+
+NOOP_PY = '''
+def handler(event, context):
+    return None
+'''
+
+RELAY_PY = '''
+import greengrasssdk
+iot = greengrasssdk.client('iot-data')
+def handler(event, context):
+    # EncodingType binary: the event is the payload's bytes, relayed as they are.
+    iot.publish(topic='bench/out', payload=event)
+'''
+
+DRIVER_PY = '''
+import base64, json, os, threading, time, greengrasssdk
+iot = greengrasssdk.client('iot-data')
+lam = greengrasssdk.client('lambda')
+
+def latency(target, n):
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = lam.invoke(FunctionName=target, Payload=b'{}')
+        lat.append(time.perf_counter() - t)
+        assert r['FunctionError'] == '', r
+    return lat
+
+def throughput(target, threads, seconds):
+    counts = {'ok': 0, 'error': 0, 'exception': 0}
+    lock = threading.Lock()
+    stop = time.time() + seconds
+    def worker():
+        ok = err = exc = 0
+        while time.time() < stop:
+            try:
+                r = lam.invoke(FunctionName=target, Payload=b'{}')
+                if r['FunctionError']:
+                    err += 1
+                else:
+                    ok += 1
+            except Exception:
+                exc += 1
+        with lock:
+            counts['ok'] += ok
+            counts['error'] += err
+            counts['exception'] += exc
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    counts['seconds'] = time.time() - t0
+    return counts
+
+def handler(event, context):
+    op = event['op']
+    if op == 'latency':
+        lat = latency(event['target'], event['n'])
+        out = {'lat_us': [round(x * 1e6, 1) for x in lat]}
+    elif op == 'first':
+        t = time.perf_counter()
+        r = lam.invoke(FunctionName=event['target'], Payload=b'{}')
+        out = {'first_us': round((time.perf_counter() - t) * 1e6, 1), 'error': r['FunctionError']}
+    else:
+        out = throughput(event['target'], event['threads'], event['seconds'])
+    iot.publish(topic='bench/result', payload=json.dumps(out))
+'''
+
+
+class Core:
+    """A ggcore run on a temporary root, with devices and a group."""
+
+    def __init__(self, work, functions, subscriptions, devices):
+        self.root = os.path.join(work, 'ggcore-root')
+        os.makedirs(os.path.join(self.root, 'config'))
+        self.port = free_port()
+        config = {'runtime': {'allowFunctionsToRunAsRoot': 'yes'},
+                  'ggcore': {'mqtt': {'host': '127.0.0.1', 'port': self.port}}}
+        with open(os.path.join(self.root, 'config', 'config.json'), 'w') as f:
+            json.dump(config, f)
+        self.certs = os.path.join(work, 'certs')
+        subprocess.run([GGCORE, 'certs', 'init', '--root', self.root], check=True, capture_output=True)
+        entries = []
+        for d in devices:
+            out = subprocess.run([GGCORE, 'certs', 'device', d, '--root', self.root, '--out', self.certs],
+                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            entries.append({'Id': d, 'ThingArn': thing(d), 'CertificateArn': out})
+        bundle = os.path.join(work, 'bundle')
+        fdefs = []
+        for name, (code, cfg) in functions.items():
+            os.makedirs(os.path.join(bundle, name))
+            with open(os.path.join(bundle, name, 'fn.py'), 'w') as f:
+                f.write(code)
+            c = {'Executable': 'fn.handler', 'Timeout': 120, 'MemorySize': 131072}
+            c.update(cfg)
+            fdefs.append({'Id': name, 'FunctionArn': arn(name), 'Runtime': 'python3.11', 'Code': name,
+                          'FunctionConfiguration': c})
+        group = {'GroupId': 'bench',
+                 'CoreDefinition': {'Cores': [{'Id': 'core', 'ThingArn': thing('bench-core')}]},
+                 'DeviceDefinition': {'Devices': entries},
+                 'FunctionDefinition': {'DefaultConfig': {'Execution': {'RunAs': {'Uid': 0, 'Gid': 0}}},
+                                        'Functions': fdefs},
+                 'SubscriptionDefinition': {'Subscriptions': [
+                     {'Id': 's{}'.format(i), 'Source': s, 'Subject': t, 'Target': d}
+                     for i, (s, t, d) in enumerate(subscriptions)]}}
+        with open(os.path.join(bundle, 'group.json'), 'w') as f:
+            json.dump(group, f)
+        self.bundle = bundle
+        self.log = open(os.path.join(work, 'ggcore.log'), 'w')
+        self.proc = subprocess.Popen([GGCORE, 'run', '--root', self.root], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with open(os.path.join(work, 'ggcore.log')) as f:
+                if 'ggcore ready' in f.read():
+                    break
+            time.sleep(0.05)
+        subprocess.run([GGCORE, 'deploy', bundle, '--root', self.root], check=True, capture_output=True)
+
+    def status(self):
+        out = subprocess.run([GGCORE, 'status', '--json', '--root', self.root], check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)
+
+    def function(self, name):
+        for f in self.status()['functions']:
+            if f['arn'] == arn(name):
+                return f
+        return None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def client(certs, name, port):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311)
+    c.tls_set(ca_certs=os.path.join(certs, 'group-ca.pem'), certfile=os.path.join(certs, name + '.cert.pem'),
+              keyfile=os.path.join(certs, name + '.private.key'), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    c.connect('localhost', port)
+    return c
+
+
+class Results:
+    """Waits for messages on a topic."""
+
+    def __init__(self, c, topic):
+        self.items = []
+        self.cond = threading.Condition()
+        c.on_message = self.on_message
+        c.subscribe(topic, qos=1)
+
+    def on_message(self, _c, _u, msg):
+        with self.cond:
+            self.items.append((time.perf_counter(), msg.payload))
+            self.cond.notify_all()
+
+    def wait(self, n, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.items) >= n, timeout)
+            return list(self.items)
+
+
+def call_driver(trigger, results, request, timeout=300):
+    before = len(results.items)
+    trigger.publish('bench/go', json.dumps(request), qos=1)
+    items = results.wait(before + 1, timeout)
+    if len(items) <= before:
+        raise RuntimeError('no answer from the driver for {}'.format(request))
+    return json.loads(items[before][1])
+
+
+def pipe_round_trip(n):
+    """Raw round trip between two Python processes over pipes (the peer of 1)."""
+    echo = subprocess.Popen([sys.executable, '-c', 'import sys\nr=sys.stdin.buffer; w=sys.stdout.buffer\nwhile True:\n'
+                             '    b=r.readline()\n    if not b: break\n    w.write(b); w.flush()'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        echo.stdin.write(b'{}\n')
+        echo.stdin.flush()
+        echo.stdout.readline()
+        lat.append(time.perf_counter() - t)
+    echo.stdin.close()
+    echo.wait()
+    return lat
+
+
+def relay_run(pub, results, n, qos, payload):
+    """Publishes n messages and waits for all relayed copies; returns (msgs/s, latencies)."""
+    sent = {}
+    before = len(results.items)
+    t0 = time.perf_counter()
+    for i in range(n):
+        body = json.dumps({'i': i, 'pad': payload}).encode()
+        sent[i] = time.perf_counter()
+        info = pub.publish('bench/in', body, qos=qos)
+        if qos == 1 and i % 200 == 199:
+            info.wait_for_publish(30)
+    items = results.wait(before + n, 60)[before:]
+    elapsed = (items[-1][0] - t0) if items else float('inf')
+    lat = []
+    for t, body in items:
+        i = json.loads(body)['i']
+        lat.append(t - sent[i])
+    return len(items) / elapsed, lat, len(items)
+
+
+def mosquitto_relay(work, certs, n, qos, payload):
+    """The same relay done by a Python paho client through Mosquitto."""
+    port = free_port()
+    root = os.path.join(work, 'ggcore-root')
+    conf = os.path.join(work, 'mosquitto.conf')
+    with open(conf, 'w') as f:
+        f.write('user root\nlistener {} 127.0.0.1\nrequire_certificate true\ncafile {}\ncertfile {}\nkeyfile {}\n'
+                'persistence false\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n'.format(
+                    port, os.path.join(root, 'certs', 'device-ca.pem'),
+                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.crt'),
+                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.key')))
+    broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    relay_code = '''
+import os, ssl, sys, paho.mqtt.client as mqtt
+certs, port, qos = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id='relay', protocol=mqtt.MQTTv311)
+c.tls_set(ca_certs=os.path.join(certs, 'group-ca.pem'), certfile=os.path.join(certs, 'relay.cert.pem'),
+          keyfile=os.path.join(certs, 'relay.private.key'), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+def on_message(cl, u, msg):
+    cl.publish('bench/out', msg.payload, qos=qos)
+c.on_message = on_message
+c.connect('localhost', port)
+c.subscribe('bench/in', qos=qos)
+sys.stdout.write('ready\\n'); sys.stdout.flush()
+c.loop_forever()
+'''
+    relay = subprocess.Popen([sys.executable, '-c', relay_code, certs, str(port), str(qos)], stdout=subprocess.PIPE)
+    relay.stdout.readline()
+    sink = client(certs, 'sink', port)
+    res = Results(sink, 'bench/out')
+    sink.loop_start()
+    pub = client(certs, 'source', port)
+    pub.loop_start()
+    time.sleep(0.5)
+    relay_run(pub, res, min(n, 500), qos, payload)  # warm-up
+    out = relay_run(pub, res, n, qos, payload)
+    for c in (pub, sink):
+        c.loop_stop()
+        c.disconnect()
+    relay.kill()
+    broker.kill()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true', help='fewer iterations')
+    ap.add_argument('--work', default=None)
+    args = ap.parse_args()
+    n_lat = 1000 if args.quick else 5000
+    n_relay = 2000 if args.quick else 10000
+    work = args.work or tempfile.mkdtemp(prefix='ggcore-fn-bench-')
+    functions = {
+        'driver': (DRIVER_PY, {'Pinned': True, 'Timeout': 300}),
+        'noop': (NOOP_PY, {'Pinned': True}),
+        'noop-ondemand': (NOOP_PY, {'Pinned': False}),
+        'relay': (RELAY_PY, {'Pinned': True, 'EncodingType': 'binary'}),
+    }
+    subs = [
+        (thing('trigger'), 'bench/go', arn('driver')),
+        (arn('driver'), 'bench/result', thing('trigger')),
+        (thing('source'), 'bench/in', arn('relay')),
+        (arn('relay'), 'bench/out', thing('sink')),
+    ]
+    core = Core(work, functions, subs, ['trigger', 'source', 'sink', 'relay'])
+    report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0]}}
+    try:
+        trigger = client(core.certs, 'trigger', core.port)
+        results = Results(trigger, 'bench/result')
+        trigger.loop_start()
+        time.sleep(1.0)
+
+        # 1. warm invoke latency vs raw pipe.
+        call_driver(trigger, results, {'op': 'latency', 'target': arn('noop'), 'n': 200})
+        lat = call_driver(trigger, results, {'op': 'latency', 'target': arn('noop'), 'n': n_lat})['lat_us']
+        pipe = [x * 1e6 for x in pipe_round_trip(n_lat)]
+        report['warm_invoke'] = {'n': n_lat, 'p50_us': pct(lat, 0.5), 'p99_us': pct(lat, 0.99),
+                                 'pipe_p50_us': round(pct(pipe, 0.5), 1), 'pipe_p99_us': round(pct(pipe, 0.99), 1)}
+
+        # 4. cold start (the on-demand function has not run yet).
+        first = call_driver(trigger, results, {'op': 'first', 'target': arn('noop-ondemand')})
+        warm = call_driver(trigger, results, {'op': 'latency', 'target': arn('noop-ondemand'), 'n': 200})['lat_us']
+        # The peer: a new python3 process that imports the SDK (with a stand-in for
+        # the native module the runtime provides) and answers one request.
+        stub = os.path.join(work, 'stub')
+        os.makedirs(stub, exist_ok=True)
+        with open(os.path.join(stub, '_ggcore.py'), 'w') as f:
+            f.write('class HostError(Exception):\n    pass\n')
+        spawn = []
+        for _ in range(10):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, '-c', 'import greengrasssdk; greengrasssdk.client("iot-data")'],
+                           env=dict(os.environ, PYTHONPATH=stub + ':' + SDK), check=True)
+            spawn.append((time.perf_counter() - t) * 1e6)
+        report['cold_start'] = {'first_invoke_us': first['first_us'], 'warm_invoke_p50_us': pct(warm, 0.5),
+                                'cold_start_us': round(first['first_us'] - pct(warm, 0.5), 1),
+                                'spawn_python_with_sdk_p50_us': round(pct(spawn, 0.5), 1)}
+
+        # 5. idle memory.
+        time.sleep(2)
+        st = core.status()
+        procs = {'core': core.proc.pid}
+        for f in st['functions']:
+            for inst in f['instances']:
+                procs[f['arn'].split(':')[6] + ' instance'] = inst['pid']
+        zygote = subprocess.run(['pgrep', '-f', 'ggcore-worker zygote ' + os.path.join(core.root, 'ggc/socket/ipc.sock')],
+                                capture_output=True, text=True).stdout.split()
+        if zygote:
+            procs['zygote'] = int(sorted(zygote, key=int)[0])
+        report['idle_memory_kb'] = {name: dict(zip(('rss', 'private'), rss_kb(pid))) for name, pid in procs.items()}
+
+        # 3. invokes per second with both cores busy, and a worker killed midway.
+        call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': 8, 'seconds': 2})
+        seconds = 5 if args.quick else 10
+        killer_result = {}
+
+        def kill_one():
+            time.sleep(seconds / 2)
+            f = core.function('noop-ondemand')
+            pids = [i['pid'] for i in f['instances'] if i['pid']]
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killer_result['killed'] = pids[0]
+        threading.Thread(target=kill_one).start()
+        tp = call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': 16, 'seconds': seconds})
+        f = core.function('noop-ondemand')
+        report['invokes_per_second'] = {'threads': 16, 'seconds': round(tp['seconds'], 2), 'ok': tp['ok'], 'function_errors': tp['error'],
+                                        'exceptions': tp['exception'], 'per_s': round((tp['ok'] + tp['error']) / tp['seconds']),
+                                        'killed_pid': killer_result.get('killed'), 'instances_started': f['instancesStarted'],
+                                        'core_invocations_counted': f['invocations']}
+
+        # 2. device -> function -> device relay vs Mosquitto + paho relay.
+        source = client(core.certs, 'source', core.port)
+        sink = client(core.certs, 'sink', core.port)
+        res = Results(sink, 'bench/out')
+        source.loop_start()
+        sink.loop_start()
+        time.sleep(0.5)
+        relay = {}
+        for qos in (0, 1):
+            relay_run(source, res, min(n_relay, 500), qos, 'x' * 64)
+            rate, lat, got = relay_run(source, res, n_relay, qos, 'x' * 64)
+            m_rate, m_lat, m_got = mosquitto_relay(work, core.certs, n_relay, qos, 'x' * 64)
+            relay['qos{}'.format(qos)] = {
+                'n': n_relay, 'ggcore_msgs_per_s': round(rate), 'ggcore_received': got,
+                'ggcore_p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'ggcore_p99_ms': round(pct(lat, 0.99) * 1e3, 2),
+                'mosquitto_paho_msgs_per_s': round(m_rate), 'mosquitto_received': m_got,
+                'mosquitto_p50_ms': round(pct(m_lat, 0.5) * 1e3, 2), 'mosquitto_p99_ms': round(pct(m_lat, 0.99) * 1e3, 2),
+                'ratio': round(rate / m_rate, 2) if m_rate else None}
+        report['relay'] = relay
+        for c in (source, sink, trigger):
+            c.loop_stop()
+            c.disconnect()
+    finally:
+        core.stop()
+    print(json.dumps(report, indent=1))
+    with open(os.path.join(work, 'results-functions.json'), 'w') as f:
+        json.dump(report, f, indent=1)
+    print('work directory:', work)
+    if not args.work:
+        shutil.rmtree(os.path.join(work, 'ggcore-root'), ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
