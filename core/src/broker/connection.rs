@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::hub::Session;
 use super::BrokerCtx;
 use crate::group::Endpoint;
-use crate::router::{Message, Qos, TargetId};
+use crate::router::{Message, Qos, RouteOutcome, TargetId};
 use crate::topic::{validate_topic, TopicFilter};
 
 /// TLS handshake plus CONNECT must finish within this (SPEC §6).
@@ -176,6 +176,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
         scratch: Vec::new(),
         acks: BytesMut::new(),
         qos2_pending: Vec::new(),
+        blocked: None,
     };
     let close = reader.run(&mut rd, &mut buf, max_packet, keep_alive, &cancel).await;
     cancel.cancel();
@@ -234,6 +235,9 @@ struct Reader<'a> {
     /// QoS 2 packet ids received and not yet released (PUBREL), so that a
     /// re-sent PUBLISH is not routed twice.
     qos2_pending: Vec<u16>,
+    /// A QoS 1 message some of whose targets are full, with the ack that waits
+    /// for them: the reader holds the device back until they take it.
+    blocked: Option<(Message, RouteOutcome, Packet)>,
 }
 
 impl Reader<'_> {
@@ -253,6 +257,11 @@ impl Reader<'_> {
                         if let Some(close) = self.handle(p) {
                             self.flush_acks();
                             return close;
+                        }
+                        if let Some((msg, outcome, ack)) = self.blocked.take() {
+                            self.flush_acks();
+                            self.ctx.router.retry(&self.source, &msg, &mut self.scratch, outcome).await;
+                            self.ack(ack);
                         }
                     }
                     Err(CodecError::InsufficientBytes(_)) => break,
@@ -317,13 +326,17 @@ impl Reader<'_> {
                     _ => Qos::AtLeastOnce,
                 };
                 let duplicate_qos2 = p.qos == QoS::ExactlyOnce && self.qos2_pending.contains(&p.pkid);
+                let mut routed = None;
                 if !duplicate_qos2 {
                     let msg = Message { topic: Arc::from(p.topic.as_str()), payload: p.payload, qos };
-                    self.ctx.router.route(&self.source, &msg, &mut self.scratch);
+                    let outcome = self.ctx.router.route(&self.source, &msg, &mut self.scratch);
+                    if outcome.blocked > 0 {
+                        routed = Some((msg, outcome));
+                    }
                 }
-                match p.qos {
-                    QoS::AtMostOnce => {}
-                    QoS::AtLeastOnce => self.ack(Packet::PubAck(PubAck::new(p.pkid))),
+                let ack = match p.qos {
+                    QoS::AtMostOnce => None,
+                    QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(p.pkid))),
                     QoS::ExactlyOnce => {
                         if !duplicate_qos2 {
                             if self.qos2_pending.len() >= 1024 {
@@ -331,8 +344,14 @@ impl Reader<'_> {
                             }
                             self.qos2_pending.push(p.pkid);
                         }
-                        self.ack(Packet::PubRec(PubRec::new(p.pkid)));
+                        Some(Packet::PubRec(PubRec::new(p.pkid)))
                     }
+                };
+                match (routed, ack) {
+                    // Acknowledged only once every target took it (see `blocked`).
+                    (Some((msg, outcome)), Some(ack)) => self.blocked = Some((msg, outcome, ack)),
+                    (_, Some(ack)) => self.ack(ack),
+                    (_, None) => {}
                 }
             }
             Packet::PubRel(r) => {

@@ -21,7 +21,7 @@ impl FunctionManager {
     pub(crate) async fn handle_call(self: &Arc<Self>, slot: &Arc<FunctionSlot>, call: Call) -> Reply {
         match call {
             Call::Publish { topic, payload, queue_full_policy, claimed_source } => {
-                self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source)
+                self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source).await
             }
             Call::Invoke { function_arn, qualifier, event, client_context, payload } => {
                 match self.invoke(&function_arn, &qualifier, event, &client_context, payload).await {
@@ -39,7 +39,7 @@ impl FunctionManager {
     }
 
     /// A publish from a function: routed with the function as source.
-    fn publish(&self, slot: &FunctionSlot, topic: &str, payload: Vec<u8>, policy: &str, claimed_source: &str) -> Reply {
+    async fn publish(&self, slot: &FunctionSlot, topic: &str, payload: Vec<u8>, policy: &str, claimed_source: &str) -> Reply {
         let arn = &slot.def.arn;
         if !claimed_source.is_empty() && claimed_source != arn.as_str() && claimed_source != arn.unqualified() {
             let msg = format!("a function may publish only as itself: the publish claims source {claimed_source}, the caller is {arn}");
@@ -63,7 +63,18 @@ impl FunctionManager {
         }
         let msg = Message { topic: Arc::from(topic), payload: Bytes::from(payload), qos: Qos::AtLeastOnce };
         let mut scratch = Vec::new();
-        let out = self.router.route(&Endpoint::Function(arn.clone()), &msg, &mut scratch);
+        let source = Endpoint::Function(arn.clone());
+        let mut out = self.router.route(&source, &msg, &mut scratch);
+        if policy == "AllOrError" && out.blocked > 0 {
+            return error(
+                HostErrorCode::Full,
+                format!("the message could not reach every destination ({} of {} work queues full)", out.blocked, out.targets),
+            );
+        }
+        if out.blocked > 0 {
+            // Held back until the full queues take it: an accepted publish is delivered.
+            out = self.router.retry(&source, &msg, &mut scratch, out).await;
+        }
         if policy == "AllOrError" && out.dropped > 0 {
             return error(
                 HostErrorCode::Full,
@@ -128,6 +139,7 @@ impl FunctionManager {
             enqueued: Instant::now(),
         };
         if slot.enqueue(item).is_err() {
+            slot.stats.rejected_queue_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err((
                 HostErrorCode::Full,
                 format!("the work queue of function {} is full (maxWorkItemCount {})", slot.def.arn, slot.capacity),

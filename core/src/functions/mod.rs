@@ -451,7 +451,11 @@ impl Deliver for Arc<FunctionManager> {
             enqueued: Instant::now(),
         };
         if slot.enqueue(item).is_err() {
-            return Delivery::Dropped("function work queue full");
+            if msg.qos == crate::router::Qos::AtMostOnce {
+                // Best effort: the router drops it.
+                slot.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            return Delivery::Full;
         }
         self.ensure_capacity(&slot);
         Delivery::Accepted

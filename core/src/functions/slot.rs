@@ -161,7 +161,8 @@ impl FunctionSlot {
         {
             let mut q = lock(&self.queue);
             if q.len() >= self.capacity {
-                self.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                // Counted by the caller when the refusal is final (a held-back
+                // QoS 1 message is retried, not refused).
                 return Err(item);
             }
             q.push_back(item);

@@ -44,6 +44,9 @@ pub enum Delivery {
     NotSubscribed,
     /// Dropped, for the given reason (counted).
     Dropped(&'static str),
+    /// The target's queue is full right now; a QoS 1 message waits for room
+    /// (the publisher is held back) instead of being dropped.
+    Full,
 }
 
 /// One kind of target (devices, functions, cloud, shadows).
@@ -91,7 +94,16 @@ pub struct RouteOutcome {
     pub targets: usize,
     pub delivered: usize,
     pub dropped: usize,
+    /// Targets whose queue was full for a QoS 1 message; their ids are left in
+    /// the caller's scratch buffer, to be retried with [`Router::retry`].
+    pub blocked: usize,
+    /// The table the ids refer to.
+    pub generation: u64,
 }
+
+/// How long a QoS 1 message waits for room in a full target queue before it
+/// is dropped (counted and logged).
+pub const BLOCKED_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Router {
     table: ArcSwap<RouteTable>,
@@ -145,7 +157,7 @@ impl Router {
         scratch.clear();
         let table = self.table.load();
         table.route(source, &msg.topic, scratch);
-        let mut out = RouteOutcome { targets: scratch.len(), ..RouteOutcome::default() };
+        let mut out = RouteOutcome { targets: scratch.len(), generation: table.generation, ..RouteOutcome::default() };
         if scratch.is_empty() {
             self.stats.unrouted.fetch_add(1, Ordering::Relaxed);
             if self.unrouted_log.allow() {
@@ -153,25 +165,73 @@ impl Router {
             }
             return out;
         }
-        for &id in scratch.iter() {
+        self.deliver_each(&table, source, msg, scratch, &mut out);
+        out
+    }
+
+    /// Delivers to each target in `scratch`, leaving there the ones that were
+    /// full for a QoS 1 message.
+    fn deliver_each(&self, table: &RouteTable, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, out: &mut RouteOutcome) {
+        let mut blocked = 0;
+        for i in 0..scratch.len() {
+            let id = scratch[i];
             let target = table.target(id);
             let result = match self.sinks[TargetKind::of(target) as usize].get() {
                 Some(sink) => sink.deliver(target, source, msg),
                 None => Delivery::Dropped("target not served by this core"),
             };
-            match result {
-                Delivery::Accepted => out.delivered += 1,
-                Delivery::NotSubscribed => {}
-                Delivery::Dropped(reason) => {
-                    out.dropped += 1;
-                    if self.dropped_log.allow() {
-                        tracing::warn!(source = %source, target = %target, topic = %msg.topic, reason, "message dropped");
-                    }
+            let reason = match result {
+                Delivery::Accepted => {
+                    out.delivered += 1;
+                    continue;
                 }
+                Delivery::NotSubscribed => continue,
+                Delivery::Full if msg.qos == Qos::AtLeastOnce => {
+                    scratch[blocked] = id;
+                    blocked += 1;
+                    continue;
+                }
+                Delivery::Full => "target queue full (QoS 0)",
+                Delivery::Dropped(r) => r,
+            };
+            out.dropped += 1;
+            if self.dropped_log.allow() {
+                tracing::warn!(source = %source, target = %target, topic = %msg.topic, reason, "message dropped");
             }
         }
+        scratch.truncate(blocked);
+        out.blocked = blocked;
         self.stats.delivered.fetch_add(out.delivered as u64, Ordering::Relaxed);
         self.stats.dropped.fetch_add(out.dropped as u64, Ordering::Relaxed);
-        out
+    }
+
+    /// Retries the blocked targets left in `scratch` by [`Router::route`],
+    /// pausing a little longer each time, until they take the message or
+    /// [`BLOCKED_LIMIT`] passes (then the rest is dropped and counted). The
+    /// caller is held back meanwhile: that is the backpressure a full function
+    /// queue puts on a QoS 1 publisher.
+    pub async fn retry(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, first: RouteOutcome) -> RouteOutcome {
+        let mut total = first;
+        let deadline = tokio::time::Instant::now() + BLOCKED_LIMIT;
+        let mut pause = std::time::Duration::from_micros(200);
+        while !scratch.is_empty() {
+            let table = self.table.load_full();
+            if table.generation != first.generation || tokio::time::Instant::now() >= deadline {
+                let n = scratch.len();
+                total.dropped += n;
+                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::warn!(source = %source, topic = %msg.topic, targets = n, "target queues stayed full (or the group changed); message dropped");
+                scratch.clear();
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            let mut again = RouteOutcome { generation: first.generation, ..RouteOutcome::default() };
+            self.deliver_each(&table, source, msg, scratch, &mut again);
+            total.delivered += again.delivered;
+            total.dropped += again.dropped;
+        }
+        total.blocked = 0;
+        total
     }
 }
