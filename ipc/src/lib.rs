@@ -166,6 +166,13 @@ pub enum Down {
         token: String,
         spec: Spec,
     },
+    /// Zygote: fork a spare child ahead of need: it joins `cgroup_procs`, says
+    /// Hello with `token`, and waits for [`Down::Start`] (a cold start then
+    /// costs neither a fork nor a cgroup move). Descriptors as for `Fork`.
+    ForkSpare {
+        token: String,
+        cgroup_procs: Option<String>,
+    },
     /// End the instance (or zygote) cleanly.
     Stop,
 }

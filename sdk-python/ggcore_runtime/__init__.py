@@ -5,6 +5,7 @@ zygote, before instances are forked), ``start`` once per instance (module-level
 code of the handler runs then), and ``Invoker.invoke`` for every invocation.
 """
 import base64
+import gc
 import importlib
 import json
 import logging
@@ -35,12 +36,28 @@ _LEVELS = ((logging.CRITICAL, 4), (logging.ERROR, 3), (logging.WARNING, 2), (log
 
 
 def prepare():
-    """Loads what every instance needs; nothing that depends on the function."""
+    """Loads what every instance needs; nothing that depends on the function.
+
+    Run once in the zygote; instances are forked from it, so everything loaded
+    here is shared (copy-on-write) by all of them.
+    """
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:
             pass
+    # ggcore's own SDK reads nothing from the environment at import: load it
+    # now (start() drops it when a function brings its own greengrasssdk).
+    for name in ('greengrasssdk', 'greengrasssdk.Lambda', 'greengrasssdk.IoTDataPlane', 'greengrasssdk.SecretsManager'):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+    # Objects that exist now are never collected: the collector then leaves
+    # them alone in forked instances, instead of touching (and so copying)
+    # every page of the shared heap on its first pass.
+    gc.collect()
+    gc.freeze()
 
 
 class _CoreLogHandler(logging.Handler):
@@ -169,8 +186,12 @@ def start(handler, code_dir, sdk_dirs, environment, function_arn, binary, memory
     # The function's own directory first: a bundled greengrasssdk wins over ours.
     base = [p for p in sys.path if p not in sdk_dirs and p not in ('', code_dir)]
     sys.path[:] = [code_dir] + list(sdk_dirs) + base
+    # Modules that read the environment at import are loaded again for this
+    # function; ggcore's SDK is replaced when the function brings its own.
+    own_sdk = [p for p in _SDK_PACKAGES if os.path.exists(os.path.join(code_dir, p))]
     for name in list(sys.modules):
-        if name.split('.')[0] in _SDK_PACKAGES + ('greengrass_common', 'greengrass_ipc_python_sdk'):
+        top = name.split('.')[0]
+        if top in own_sdk or top in ('greengrass_common', 'greengrass_ipc_python_sdk'):
             del sys.modules[name]
     for stream in (sys.stdout, sys.stderr):
         try:

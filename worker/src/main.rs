@@ -92,6 +92,17 @@ pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec:
     run_instance(stream, module, spec)
 }
 
+/// In a spare child of the zygote: connect, wait for the function to start.
+pub(crate) fn spare_main(socket: &Path, token: &str, module: PluginModRef) -> i32 {
+    let Some(mut stream) = connect_instance(socket, token) else { return 1 };
+    let spec = match ggcore_ipc::read_frame(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
+        Some(Ok(Down::Start { spec })) => spec,
+        // Stopped before use, or the core went away.
+        _ => return 0,
+    };
+    run_instance(stream, module, &spec)
+}
+
 /// Connects to the core and says Hello as the instance holding `token`.
 fn connect_instance(socket: &Path, token: &str) -> Option<UnixStream> {
     let mut stream = match UnixStream::connect(socket) {

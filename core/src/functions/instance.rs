@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use super::ipc::{new_token, read_frame};
 use super::memory::MemoryControl;
 use super::slot::{FunctionFailure, FunctionSlot, InstanceStatus, InvokeResult, WorkItem};
+use super::spare::LineSink;
+use super::zygote::ForkKind;
 use super::FunctionManager;
 use crate::group::Lifecycle;
 
 /// A worker must connect within this long after it is started.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Module-level code must finish within this long (plus the function's Timeout).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// On-demand instances stop after this long without work.
@@ -50,7 +52,7 @@ pub enum Ended {
 
 /// How the worker process ends and what it ended with.
 pub struct Exit {
-    dead: CancellationToken,
+    pub(crate) dead: CancellationToken,
     status: Mutex<Option<i32>>,
     /// Set when the core killed it (timeout, memory watcher).
     killed_for: Mutex<Option<&'static str>>,
@@ -67,7 +69,7 @@ impl Exit {
     }
 }
 
-fn kill(pid: u32) {
+pub(crate) fn kill(pid: u32) {
     if pid > 0 {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
@@ -82,7 +84,7 @@ fn now_unix() -> u64 {
 /// make the core hold its output in memory.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
-fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(slot: Arc<FunctionSlot>, stream: R, level: &'static str) {
+pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(sink: Arc<LineSink>, stream: R, level: &'static str) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut line: Vec<u8> = Vec::new();
@@ -104,27 +106,35 @@ fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(slot: Arc<FunctionSlot>,
             };
             reader.consume(consumed);
             if ended {
-                emit(&slot, level, &mut line, &mut cut);
+                emit(&sink, level, &mut line, &mut cut);
             }
         }
         if !line.is_empty() || cut > 0 {
-            emit(&slot, level, &mut line, &mut cut);
+            emit(&sink, level, &mut line, &mut cut);
         }
     });
 }
 
-fn emit(slot: &FunctionSlot, level: &str, line: &mut Vec<u8>, cut: &mut usize) {
+fn emit(sink: &LineSink, level: &str, line: &mut Vec<u8>, cut: &mut usize) {
     let mut text = String::from_utf8_lossy(line).into_owned();
     if *cut > 0 {
         text.push_str(&format!(" [line cut: {} more bytes]", *cut));
     }
-    slot.log.write(level, &text);
+    sink.write(level, &text);
     line.clear();
     *cut = 0;
 }
 
-fn pipe_reader(fd: OwnedFd) -> Option<tokio::net::unix::pipe::Receiver> {
-    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+/// Two pipes for a forked worker's stdout and stderr: the read ends wrapped
+/// for tokio (the core keeps them), the write ends to hand to the zygote.
+pub(crate) type Pipes = ((tokio::net::unix::pipe::Receiver, OwnedFd), (tokio::net::unix::pipe::Receiver, OwnedFd));
+
+pub(crate) fn new_pipes() -> std::io::Result<Pipes> {
+    let pipe = || -> std::io::Result<(tokio::net::unix::pipe::Receiver, OwnedFd)> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        Ok((tokio::net::unix::pipe::Receiver::from_owned_fd(r)?, w))
+    };
+    Ok((pipe()?, pipe()?))
 }
 
 /// The connection to a running worker.
@@ -163,88 +173,23 @@ impl Drop for Starting {
 pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut starting: Starting) -> Ended {
     let id = slot.next_instance_id();
     let arn = slot.def.arn.clone();
-    let cg_name = format!("{}-{}", arn.name(), id);
     let limit = slot.def.memory_kb * 1024;
-    let cgroup_procs = mgr.memory.create(&cg_name, limit).map(|p| p.display().to_string());
-    let spec = mgr.spec_for(&slot, cgroup_procs);
-    let token = new_token();
-    let connected = mgr.hub.expect(&token);
-    let exit = Exit::new();
     slot.set_instance(InstanceStatus { id, pid: 0, state: "starting", started_unix: now_unix(), invocations: 0 });
+    let started = match start_worker(&mgr, &slot, id, limit).await {
+        Ok(s) => s,
+        Err(reason) => {
+            slot.remove_instance(id);
+            return Ended::StartFailed(reason);
+        }
+    };
+    let StartedWorker { pid, conn, cg_name, exit, direct, spec } = started;
     let cleanup = |slot: &FunctionSlot| {
         slot.remove_instance(id);
         mgr.memory.remove(&cg_name);
     };
-
-    // Start the worker: forked by the zygote when there is one, else spawned.
-    let mut direct = false;
-    let mut pid = 0u32;
-    if let Some(z) = mgr.zygote_for(&slot).await {
-        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .and_then(|o| nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map(|e| (o, e)))
-        {
-            Ok(((out_r, out_w), (err_r, err_w))) => {
-                if let Some(r) = pipe_reader(out_r) {
-                    forward_lines(slot.clone(), r, "INFO");
-                }
-                if let Some(r) = pipe_reader(err_r) {
-                    forward_lines(slot.clone(), r, "ERROR");
-                }
-                match z.fork(token.clone(), spec.clone(), out_w, err_w).await {
-                    Ok(p) => {
-                        pid = p;
-                        mgr.watch_pid(p, exit.clone());
-                    }
-                    Err(e) => tracing::warn!(function = %arn, error = %e, "zygote fork failed; starting the instance directly"),
-                }
-            }
-            Err(e) => tracing::warn!(function = %arn, error = %e, "cannot make pipes for the instance"),
-        }
-    }
-    if pid == 0 {
-        direct = true;
-        let mut cmd = tokio::process::Command::new(&mgr.worker);
-        cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
-        cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                mgr.hub.forget(&token);
-                cleanup(&slot);
-                return Ended::StartFailed(format!("cannot start the worker {}: {e}", mgr.worker.display()));
-            }
-        };
-        pid = child.id().unwrap_or(0);
-        if let Some(o) = child.stdout.take() {
-            forward_lines(slot.clone(), o, "INFO");
-        }
-        if let Some(e) = child.stderr.take() {
-            forward_lines(slot.clone(), e, "ERROR");
-        }
-        let exit2 = exit.clone();
-        tokio::spawn(async move {
-            use std::os::unix::process::ExitStatusExt;
-            let status = match child.wait().await {
-                Ok(s) => s.code().unwrap_or_else(|| -s.signal().unwrap_or(9)),
-                Err(_) => -9,
-            };
-            exit2.record(status);
-        });
-    }
     slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
-
-    let conn = tokio::select! {
-        r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
-        _ = exit.dead.cancelled() => None,
-    };
-    let Some(conn) = conn.filter(|c| c.role == Role::Instance) else {
-        mgr.hub.forget(&token);
-        kill(pid);
-        cleanup(&slot);
-        return Ended::StartFailed(death_reason(&mgr.memory, &cg_name, &exit, "the worker did not connect").await);
-    };
     let (mut rd, mut wr) = conn.stream.into_split();
-    if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec: spec.clone() })).await.is_err() {
+    if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec })).await.is_err() {
         kill(pid);
         cleanup(&slot);
         return Ended::StartFailed("the worker closed its connection".into());
@@ -428,6 +373,100 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
     kill(pid);
     cleanup(&slot);
     ended
+}
+
+/// A worker process connected as the instance, not yet told to start unless
+/// it was forked with its spec.
+struct StartedWorker {
+    pid: u32,
+    conn: super::ipc::Connected,
+    cg_name: String,
+    exit: Arc<Exit>,
+    /// The worker waits for `Down::Start` (spawned directly, or a spare).
+    direct: bool,
+    spec: ggcore_ipc::Spec,
+}
+
+/// Starts the worker of one instance: the plugin's spare when one is ready,
+/// else a fork from the zygote, else a new process.
+async fn start_worker(mgr: &Arc<FunctionManager>, slot: &Arc<FunctionSlot>, id: u64, limit: u64) -> Result<StartedWorker, String> {
+    if let Some(spare) = mgr.take_spare(slot) {
+        let limited = spare.cg_name.is_empty() || mgr.memory.set_limit(&spare.cg_name, limit);
+        if limited {
+            spare.sink.assign(slot);
+            let spec = mgr.spec_for(slot, None);
+            return Ok(StartedWorker { pid: spare.pid, conn: spare.conn, cg_name: spare.cg_name, exit: spare.exit, direct: true, spec });
+        }
+        kill(spare.pid);
+        mgr.memory.remove(&spare.cg_name);
+    }
+    let arn = &slot.def.arn;
+    let cg_name = format!("{}-{}", arn.name(), id);
+    let cgroup_procs = mgr.memory.create(&cg_name, Some(limit)).map(|p| p.display().to_string());
+    let spec = mgr.spec_for(slot, cgroup_procs);
+    let token = new_token();
+    let connected = mgr.hub.expect(&token);
+    let exit = Exit::new();
+    let sink = LineSink::for_slot(slot);
+    let fail = |reason: String| {
+        mgr.hub.forget(&token);
+        mgr.memory.remove(&cg_name);
+        reason
+    };
+
+    let mut direct = false;
+    let mut pid = 0u32;
+    if let Some(z) = mgr.zygote_for(&slot.plugin, &slot.def.runtime).await {
+        match new_pipes() {
+            Ok(((out_r, out_w), (err_r, err_w))) => {
+                forward_lines(sink.clone(), out_r, "INFO");
+                forward_lines(sink.clone(), err_r, "ERROR");
+                match z.fork(token.clone(), ForkKind::Instance(Box::new(spec.clone())), out_w, err_w).await {
+                    Ok(p) => {
+                        pid = p;
+                        mgr.watch_pid(p, exit.clone());
+                    }
+                    Err(e) => tracing::warn!(function = %arn, error = %e, "zygote fork failed; starting the instance directly"),
+                }
+            }
+            Err(e) => tracing::warn!(function = %arn, error = %e, "cannot make pipes for the instance"),
+        }
+    }
+    if pid == 0 {
+        direct = true;
+        let mut cmd = tokio::process::Command::new(&mgr.worker);
+        cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
+        cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start the worker {}: {e}", mgr.worker.display())))?;
+        pid = child.id().unwrap_or(0);
+        if let Some(o) = child.stdout.take() {
+            forward_lines(sink.clone(), o, "INFO");
+        }
+        if let Some(e) = child.stderr.take() {
+            forward_lines(sink.clone(), e, "ERROR");
+        }
+        let exit2 = exit.clone();
+        tokio::spawn(async move {
+            use std::os::unix::process::ExitStatusExt;
+            let status = match child.wait().await {
+                Ok(s) => s.code().unwrap_or_else(|| -s.signal().unwrap_or(9)),
+                Err(_) => -9,
+            };
+            exit2.record(status);
+        });
+    }
+    slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
+
+    let conn = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
+        _ = exit.dead.cancelled() => None,
+    };
+    let Some(conn) = conn.filter(|c| c.role == Role::Instance) else {
+        kill(pid);
+        let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker did not connect").await;
+        return Err(fail(reason));
+    };
+    Ok(StartedWorker { pid, conn, cg_name, exit, direct, spec })
 }
 
 enum Fatal {

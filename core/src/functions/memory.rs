@@ -51,9 +51,10 @@ impl MemoryControl {
         MemoryControl::Watcher
     }
 
-    /// Makes the cgroup of one instance with its limit; returns the file a
-    /// process writes its pid into to join.
-    pub fn create(&self, name: &str, limit_bytes: u64) -> Option<PathBuf> {
+    /// Makes the cgroup of one instance with its limit (none: unlimited until
+    /// [`MemoryControl::set_limit`]); returns the file a process writes its
+    /// pid into to join.
+    pub fn create(&self, name: &str, limit_bytes: Option<u64>) -> Option<PathBuf> {
         let (dir, limit_file) = match self {
             MemoryControl::CgroupV2(base) => (base.join(name), "memory.max"),
             MemoryControl::CgroupV1(base) => (base.join(name), "memory.limit_in_bytes"),
@@ -64,13 +65,31 @@ impl MemoryControl {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot make the instance's memory cgroup");
             return None;
         }
-        if let Err(e) = std::fs::write(dir.join(limit_file), limit_bytes.to_string()) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot set the instance's memory limit");
+        if let Some(limit) = limit_bytes {
+            if let Err(e) = std::fs::write(dir.join(limit_file), limit.to_string()) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot set the instance's memory limit");
+            }
         }
         if matches!(self, MemoryControl::CgroupV2(_)) {
             let _ = std::fs::write(dir.join("memory.swap.max"), "0");
         }
         Some(dir.join("cgroup.procs"))
+    }
+
+    /// Sets the limit of an existing instance cgroup (a spare being assigned).
+    pub fn set_limit(&self, name: &str, limit_bytes: u64) -> bool {
+        let file = match self {
+            MemoryControl::CgroupV2(base) => base.join(name).join("memory.max"),
+            MemoryControl::CgroupV1(base) => base.join(name).join("memory.limit_in_bytes"),
+            MemoryControl::Watcher => return true,
+        };
+        match std::fs::write(&file, limit_bytes.to_string()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "cannot set the instance's memory limit");
+                false
+            }
+        }
     }
 
     /// Whether the kernel killed something in this instance's cgroup for memory.

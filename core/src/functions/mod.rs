@@ -13,6 +13,7 @@ pub mod ipc;
 pub mod logs;
 pub mod memory;
 pub mod slot;
+mod spare;
 mod spec;
 mod zygote;
 
@@ -34,7 +35,7 @@ use self::slot::{FunctionSlot, WorkItem};
 use self::zygote::Zygote;
 use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
 use crate::layout::Layout;
-use crate::plugins::Registry;
+use crate::plugins::{PluginEntry, Registry};
 use crate::router::{Deliver, Delivery, Message, Router};
 use crate::telemetry::RateLimit;
 
@@ -106,6 +107,9 @@ pub struct FunctionManager {
     slots: RwLock<HashMap<FunctionArn, Arc<FunctionSlot>>>,
     zygotes: tokio::sync::Mutex<HashMap<PathBuf, Arc<Zygote>>>,
     zygote_failures: Mutex<HashMap<PathBuf, Instant>>,
+    spares: Mutex<HashMap<PathBuf, spare::Spare>>,
+    spare_making: tokio::sync::Mutex<()>,
+    spare_seq: std::sync::atomic::AtomicU64,
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
@@ -139,6 +143,9 @@ impl FunctionManager {
             slots: RwLock::new(HashMap::new()),
             zygotes: tokio::sync::Mutex::new(HashMap::new()),
             zygote_failures: Mutex::new(HashMap::new()),
+            spares: Mutex::new(HashMap::new()),
+            spare_making: tokio::sync::Mutex::new(()),
+            spare_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
             zygotes_enabled: std::env::var(ZYGOTE_ENV).map(|v| v != "0").unwrap_or(true),
@@ -184,11 +191,11 @@ impl FunctionManager {
     }
 
     /// The zygote for a function's plugin, started on first use.
-    pub(crate) async fn zygote_for(&self, slot: &FunctionSlot) -> Option<Arc<Zygote>> {
+    pub(crate) async fn zygote_for(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Option<Arc<Zygote>> {
         if !self.zygotes_enabled {
             return None;
         }
-        let file = slot.plugin.file.clone();
+        let file = plugin.file.clone();
         let mut zygotes = self.zygotes.lock().await;
         if let Some(z) = zygotes.get(&file) {
             if z.is_alive() {
@@ -199,17 +206,20 @@ impl FunctionManager {
         if lock(&self.zygote_failures).get(&file).is_some_and(|t| t.elapsed() < ZYGOTE_RETRY) {
             return None;
         }
-        let runtime = if slot.plugin.native_runtime.is_empty() { slot.def.runtime.clone() } else { slot.plugin.native_runtime.clone() };
+        let sdk = self.sdk_dirs(runtime);
+        let runtime = if plugin.native_runtime.is_empty() { runtime.to_string() } else { plugin.native_runtime.clone() };
         let pids = self.pids.clone();
         let on_exit: zygote::ExitHook = Arc::new(move |pid, status| {
             if let Some(exit) = lock(&pids).remove(&pid) {
                 exit.record(status);
             }
         });
-        let sdk = self.sdk_dirs(&slot.def.runtime);
         match Zygote::start(&self.hub, &self.socket, &self.worker, &file, &runtime, &sdk, on_exit).await {
             Ok(z) => {
                 zygotes.insert(file, z.clone());
+                drop(zygotes);
+                // The first spare, so that the first cold start is quick too.
+                self.refill_spare(plugin, &runtime);
                 Some(z)
             }
             Err(e) => {
@@ -367,7 +377,7 @@ impl FunctionManager {
                 let mgr = self.clone();
                 let s = s.clone();
                 self.tracker.spawn(async move {
-                    mgr.zygote_for(&s).await;
+                    mgr.zygote_for(&s.plugin, &s.def.runtime).await;
                 });
             }
         }
@@ -424,6 +434,7 @@ impl FunctionManager {
             s.removed.cancel();
             s.fail_queued("the core is stopping");
         }
+        self.drop_spares();
         for z in self.zygotes.lock().await.values() {
             z.stop();
         }

@@ -28,9 +28,15 @@ const FORK_QUEUE: usize = 64;
 /// Called with (pid, status) when a child of the zygote ends.
 pub type ExitHook = Arc<dyn Fn(u32, i32) + Send + Sync>;
 
+/// What to fork: an instance of a function, or a spare that waits for one.
+pub enum ForkKind {
+    Instance(Box<Spec>),
+    Spare { cgroup_procs: Option<String> },
+}
+
 struct ForkRequest {
     token: String,
-    spec: Spec,
+    kind: ForkKind,
     out: OwnedFd,
     err: OwnedFd,
     reply: oneshot::Sender<Result<u32, String>>,
@@ -141,10 +147,11 @@ impl Zygote {
         Ok(Arc::new(Zygote { pid, requests: tx, alive }))
     }
 
-    /// Forks an instance; the child will connect with `token`. Returns its pid.
-    pub async fn fork(&self, token: String, spec: Spec, out: OwnedFd, err: OwnedFd) -> Result<u32, String> {
+    /// Forks an instance (or a spare); the child will connect with `token`.
+    /// Returns its pid.
+    pub async fn fork(&self, token: String, kind: ForkKind, out: OwnedFd, err: OwnedFd) -> Result<u32, String> {
         let (reply, rx) = oneshot::channel();
-        self.requests.try_send(ForkRequest { token, spec, out, err, reply }).map_err(|_| "the zygote is busy or gone".to_string())?;
+        self.requests.try_send(ForkRequest { token, kind, out, err, reply }).map_err(|_| "the zygote is busy or gone".to_string())?;
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
             Ok(Ok(r)) => r,
             _ => Err("the zygote did not answer".to_string()),
@@ -191,7 +198,10 @@ fn read_loop(mut stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>
 
 fn write_loop(mut stream: StdUnixStream, requests: mpsc::Receiver<ForkRequest>, pending: Pending) {
     while let Ok(req) = requests.recv() {
-        let frame = ggcore_ipc::encode(&Down::Fork { token: req.token.clone(), spec: req.spec });
+        let frame = match req.kind {
+            ForkKind::Instance(spec) => ggcore_ipc::encode(&Down::Fork { token: req.token.clone(), spec: *spec }),
+            ForkKind::Spare { cgroup_procs } => ggcore_ipc::encode(&Down::ForkSpare { token: req.token.clone(), cgroup_procs }),
+        };
         lock(&pending).insert(req.token.clone(), req.reply);
         let fds = [req.out.as_raw_fd(), req.err.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];

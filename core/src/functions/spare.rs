@@ -1,0 +1,123 @@
+//! Spare workers: one child per runtime plugin, forked by the zygote ahead of
+//! need, already in a fresh memory cgroup (moving a process into a cgroup is
+//! the slow part of a start: 5-15 ms of RCU wait on cgroup v1) and connected.
+//! A cold start takes the spare, sets its memory limit, sends it the function
+//! to become, and asks the zygote for the next spare in the background.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::instance::{forward_lines, new_pipes, Exit, CONNECT_TIMEOUT};
+use super::ipc::{new_token, Connected};
+use super::slot::FunctionSlot;
+use super::zygote::ForkKind;
+use super::FunctionManager;
+use crate::plugins::PluginEntry;
+
+/// Where a worker's stdout/stderr lines go: the function it was assigned to,
+/// or (a spare not yet assigned) the core's own debug log.
+#[derive(Default)]
+pub struct LineSink {
+    slot: Mutex<Option<Arc<FunctionSlot>>>,
+}
+
+impl LineSink {
+    pub fn for_slot(slot: &Arc<FunctionSlot>) -> Arc<Self> {
+        Arc::new(Self { slot: Mutex::new(Some(slot.clone())) })
+    }
+
+    pub fn assign(&self, slot: &Arc<FunctionSlot>) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot.clone());
+    }
+
+    pub fn write(&self, level: &str, line: &str) {
+        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match slot {
+            Some(s) => s.log.write(level, line),
+            None => tracing::debug!(level, "spare worker: {line}"),
+        }
+    }
+}
+
+/// A connected spare, waiting for its function.
+pub struct Spare {
+    pub pid: u32,
+    pub conn: Connected,
+    /// Its memory cgroup (empty under the memory watcher).
+    pub cg_name: String,
+    pub exit: Arc<Exit>,
+    pub sink: Arc<LineSink>,
+}
+
+impl FunctionManager {
+    /// Takes the spare for `slot`'s plugin, if one is ready; a new one is
+    /// prepared in the background either way.
+    pub(crate) fn take_spare(self: &Arc<Self>, slot: &FunctionSlot) -> Option<Spare> {
+        if !self.zygotes_enabled {
+            return None;
+        }
+        let taken = self.spares.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot.plugin.file);
+        self.refill_spare(&slot.plugin, &slot.def.runtime);
+        taken.filter(|s| !s.exit.dead.is_cancelled())
+    }
+
+    /// Prepares a spare for `plugin` in the background (when none is ready).
+    pub(crate) fn refill_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) {
+        let mgr = self.clone();
+        let plugin = plugin.clone();
+        let runtime = runtime.to_string();
+        self.tracker.spawn(async move {
+            if let Err(e) = mgr.make_spare(&plugin, &runtime).await {
+                tracing::debug!(plugin = %plugin.file.display(), error = %e, "no spare worker");
+            }
+        });
+    }
+
+    async fn make_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<(), String> {
+        let _one_at_a_time = self.spare_making.lock().await;
+        if self.spares.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&plugin.file) || self.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let zygote = self.zygote_for(plugin, runtime).await.ok_or("no zygote")?;
+        let cg_name = format!("spare-{}", self.spare_seq.fetch_add(1, Ordering::Relaxed));
+        let cgroup_procs = self.memory.create(&cg_name, None).map(|p| p.display().to_string());
+        let cg_name = if cgroup_procs.is_some() { cg_name } else { String::new() };
+        let ((out_r, out_w), (err_r, err_w)) = new_pipes().map_err(|e| e.to_string())?;
+        let sink = Arc::new(LineSink::default());
+        forward_lines(sink.clone(), out_r, "INFO");
+        forward_lines(sink.clone(), err_r, "ERROR");
+        let token = new_token();
+        let connected = self.hub.expect(&token);
+        let exit = Exit::new();
+        let pid = match zygote.fork(token.clone(), ForkKind::Spare { cgroup_procs }, out_w, err_w).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.hub.forget(&token);
+                self.memory.remove(&cg_name);
+                return Err(e);
+            }
+        };
+        self.watch_pid(pid, exit.clone());
+        let conn = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
+            _ = exit.dead.cancelled() => None,
+        };
+        let Some(conn) = conn else {
+            self.hub.forget(&token);
+            super::instance::kill(pid);
+            self.memory.remove(&cg_name);
+            return Err("the spare did not connect".to_string());
+        };
+        let spare = Spare { pid, conn, cg_name, exit, sink };
+        self.spares.lock().unwrap_or_else(|p| p.into_inner()).insert(plugin.file.clone(), spare);
+        Ok(())
+    }
+
+    /// Ends every spare (shutdown).
+    pub(crate) fn drop_spares(&self) {
+        for (_, s) in self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            super::instance::kill(s.pid);
+            self.memory.remove(&s.cg_name);
+        }
+    }
+}
