@@ -8,62 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Longest topic or filter accepted, in bytes (MQTT's own limit is 65535).
-pub const MAX_TOPIC_BYTES: usize = 65_535;
-
-/// Why a topic name or topic filter is not valid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TopicError {
-    #[error("is empty")]
-    Empty,
-    #[error("is longer than {MAX_TOPIC_BYTES} bytes")]
-    TooLong,
-    #[error("contains the NUL character")]
-    Nul,
-    #[error("contains a wildcard ('+' or '#'), which a topic name may not")]
-    WildcardInTopic,
-    #[error("'#' must be the last level and stand alone (as in 'a/#')")]
-    MisplacedHash,
-    #[error("'+' must stand alone in its level (as in 'a/+/b')")]
-    MisplacedPlus,
-}
-
-/// Checks a concrete topic name, as carried by PUBLISH.
-pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
-    check_common(topic)?;
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        return Err(TopicError::WildcardInTopic);
-    }
-    Ok(())
-}
-
-/// Checks a topic filter, as carried by SUBSCRIBE or a subscription's Subject.
-pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
-    check_common(filter)?;
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return Err(TopicError::MisplacedHash);
-        }
-        if level.contains('+') && level != "+" {
-            return Err(TopicError::MisplacedPlus);
-        }
-    }
-    Ok(())
-}
-
-fn check_common(s: &str) -> Result<(), TopicError> {
-    if s.is_empty() {
-        return Err(TopicError::Empty);
-    }
-    if s.len() > MAX_TOPIC_BYTES {
-        return Err(TopicError::TooLong);
-    }
-    if s.contains('\0') {
-        return Err(TopicError::Nul);
-    }
-    Ok(())
-}
+pub use ggcore_ipc::topic::{validate_filter, validate_topic, TopicError, MAX_TOPIC_BYTES};
 
 /// A validated topic filter (a subscription's Subject, or a device's SUBSCRIBE).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

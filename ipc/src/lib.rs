@@ -10,6 +10,8 @@
 //! Types only, no I/O policy: the core reads frames with tokio, the worker with
 //! blocking std streams; both use [`encode`] and [`decode`].
 
+pub mod topic;
+
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -197,6 +199,8 @@ pub struct Spec {
     pub gid: Option<u32>,
     /// Write the worker's pid into this file first (a cgroup's `cgroup.procs`).
     pub cgroup_procs: Option<String>,
+    /// `maxPayloadBytes`: publishes the worker checks against it need no answer.
+    pub max_payload: u64,
 }
 
 /// Per-invocation context.
@@ -311,7 +315,7 @@ mod tests {
     #[test]
     fn golden_hello_frame() {
         let f = encode(&Up::Hello { protocol: 1, token: "ab".into(), role: Role::Zygote, pid: 300 });
-        assert_eq!(f, vec![7, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, 0xac, 0x02]);
+        assert_eq!(f, vec![8, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, 0xac, 0x02]);
     }
 
     #[test]

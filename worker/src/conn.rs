@@ -44,6 +44,12 @@ impl Conn {
         Ok((conn, rx))
     }
 
+    /// Sends a host call that needs no answer.
+    pub fn cast(&self, call: Call) -> Result<(), HostError> {
+        self.send(&Up::Call { corr: 0, call })
+            .map_err(|e| HostError::new(HostErrorCode::Internal, format!("the core cannot be reached: {e}")))
+    }
+
     pub fn send(&self, msg: &Up) -> std::io::Result<()> {
         let frame = ggcore_ipc::encode(msg);
         lock(&self.writer).write_all(&frame)
@@ -115,6 +121,8 @@ fn unexpected(reply: Reply) -> HostError {
 /// The host callbacks a plugin gets: each one is a request to the core.
 pub struct IpcHost {
     pub conn: Conn,
+    /// `maxPayloadBytes` (0: unknown, every publish waits for the core's answer).
+    pub max_payload: usize,
 }
 
 impl HostApi for IpcHost {
@@ -125,6 +133,17 @@ impl HostApi for IpcHost {
             queue_full_policy: args.queue_full_policy.to_string(),
             claimed_source: args.claimed_source.to_string(),
         };
+        // A plain publish checked here needs no round trip: the core takes the
+        // frames in order (and holds this worker back when targets are full).
+        // All-or-error publishes and claimed sources wait for the core's verdict.
+        let plain = self.max_payload > 0 && args.claimed_source.is_empty() && args.queue_full_policy.as_str() != "AllOrError";
+        if plain {
+            return match ggcore_ipc::topic::check_publish(args.topic.as_str(), args.payload.len(), self.max_payload) {
+                Ok(()) => self.conn.cast(call),
+                Err(ggcore_ipc::topic::PublishError::BadTopic(m)) => Err(HostError::new(HostErrorCode::BadRequest, m)),
+                Err(ggcore_ipc::topic::PublishError::TooLarge(m)) => Err(HostError::new(HostErrorCode::TooLarge, m)),
+            };
+        }
         match self.conn.call(call) {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),

@@ -25,7 +25,7 @@ pub fn function_spec(spec: &Spec) -> FunctionSpec {
 /// Starts the instance and serves invocations until Stop or the core goes away.
 /// Returns the process exit code.
 pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<Work>, spec: &Spec) -> i32 {
-    let host = host_box(IpcHost { conn: conn.clone() });
+    let host = host_box(IpcHost { conn: conn.clone(), max_payload: spec.max_payload as usize });
     let mut instance = match (module.start_instance())(function_spec(spec), host) {
         RResult::ROk(i) => i,
         RResult::RErr(e) => {

@@ -14,7 +14,6 @@ use super::slot::{FunctionSlot, InvokeResult, WorkItem};
 use super::{error, FunctionManager};
 use crate::group::{Endpoint, FunctionArn};
 use crate::router::{Message, Qos};
-use crate::topic::validate_topic;
 
 impl FunctionManager {
     /// Answers a worker's host call.
@@ -49,14 +48,10 @@ impl FunctionManager {
             slot.log.write("ERROR", &format!("publish refused: {msg}"));
             return error(HostErrorCode::Refused, msg);
         }
-        if let Err(e) = validate_topic(topic) {
-            return error(HostErrorCode::BadRequest, format!("topic '{topic}' {e}"));
-        }
-        if payload.len() > self.cfg.max_payload {
-            return error(
-                HostErrorCode::TooLarge,
-                format!("payload of {} bytes is over maxPayloadBytes ({})", payload.len(), self.cfg.max_payload),
-            );
+        match ggcore_ipc::topic::check_publish(topic, payload.len(), self.cfg.max_payload) {
+            Ok(()) => {}
+            Err(ggcore_ipc::topic::PublishError::BadTopic(m)) => return error(HostErrorCode::BadRequest, m),
+            Err(ggcore_ipc::topic::PublishError::TooLarge(m)) => return error(HostErrorCode::TooLarge, m),
         }
         if !matches!(policy, "" | "BestEffort" | "AllOrError") {
             return error(HostErrorCode::BadRequest, format!("Invalid value for queueFullPolicy: {policy}"));

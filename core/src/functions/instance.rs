@@ -248,7 +248,11 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
                         // Publishes are answered in order, on this task; invokes may wait long.
                         if matches!(call, ggcore_ipc::Call::Publish { .. }) {
                             let reply = mgr.handle_call(&slot, call).await;
-                            let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
+                            if corr != 0 {
+                                let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
+                            } else if let ggcore_ipc::Reply::Error { message, .. } = reply {
+                                slot.log.write("ERROR", &format!("publish failed: {message}"));
+                            }
                             drop(permit);
                         } else {
                             tokio::spawn(async move {

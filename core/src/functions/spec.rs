@@ -80,6 +80,7 @@ impl FunctionManager {
             uid: run_as.map(|r| r.uid),
             gid: run_as.map(|r| r.gid),
             cgroup_procs,
+            max_payload: self.cfg.max_payload as u64,
         }
     }
 }
