@@ -186,8 +186,9 @@ async fn five_hundred_queued_invocations_scale_out_and_run_once() {
 }
 
 /// With `runtime.maxWorkItemCount` 10, a caller firing 100 Event invokes at a
-/// slow function gets an error for each one over the queue's bound; routed
-/// messages over it are dropped and counted. Everything accepted runs once.
+/// slow function gets an error for each one over the queue's bound; a device
+/// routing messages to it is held back instead, at QoS 1 and QoS 0, and none
+/// is lost. Everything accepted runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_work_queue_refuses_the_excess() {
     let worker = Function::python("worker", WORKER_PY);
@@ -233,6 +234,16 @@ async fn full_work_queue_refuses_the_excess() {
     assert_eq!(dropped, 0, "accepted QoS 1 messages were dropped");
     let more = collect_done(&env.root, &mut counter, ran as usize).await;
     assert!(more.keys().all(|i| (1000..1100).contains(i)), "{more:?}");
+    counter.expect_silence().await;
+
+    // QoS 0 too: a burst is slowed down (the device's packets wait in its
+    // socket), not thinned out.
+    for i in 2000..2100 {
+        feeder.publish_nowait("work/in", QoS::AtMostOnce, false, json!({"i": i, "sleep": 1}).to_string()).await;
+    }
+    let zero = collect_done(&env.root, &mut counter, 100).await;
+    assert_eq!(zero.keys().copied().collect::<Vec<_>>(), (2000..2100).collect::<Vec<_>>(), "QoS 0 messages were dropped");
+    assert!(feeder.is_connected());
     counter.expect_silence().await;
     let s = env.root.status();
     let w = s["functions"].as_array().unwrap().iter().find(|f| f["arn"] == arn).unwrap();

@@ -194,12 +194,26 @@ async fn bad_config_stops_the_core_with_exit_2() {
     assert_eq!(done.code, Some(2), "{done:?}");
     assert!(done.stderr.iter().any(|l| l.contains("config/config.json") && l.contains("ggcore.mqtt.port")), "{done:?}");
 
+    let root = Root::with_config_only(serde_json::json!({
+        "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 }, "threads": 100000 }
+    }));
+    let mut run = {
+        let mut cmd = ggcore_command();
+        cmd.args(["run", "--root"]).arg(&root.path);
+        Background::spawn(cmd)
+    };
+    let done = run.finish().await;
+    assert_eq!(done.code, Some(2), "{done:?}");
+    assert!(done.stderr.iter().any(|l| l.contains("ggcore.threads: 100000 is outside 0-256")), "{done:?}");
+
+    // Unknown keys are warned about; `ggcore.threads` sizes the event loop.
     let root = Root::with_config(serde_json::json!({
-        "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 } },
+        "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 }, "threads": 3 },
         "noSuchKey": true
     }));
     let mut core = root.start();
     core.wait_log(&["noSuchKey", "unknown field"]).await;
+    core.wait_log(&["ggcore ready", "threads=3"]).await;
     assert_eq!(root.status()["group"]["devices"], 0);
     core.stop_ok();
 }

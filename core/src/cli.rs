@@ -120,7 +120,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     let root = layout::resolve_root(cli.root.as_deref());
     match cli.command {
         Command::Run => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| CliError::other(e.to_string()))?;
+            // The thread count is read before the runtime exists; a bad file
+            // is reported by `daemon::run` as usual.
+            let threads = daemon::load_config(&root).map(|c| c.event_loop_threads()).unwrap_or(crate::config::DEFAULT_THREADS);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::other(e.to_string()))?;
             rt.block_on(daemon::run(root)).map_err(CliError::from)
         }
         Command::Deploy { path, reset, force } => runtime()?.block_on(deploy_cmd(&root, path.as_deref(), reset, force)),

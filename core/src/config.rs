@@ -90,6 +90,7 @@ struct RawGgcore {
     plugins: Option<RawPlugins>,
     spooler: Option<RawSpooler>,
     cloud: Option<RawCloud>,
+    threads: Option<usize>,
     #[serde(flatten)]
     extra: Extra,
 }
@@ -215,6 +216,8 @@ pub struct CoreConfig {
     pub spooler: SpoolerConfig,
     pub cloud_enabled: bool,
     pub cloud_tls: bool,
+    /// Threads of the core's event loop (`ggcore.threads`; 0 = one per CPU).
+    pub threads: usize,
     /// Unknown keys and deprecated spellings, with their JSON paths.
     pub warnings: Vec<String>,
 }
@@ -391,6 +394,10 @@ impl CoreConfig {
         };
         let c = g.cloud.unwrap_or_default();
         warn_unknown(&mut warnings, "ggcore.cloud", &c.extra);
+        let threads = g.threads.unwrap_or(DEFAULT_THREADS);
+        if threads > MAX_THREADS {
+            return Err(err("ggcore.threads", format!("{threads} is outside 0-{MAX_THREADS} (0: one per CPU)")));
+        }
 
         Ok(CoreConfig {
             core_thing,
@@ -405,6 +412,7 @@ impl CoreConfig {
             spooler: SpoolerConfig { file_system, max_size_bytes, fsync, when_full },
             cloud_enabled: c.enabled.unwrap_or(true),
             cloud_tls: c.tls.unwrap_or(true),
+            threads,
             warnings,
         })
     }
@@ -423,6 +431,23 @@ impl CoreConfig {
     /// The core's thing name, when `coreThing.thingArn` is set.
     pub fn core_thing_name(&self) -> Option<&str> {
         self.core_thing.thing_arn.as_ref().map(|t| t.name())
+    }
+}
+
+/// Event-loop threads by default. One thread routes over a million small
+/// messages a second here, and at the low rates of most gateways it costs
+/// half the CPU per message of two (no cross-thread wake-ups); more threads
+/// help where TLS work on large payloads saturates a core (BENCHMARKS.md).
+pub const DEFAULT_THREADS: usize = 1;
+const MAX_THREADS: usize = 256;
+
+impl CoreConfig {
+    /// Event-loop threads to start: the configured count, 0 meaning one per CPU.
+    pub fn event_loop_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        }
     }
 }
 
@@ -449,6 +474,7 @@ mod tests {
         assert_eq!(c.mqtt.port, 8883);
         assert_eq!(c.mqtt.max_payload_bytes, 131072);
         assert_eq!(c.runtime.max_work_item_count, 1024);
+        assert_eq!(c.event_loop_threads(), 1);
         assert_eq!(c.device_ca_path, PathBuf::from("/r/certs/device-ca.pem"));
         assert!(c.spooler.file_system);
         assert!(c.warnings.is_empty());
@@ -484,6 +510,17 @@ mod tests {
         assert!(e.to_string().starts_with("/r/config/config.json: ggcore.spooler.maxSizeBytes: "));
         let e = parse("[1]").unwrap_err();
         assert!(e.message.contains("JSON object"));
+        let e = parse(r#"{"ggcore":{"threads":1000}}"#).unwrap_err();
+        assert_eq!((e.path.as_str(), e.message.as_str()), ("ggcore.threads", "1000 is outside 0-256 (0: one per CPU)"));
+        let e = parse(r#"{"ggcore":{"threads":-1}}"#).unwrap_err();
+        assert_eq!(e.path, "ggcore.threads");
+    }
+
+    #[test]
+    fn threads_zero_means_one_per_cpu() {
+        let c = parse(r#"{"ggcore":{"threads":0}}"#).unwrap();
+        assert_eq!(c.event_loop_threads(), std::thread::available_parallelism().unwrap().get());
+        assert_eq!(parse(r#"{"ggcore":{"threads":3}}"#).unwrap().event_loop_threads(), 3);
     }
 
     #[test]

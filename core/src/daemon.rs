@@ -26,6 +26,8 @@ use crate::store::{RocksStore, RootLock, StateStore};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Environment variable overriding `ggcore.mqtt.port` (containers, tests).
 pub const MQTT_PORT_ENV: &str = "GGCORE_MQTT_PORT";
+/// Overrides `ggcore.threads` (benchmarks compare thread counts with it).
+pub const THREADS_ENV: &str = "GGCORE_THREADS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -93,6 +95,9 @@ pub fn load_config(root: &std::path::Path) -> Result<CoreConfig, RunError> {
     let mut config = CoreConfig::load(&file, root)?;
     if let Ok(p) = std::env::var(MQTT_PORT_ENV) {
         config.mqtt.port = p.parse().map_err(|_| RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number")))?;
+    }
+    if let Ok(t) = std::env::var(THREADS_ENV) {
+        config.threads = t.parse().map_err(|_| RunError::Invalid(format!("{THREADS_ENV}='{t}' is not a thread count")))?;
     }
     Ok(config)
 }
@@ -443,10 +448,11 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     });
     let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
     tracing::info!(
-        "ggcore ready mqtt={shown} admin={} root={} startup_ms={}",
+        "ggcore ready mqtt={shown} admin={} root={} startup_ms={} threads={}",
         layout.admin_socket().display(),
         root.display(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        tokio::runtime::Handle::current().metrics().num_workers()
     );
     if core.router.table().group.group_id == demo::DEMO_GROUP_ID {
         if let Some(cmds) = demo::commands(&layout, mqtt_addr.port()) {

@@ -211,7 +211,11 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     if let Some(w) = will {
         if !shutting_down {
             let mut scratch = Vec::new();
-            ctx.router.route(&Endpoint::Device(device.thing.clone()), &w, &mut scratch);
+            let source = Endpoint::Device(device.thing.clone());
+            let outcome = ctx.router.route(&source, &w, &mut scratch);
+            if outcome.blocked > 0 {
+                ctx.router.retry(&source, &w, &mut scratch, outcome).await;
+            }
         }
     }
 }
@@ -235,9 +239,9 @@ struct Reader<'a> {
     /// QoS 2 packet ids received and not yet released (PUBREL), so that a
     /// re-sent PUBLISH is not routed twice.
     qos2_pending: Vec<u16>,
-    /// A QoS 1 message some of whose targets are full, with the ack that waits
-    /// for them: the reader holds the device back until they take it.
-    blocked: Option<(Message, RouteOutcome, Packet)>,
+    /// A message some of whose targets are full, with the ack (QoS 1) that
+    /// waits for them: the reader holds the device back until they take it.
+    blocked: Option<(Message, RouteOutcome, Option<Packet>)>,
 }
 
 impl Reader<'_> {
@@ -261,7 +265,9 @@ impl Reader<'_> {
                         if let Some((msg, outcome, ack)) = self.blocked.take() {
                             self.flush_acks();
                             self.ctx.router.retry(&self.source, &msg, &mut self.scratch, outcome).await;
-                            self.ack(ack);
+                            if let Some(ack) = ack {
+                                self.ack(ack);
+                            }
                         }
                     }
                     Err(CodecError::InsufficientBytes(_)) => break,
@@ -348,10 +354,11 @@ impl Reader<'_> {
                     }
                 };
                 match (routed, ack) {
-                    // Acknowledged only once every target took it (see `blocked`).
-                    (Some((msg, outcome)), Some(ack)) => self.blocked = Some((msg, outcome, ack)),
-                    (_, Some(ack)) => self.ack(ack),
-                    (_, None) => {}
+                    // Acknowledged (and the next packet read) only once every
+                    // target took it (see `blocked`).
+                    (Some((msg, outcome)), ack) => self.blocked = Some((msg, outcome, ack)),
+                    (None, Some(ack)) => self.ack(ack),
+                    (None, None) => {}
                 }
             }
             Packet::PubRel(r) => {

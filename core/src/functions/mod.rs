@@ -462,10 +462,7 @@ impl Deliver for Arc<FunctionManager> {
             enqueued: Instant::now(),
         };
         if slot.enqueue(item).is_err() {
-            if msg.qos == crate::router::Qos::AtMostOnce {
-                // Best effort: the router drops it.
-                slot.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
-            }
+            // The router holds the publisher back and retries.
             return Delivery::Full;
         }
         self.ensure_capacity(&slot);

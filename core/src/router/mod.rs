@@ -44,8 +44,8 @@ pub enum Delivery {
     NotSubscribed,
     /// Dropped, for the given reason (counted).
     Dropped(&'static str),
-    /// The target's queue is full right now; a QoS 1 message waits for room
-    /// (the publisher is held back) instead of being dropped.
+    /// The target's queue is full right now; the message waits for room (the
+    /// publisher is held back, at either QoS) instead of being dropped.
     Full,
 }
 
@@ -94,14 +94,14 @@ pub struct RouteOutcome {
     pub targets: usize,
     pub delivered: usize,
     pub dropped: usize,
-    /// Targets whose queue was full for a QoS 1 message; their ids are left in
+    /// Targets whose queue was full; their ids are left in
     /// the caller's scratch buffer, to be retried with [`Router::retry`].
     pub blocked: usize,
     /// The table the ids refer to.
     pub generation: u64,
 }
 
-/// How long a QoS 1 message waits for room in a full target queue before it
+/// How long a message waits for room in a full target queue before it
 /// is dropped (counted and logged).
 pub const BLOCKED_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -170,7 +170,7 @@ impl Router {
     }
 
     /// Delivers to each target in `scratch`, leaving there the ones that were
-    /// full for a QoS 1 message.
+    /// full.
     fn deliver_each(&self, table: &RouteTable, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, out: &mut RouteOutcome) {
         let mut blocked = 0;
         for i in 0..scratch.len() {
@@ -186,12 +186,11 @@ impl Router {
                     continue;
                 }
                 Delivery::NotSubscribed => continue,
-                Delivery::Full if msg.qos == Qos::AtLeastOnce => {
+                Delivery::Full => {
                     scratch[blocked] = id;
                     blocked += 1;
                     continue;
                 }
-                Delivery::Full => "target queue full (QoS 0)",
                 Delivery::Dropped(r) => r,
             };
             out.dropped += 1;
@@ -209,7 +208,8 @@ impl Router {
     /// pausing a little longer each time, until they take the message or
     /// [`BLOCKED_LIMIT`] passes (then the rest is dropped and counted). The
     /// caller is held back meanwhile: that is the backpressure a full function
-    /// queue puts on a QoS 1 publisher.
+    /// queue puts on a publisher (like TCP's on a slow MQTT subscriber), so
+    /// that a burst is slowed down rather than thinned out, at QoS 0 too.
     pub async fn retry(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, first: RouteOutcome) -> RouteOutcome {
         let mut total = first;
         let deadline = tokio::time::Instant::now() + BLOCKED_LIMIT;
