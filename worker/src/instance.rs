@@ -1,4 +1,5 @@
-//! Hosting one function instance: start it, then run invocations one at a time.
+//! Hosting one function instance: start it, then run invocations one at a time,
+//! in the order the core sent them (it may send the next before the last ends).
 
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
 use ggcore_ipc::{Outcome, Spec, Up};
@@ -22,6 +23,10 @@ pub fn function_spec(spec: &Spec) -> FunctionSpec {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// Starts the instance and serves invocations until Stop or the core goes away.
 /// Returns the process exit code.
 pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<Work>, spec: &Spec) -> i32 {
@@ -42,7 +47,9 @@ pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<W
                 let ctx = InvocationContext {
                     invocation_id: context.invocation_id.into(),
                     client_context: context.client_context.into(),
-                    deadline_unix_ms: context.deadline_unix_ms,
+                    // The invocation starts now (it may have waited behind
+                    // the previous one): its time runs from here.
+                    deadline_unix_ms: context.deadline_unix_ms.max(now_ms() + spec.timeout_ms),
                     invocation_type: if context.event { InvocationType::Event } else { InvocationType::RequestResponse },
                 };
                 let outcome = match instance.invoke(RVec::from(event), ctx) {

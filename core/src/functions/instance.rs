@@ -3,7 +3,7 @@
 //! invocation at a time, and enforce the deadline of each invocation from the
 //! outside (the instance is killed when it runs over).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -322,52 +322,81 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
     };
     let mut served = 0u64;
     let mut next_id = 1u64;
+    // Invocations sent to the worker, in order. The worker runs them one at a
+    // time in that order, so the first is the one running (since `head_since`)
+    // and the others wait in its socket: the next one starts without a round
+    // trip through the core.
+    let mut sent: VecDeque<Sent> = VecDeque::new();
+    let mut head_since = Instant::now();
     let ended = loop {
-        slot.set_instance(InstanceStatus { id, pid, state: "idle", started_unix: now_unix(), invocations: served });
-        let item = tokio::select! {
-            w = slot.next(idle_timeout) => w,
-            _ = exit.dead.cancelled() => break Ended::Died(death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await),
-        };
-        let Some(item) = item else {
-            break if slot.removed.is_cancelled() { Ended::Removed } else { Ended::Idle };
-        };
-        slot.set_instance(InstanceStatus { id, pid, state: "busy", started_unix: now_unix(), invocations: served });
-        served += 1;
-        let frame_id = next_id;
-        next_id += 1;
-        match invoke_one(&slot, &conn, &exit, frame_id, item).await {
-            Ok(()) => {}
-            Err(Fatal::Timeout(item)) => {
+        if sent.is_empty() {
+            slot.set_instance(InstanceStatus { id, pid, state: "idle", started_unix: now_unix(), invocations: served });
+            let item = tokio::select! {
+                w = slot.next(idle_timeout) => w,
+                _ = exit.dead.cancelled() => break Ended::Died(death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await),
+            };
+            let Some(item) = item else {
+                break if slot.removed.is_cancelled() { Ended::Removed } else { Ended::Idle };
+            };
+            head_since = Instant::now();
+            slot.set_instance(InstanceStatus { id, pid, state: "busy", started_unix: now_unix(), invocations: served });
+            if let Err(item) = send_invoke(&slot, &conn, &mut next_id, item, &mut sent).await {
+                // It never reached the worker: another instance runs it.
+                slot.give_back(vec![item]);
+                break died(&mgr, &slot, &cg_name, &exit, None, &mut sent).await;
+            }
+        }
+        // Top up the pipeline from the queue, without waiting for more work.
+        let mut send_failed = None;
+        while sent.len() < pipeline_depth(&slot) {
+            let Some(item) = slot.try_next() else { break };
+            if let Err(item) = send_invoke(&slot, &conn, &mut next_id, item, &mut sent).await {
+                send_failed = Some(item);
+                break;
+            }
+        }
+        if let Some(item) = send_failed {
+            // The first of `sent` is still the one running; this one never went out.
+            slot.give_back(vec![item]);
+            break died(&mgr, &slot, &cg_name, &exit, sent.pop_front().map(|s| s.item), &mut sent).await;
+        }
+        let Some(head) = sent.front_mut() else { continue };
+        let deadline = tokio::time::Instant::from_std(head_since + slot.def.timeout);
+        let outcome = tokio::select! {
+            // An answer already read wins over the end of the connection after it.
+            biased;
+            r = &mut head.result => r.ok(),
+            _ = tokio::time::sleep_until(deadline) => {
+                let Some(head) = sent.pop_front() else { continue };
                 *exit.killed_for.lock().unwrap_or_else(|p| p.into_inner()) = Some("timeout");
                 kill(pid);
                 slot.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("Task timed out after {:.2} seconds", slot.def.timeout.as_secs_f64());
-                slot.log.write("ERROR", &format!("invocation {} ended: {msg}; the instance was stopped", item.invocation_id));
-                item.answer(InvokeResult::unhandled(&msg));
+                slot.log.write("ERROR", &format!("invocation {} ended: {msg}; the instance was stopped", head.item.invocation_id));
+                head.item.answer(InvokeResult::unhandled(&msg));
+                slot.give_back(sent.drain(..).map(|s| s.item).collect());
                 break Ended::Died(msg);
             }
-            Err(Fatal::Removed(item)) => {
+            _ = exit.dead.cancelled() => None,
+            _ = slot.removed.cancelled() => {
+                let Some(head) = sent.pop_front() else { continue };
                 kill(pid);
                 slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = "the function was stopped (removed or replaced by a deployment, or the core is stopping) during this invocation";
-                slot.log.write("ERROR", &format!("invocation {} ended: {msg}", item.invocation_id));
-                item.answer(InvokeResult::unhandled(msg));
+                slot.log.write("ERROR", &format!("invocation {} ended: {msg}", head.item.invocation_id));
+                head.item.answer(InvokeResult::unhandled(msg));
+                slot.give_back(sent.drain(..).map(|s| s.item).collect());
                 break Ended::Removed;
             }
-            Err(Fatal::Died(item)) => {
-                let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker ended").await;
-                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
-                if reason.contains("out of memory") {
-                    slot.stats.out_of_memory.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    slot.stats.crashes.fetch_add(1, Ordering::Relaxed);
-                }
-                slot.log.write("ERROR", &format!("invocation {} ended: {reason}", item.invocation_id));
-                item.answer(InvokeResult::unhandled(&reason));
-                break Ended::Died(reason);
-            }
-        }
+        };
+        let Some(head) = sent.pop_front() else { continue };
+        let Some(outcome) = outcome else {
+            break died(&mgr, &slot, &cg_name, &exit, Some(head.item), &mut sent).await;
+        };
+        head_since = Instant::now();
+        served += 1;
+        head.item.answer(outcome_result(&slot, outcome));
     };
     // Stop the worker: ask, then insist.
     let _ = conn.tx.try_send(ggcore_ipc::encode(&Down::Stop));
@@ -473,16 +502,37 @@ async fn start_worker(mgr: &Arc<FunctionManager>, slot: &Arc<FunctionSlot>, id: 
     Ok(StartedWorker { pid, conn, cg_name, exit, direct, spec })
 }
 
-enum Fatal {
-    Timeout(WorkItem),
-    Died(WorkItem),
-    /// The function left the group (or the core is stopping) mid-invocation.
-    Removed(WorkItem),
+/// One invocation sent to the worker and not answered yet.
+struct Sent {
+    item: WorkItem,
+    result: oneshot::Receiver<Outcome>,
 }
 
-/// Sends one invocation and waits for its outcome within the function's Timeout.
-async fn invoke_one(slot: &FunctionSlot, conn: &Conn, exit: &Exit, frame_id: u64, item: WorkItem) -> Result<(), Fatal> {
+/// Most invocations sent ahead to one instance: 4 where no other instance
+/// could take them (pinned, or on-demand at its instance limit), else 1, so
+/// that queued work still spreads over new instances.
+const PIPELINE_DEPTH: usize = 4;
+
+fn pipeline_depth(slot: &FunctionSlot) -> usize {
+    if slot.def.lifecycle == Lifecycle::Pinned || slot.alive.load(Ordering::Relaxed) >= slot.max_instances {
+        PIPELINE_DEPTH
+    } else {
+        1
+    }
+}
+
+/// Sends `item` to the worker; gives it back when the connection is gone.
+async fn send_invoke(
+    slot: &FunctionSlot,
+    conn: &Conn,
+    next_id: &mut u64,
+    item: WorkItem,
+    sent: &mut VecDeque<Sent>,
+) -> Result<(), WorkItem> {
+    let frame_id = *next_id;
+    *next_id += 1;
     slot.stats.invocations.fetch_add(1, Ordering::Relaxed);
+    // The worker sets the deadline again when the invocation starts.
     let deadline_ms = crate::telemetry::now_ms() + slot.def.timeout.as_millis() as u64;
     let (tx, rx) = oneshot::channel();
     conn.results.lock().unwrap_or_else(|p| p.into_inner()).insert(frame_id, tx);
@@ -497,16 +547,42 @@ async fn invoke_one(slot: &FunctionSlot, conn: &Conn, exit: &Exit, frame_id: u64
         },
     });
     if conn.tx.send(frame).await.is_err() {
-        return Err(Fatal::Died(item));
+        conn.results.lock().unwrap_or_else(|p| p.into_inner()).remove(&frame_id);
+        slot.stats.invocations.fetch_sub(1, Ordering::Relaxed);
+        return Err(item);
     }
-    let outcome = tokio::select! {
-        r = rx => r.ok(),
-        _ = tokio::time::sleep(slot.def.timeout) => return Err(Fatal::Timeout(item)),
-        _ = exit.dead.cancelled() => None,
-        _ = slot.removed.cancelled() => return Err(Fatal::Removed(item)),
-    };
-    let Some(outcome) = outcome else { return Err(Fatal::Died(item)) };
-    let result = match outcome {
+    sent.push_back(Sent { item, result: rx });
+    Ok(())
+}
+
+/// The worker died: the running invocation (`head`) gets an Unhandled error
+/// with the reason; the ones sent after it never started and go back to the
+/// queue.
+async fn died(
+    mgr: &FunctionManager,
+    slot: &FunctionSlot,
+    cg_name: &str,
+    exit: &Exit,
+    head: Option<WorkItem>,
+    rest: &mut VecDeque<Sent>,
+) -> Ended {
+    let reason = death_reason(&mgr.memory, cg_name, exit, "the worker ended").await;
+    if let Some(item) = head {
+        slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+        if reason.contains("out of memory") {
+            slot.stats.out_of_memory.fetch_add(1, Ordering::Relaxed);
+        } else {
+            slot.stats.crashes.fetch_add(1, Ordering::Relaxed);
+        }
+        slot.log.write("ERROR", &format!("invocation {} ended: {reason}", item.invocation_id));
+        item.answer(InvokeResult::unhandled(&reason));
+    }
+    slot.give_back(rest.drain(..).map(|s| s.item).collect());
+    Ended::Died(reason)
+}
+
+fn outcome_result(slot: &FunctionSlot, outcome: Outcome) -> InvokeResult {
+    match outcome {
         Outcome::Ok(payload) => {
             slot.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             InvokeResult { payload: Bytes::from(payload), failure: None }
@@ -521,9 +597,7 @@ async fn invoke_one(slot: &FunctionSlot, conn: &Conn, exit: &Exit, frame_id: u64
             };
             InvokeResult { payload: Bytes::from(payload), failure: Some(failure) }
         }
-    };
-    item.answer(result);
-    Ok(())
+    }
 }
 
 fn log_level(level: u8) -> &'static str {

@@ -260,7 +260,20 @@ impl FunctionManager {
                 }
                 Ended::Idle | Ended::Removed => {}
             }
+            mgr.serve_given_back(&slot);
         });
+    }
+
+    /// Work an instance of a removed function gave back went to the new
+    /// version's queue; an on-demand new version may need an instance for it.
+    fn serve_given_back(self: &Arc<Self>, slot: &FunctionSlot) {
+        if slot.removed.is_cancelled() {
+            if let Some(next) = slot.successor() {
+                if next.def.lifecycle == Lifecycle::OnDemand {
+                    self.ensure_capacity(&next);
+                }
+            }
+        }
     }
 
     /// Keeps a pinned function's one instance running, restarting it with
@@ -280,7 +293,10 @@ impl FunctionManager {
                 let ended = instance::run(mgr.clone(), slot.clone(), starting).await;
                 slot.alive.fetch_sub(1, Ordering::Relaxed);
                 let reason = match ended {
-                    Ended::Idle | Ended::Removed => break,
+                    Ended::Idle | Ended::Removed => {
+                        mgr.serve_given_back(&slot);
+                        break;
+                    }
                     Ended::StartFailed(r) => {
                         slot.stats.start_failures.fetch_add(1, Ordering::Relaxed);
                         slot.fail_queued(&format!("the function failed to start: {r}"));
@@ -353,10 +369,14 @@ impl FunctionManager {
             old.iter().filter(|(arn, s)| next.get(*arn).is_none_or(|n| !Arc::ptr_eq(n, s))).map(|(_, s)| s.clone()).collect();
         for s in removed {
             tracing::info!(function = %s.def.arn, "function removed or changed by the deployment; stopping its instances");
-            s.removed.cancel();
             // Work queued for a function the new group still has (same name,
-            // maybe another version) goes to the new version, not to waste.
+            // maybe another version) goes to the new version, not to waste;
+            // so does work its instances took but had not started.
             let successor = next.values().find(|n| n.def.arn.unqualified() == s.def.arn.unqualified() && !Arc::ptr_eq(n, &s));
+            if let Some(n) = successor {
+                s.set_successor(n.clone());
+            }
+            s.removed.cancel();
             match successor {
                 Some(n) => {
                     let moved = s.hand_over(n);

@@ -112,6 +112,8 @@ pub struct FunctionSlot {
     pub removed: CancellationToken,
     pub instances: Mutex<Vec<InstanceStatus>>,
     next_instance: AtomicU64,
+    /// The new version that took over this function's queue at a redeploy.
+    successor: Mutex<Option<std::sync::Arc<FunctionSlot>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,6 +147,7 @@ impl FunctionSlot {
             removed: CancellationToken::new(),
             instances: Mutex::new(Vec::new()),
             next_instance: AtomicU64::new(1),
+            successor: Mutex::new(None),
         }
     }
 
@@ -215,6 +218,54 @@ impl FunctionSlot {
                 return lock(&self.queue).pop_front();
             }
         }
+    }
+
+    /// The next queued call, if one is waiting now (none once removed).
+    pub fn try_next(&self) -> Option<WorkItem> {
+        if self.removed.is_cancelled() {
+            return None;
+        }
+        lock(&self.queue).pop_front()
+    }
+
+    /// Puts calls an instance had taken but not started back at the front of
+    /// the queue, in order (the instance died or was stopped). If the
+    /// function was removed meanwhile they follow its queue: to the successor,
+    /// or answered with an error.
+    pub fn give_back(&self, items: Vec<WorkItem>) {
+        if items.is_empty() {
+            return;
+        }
+        {
+            let mut q = lock(&self.queue);
+            for item in items.into_iter().rev() {
+                q.push_front(item);
+            }
+        }
+        if self.removed.is_cancelled() {
+            let successor = lock(&self.successor).clone();
+            match successor {
+                Some(next) => {
+                    self.hand_over(&next);
+                }
+                None => {
+                    self.fail_queued(
+                        "the function was stopped (removed by a deployment, or the core is stopping) before this call started",
+                    );
+                }
+            }
+        } else {
+            self.work_ready.notify_one();
+        }
+    }
+
+    pub fn successor(&self) -> Option<std::sync::Arc<FunctionSlot>> {
+        lock(&self.successor).clone()
+    }
+
+    /// Records the new version that takes over this removed function's work.
+    pub fn set_successor(&self, next: std::sync::Arc<FunctionSlot>) {
+        *lock(&self.successor) = Some(next);
     }
 
     /// Answers every queued call with an Unhandled error.
