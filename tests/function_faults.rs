@@ -461,3 +461,57 @@ async fn huge_log_record_keeps_the_log_bounded() {
     assert_eq!(env.root.function_status("babbler").unwrap()["instancesStarted"], 1);
     env.stop();
 }
+
+/// Records each event it handles on `tally/out`; `crash` exits mid-handler.
+const TALLY_PY: &str = r#"
+import json
+import os
+import time
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    time.sleep(event.get('sleep', 0))
+    if event.get('crash'):
+        os._exit(1)
+    iot.publish(topic='tally/out', payload=json.dumps({'i': event['i'], 'pid': os.getpid()}))
+"#;
+
+/// Work queued behind an invocation that crashes its pinned instance (some of
+/// it already sent ahead to that instance) is not lost and not run twice: it
+/// runs once each, in order, on the restarted instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn work_sent_ahead_to_a_crashing_instance_runs_once_on_the_next() {
+    let tally = Function::python("tally", TALLY_PY).pinned();
+    let arn = tally.arn();
+    let env = Env::start_group(functions_root(json!({})), &["feeder", "counter"], |g| {
+        g.function(tally).route("feeder", "tally/in", &arn).route(&arn, "tally/out", "counter")
+    });
+    let mut feeder = env.connect("feeder").await;
+    let mut counter = env.connect("counter").await;
+    counter.sub("tally/out", QoS::AtLeastOnce).await;
+    // While the first event runs, the crash and twenty more queue up; when it
+    // ends, the crash and the next three are sent to the instance together.
+    feeder.publish("tally/in", QoS::AtLeastOnce, json!({"i": -1, "sleep": 1}).to_string()).await;
+    feeder.publish("tally/in", QoS::AtLeastOnce, json!({"crash": true}).to_string()).await;
+    for i in 0..20 {
+        feeder.publish("tally/in", QoS::AtLeastOnce, json!({"i": i}).to_string()).await;
+    }
+    let first: Value = serde_json::from_slice(&counter.recv().await.payload).unwrap();
+    assert_eq!(first["i"], -1, "{first}");
+    let pid1 = first["pid"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let v: Value = serde_json::from_slice(&counter.recv().await.payload).unwrap();
+        assert_ne!(v["pid"].as_u64(), Some(pid1), "ran on the instance that crashed before it: {v}");
+        seen.push(v["i"].as_i64().unwrap());
+    }
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    counter.expect_silence().await;
+    let s = env.root.function_status("tally").unwrap();
+    assert_eq!((s["crashes"].as_u64(), s["succeeded"].as_u64(), s["invocations"].as_u64()), (Some(1), Some(21), Some(22)), "{s}");
+    env.stop();
+}

@@ -548,7 +548,6 @@ async fn send_invoke(
     });
     if conn.tx.send(frame).await.is_err() {
         conn.results.lock().unwrap_or_else(|p| p.into_inner()).remove(&frame_id);
-        slot.stats.invocations.fetch_sub(1, Ordering::Relaxed);
         return Err(item);
     }
     sent.push_back(Sent { item, result: rx });

@@ -236,6 +236,8 @@ impl FunctionSlot {
         if items.is_empty() {
             return;
         }
+        // They were counted when sent; they are counted again when sent again.
+        self.stats.invocations.fetch_sub(items.len() as u64, Ordering::Relaxed);
         {
             let mut q = lock(&self.queue);
             for item in items.into_iter().rev() {
