@@ -12,7 +12,9 @@ measures, each against the peer measured in the same run:
    (p50/p99, from a driver function) vs a raw pipe round trip between two
    Python processes;
 2. device -> Python function -> device relay throughput and latency vs the same
-   relay done by a Python paho-mqtt client through Mosquitto (TLS, same certs);
+   relay done by a Python paho-mqtt client through Mosquitto (TLS, same certs):
+   the source publishes with at most RELAY_WINDOW messages not yet back, the
+   sink is its own process;
 3. trivial invokes per second with both cores busy (driver threads invoking an
    on-demand no-op function that scales out), and, while that runs, a worker
    killed with SIGKILL: every invoke is answered (success or error), none lost;
@@ -254,6 +256,59 @@ class Results:
             return list(self.items)
 
 
+SINK_CODE = '''
+import json, os, ssl, sys, time, paho.mqtt.client as mqtt
+certs, port, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id='sink', protocol=mqtt.MQTTv311)
+c.tls_set(ca_certs=os.path.join(certs, 'group-ca.pem'), certfile=os.path.join(certs, 'sink.cert.pem'),
+          keyfile=os.path.join(certs, 'sink.private.key'), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+out = sys.stdout
+def on_message(cl, u, msg):
+    out.write('%r %d\\n' % (time.perf_counter(), json.loads(msg.payload)['i']))
+    out.flush()
+def on_subscribe(cl, u, mid, codes, props):
+    out.write('ready\\n')
+    out.flush()
+c.on_message = on_message
+c.on_subscribe = on_subscribe
+c.connect('localhost', port)
+c.subscribe(topic, qos=1)
+c.loop_forever()
+'''
+
+
+class SinkProcess:
+    """The relay's sink as its own process (one paho client, as a device
+    would be), so that the publisher and the sink do not share one GIL; it
+    prints the receive time (the same monotonic clock) and index of each
+    message. Same interface as Results for relay_run: items of (time, index)."""
+
+    def __init__(self, certs, port, topic):
+        self.items = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen([sys.executable, '-c', SINK_CODE, certs, str(port), topic],
+                                     stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != 'ready':
+            raise RuntimeError('the sink did not subscribe')
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            t, i = line.split()
+            with self.cond:
+                self.items.append((float(t), int(i)))
+                self.cond.notify_all()
+
+    def wait(self, n, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.items) >= n, timeout)
+            return list(self.items)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
 def call_driver(trigger, results, request, timeout=300):
     before = len(results.items)
     trigger.publish('bench/go', json.dumps(request), qos=1)
@@ -296,8 +351,7 @@ def relay_run(pub, results, n, qos, payload, window=RELAY_WINDOW):
     items = results.wait(before + n, 60)[before:]
     elapsed = (items[-1][0] - t0) if items else float('inf')
     lat = []
-    for t, body in items:
-        i = json.loads(body)['i']
+    for t, i in items:
         lat.append(t - sent[i])
     return len(items) / elapsed, lat, len(items)
 
@@ -352,17 +406,15 @@ c.loop_forever()
 '''
     relay = subprocess.Popen([sys.executable, '-c', relay_code, certs, str(port), str(qos)], stdout=subprocess.PIPE)
     relay.stdout.readline()
-    sink = client(certs, 'sink', port)
-    res = Results(sink, 'bench/out')
-    sink.loop_start()
+    res = SinkProcess(certs, port, 'bench/out')
     pub = client(certs, 'source', port)
     pub.loop_start()
     time.sleep(0.5)
     relay_run(pub, res, min(n, 500), qos, payload)  # warm-up
     out = relay_run(pub, res, n, qos, payload)
-    for c in (pub, sink):
-        c.loop_stop()
-        c.disconnect()
+    pub.loop_stop()
+    pub.disconnect()
+    res.stop()
     relay.kill()
     broker.kill()
     return out
@@ -463,10 +515,8 @@ def main():
 
         # 2. device -> function -> device relay vs Mosquitto + paho relay.
         source = client(core.certs, 'source', core.port)
-        sink = client(core.certs, 'sink', core.port)
-        res = Results(sink, 'bench/out')
+        res = SinkProcess(core.certs, core.port, 'bench/out')
         source.loop_start()
-        sink.loop_start()
         time.sleep(0.5)
         relay = {}
         for qos in (0, 1):
@@ -480,7 +530,8 @@ def main():
                 'mosquitto_p50_ms': round(pct(m_lat, 0.5) * 1e3, 2), 'mosquitto_p99_ms': round(pct(m_lat, 0.99) * 1e3, 2),
                 'ratio': round(rate / m_rate, 2) if m_rate else None}
         report['relay'] = relay
-        for c in (source, sink, trigger):
+        res.stop()
+        for c in (source, trigger):
             c.loop_stop()
             c.disconnect()
     finally:
