@@ -1,6 +1,10 @@
 # Shared by scripts/run and scripts/test: the target directory and the
 # installation of missing Debian packages.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ggcore-target}"
+# The SDKs functions import: this checkout's (a binary's compiled-in default
+# names the checkout it was built in, which a shared target directory may
+# have taken from another one).
+export GGCORE_SDK_ROOT="${GGCORE_SDK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 
 log() { printf '\n== %s\n' "$*" >&2; }
 

@@ -469,7 +469,7 @@ impl Driver {
 
 /// Where the fixture plugins' Cargo projects are.
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plugins")
+    crate::common::process::tests_dir().join("fixtures/plugins")
 }
 
 /// The target directory the tests were built in (`target/` above
@@ -545,7 +545,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// standalone crate: workspace keys made concrete), and the fixture pointing
 /// at it. Returns its manifest.
 fn wrongabi_project(target: &Path) -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let repo = crate::common::process::tests_dir().parent().unwrap().to_path_buf();
     let src = target.join("wrongabi-src");
     let abi = src.join("abi");
     let root_manifest = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();

@@ -85,8 +85,21 @@ impl Output {
 /// A `ggcore` command with the test environment (info-level logs).
 pub fn ggcore_command() -> Command {
     let mut c = Command::new(ggcore_bin());
-    c.env_remove("RUST_LOG").env_remove("GGCORE_ROOT").env_remove("GGCORE_MQTT_PORT").stdin(Stdio::null());
+    c.env_remove("RUST_LOG").env_remove("GGCORE_ROOT").env_remove("GGCORE_MQTT_PORT").env_remove("GGCORE_THREADS").stdin(Stdio::null());
+    // The SDKs of this checkout (the binary's built-in default names the
+    // checkout it was compiled in, which a shared target directory may have
+    // taken from another one).
+    if let Some(repo) = tests_dir().parent() {
+        c.env("GGCORE_SDK_ROOT", repo);
+    }
     c
+}
+
+/// This package's directory in the checkout being tested: cargo says so at
+/// run time; the compile-time path is only a fallback, since artifacts in a
+/// shared target directory may have been compiled in another checkout.
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A device's credentials, as `ggcore certs device --out DIR` writes them.
