@@ -66,51 +66,35 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             Err(_) => return 1,
         }
         while let Some(body) = next_frame(&mut buf) {
-            match ggcore_ipc::decode::<Down>(&body) {
-                Ok(Down::Fork { token, spec }) => {
-                    let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
-                        send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
-                        continue;
-                    };
-                    let pid = (module.fork())();
-                    if pid == 0 {
-                        return in_child(stream, out, err, fds, socket, &token, module, &spec);
-                    }
-                    drop((out, err));
-                    let msg = if pid > 0 {
-                        Up::Forked { token, pid: pid as u32 }
-                    } else {
-                        Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
-                    };
-                    if !send(&mut stream, &msg) {
-                        return 1;
-                    }
-                }
-                Ok(Down::ForkSpare { token, cgroup_procs }) => {
-                    let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
-                        send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
-                        continue;
-                    };
-                    let pid = (module.fork())();
-                    if pid == 0 {
-                        return in_spare(stream, out, err, fds, socket, &token, module, cgroup_procs.as_deref());
-                    }
-                    drop((out, err));
-                    let msg = if pid > 0 {
-                        Up::Forked { token, pid: pid as u32 }
-                    } else {
-                        Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
-                    };
-                    if !send(&mut stream, &msg) {
-                        return 1;
-                    }
-                }
+            let (token, becomes) = match ggcore_ipc::decode::<Down>(&body) {
+                Ok(Down::Fork { token, spec }) => (token, Becomes::Instance(Box::new(spec))),
+                Ok(Down::ForkSpare { token, cgroup_procs }) => (token, Becomes::Spare { cgroup_procs }),
                 Ok(Down::Stop) => return 0,
-                Ok(other) => eprintln!("ggcore-worker: zygote ignores {other:?}"),
+                Ok(other) => {
+                    eprintln!("ggcore-worker: zygote ignores {other:?}");
+                    continue;
+                }
                 Err(e) => {
                     eprintln!("ggcore-worker: {e}");
                     return 1;
                 }
+            };
+            let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
+                send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
+                continue;
+            };
+            let pid = (module.fork())();
+            if pid == 0 {
+                return in_child(stream, out, err, fds, socket, &token, module, becomes);
+            }
+            drop((out, err));
+            let msg = if pid > 0 {
+                Up::Forked { token, pid: pid as u32 }
+            } else {
+                Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
+            };
+            if !send(&mut stream, &msg) {
+                return 1;
             }
         }
     }
@@ -121,6 +105,16 @@ fn stream_fd(s: &UnixStream) -> std::os::fd::BorrowedFd<'_> {
     s.as_fd()
 }
 
+/// What a forked child becomes.
+enum Becomes {
+    /// The instance of this function.
+    Instance(Box<Spec>),
+    /// A spare: it joins the memory cgroup now (the slow part of a cold
+    /// start), then connects and waits for the function to become.
+    Spare { cgroup_procs: Option<String> },
+}
+
+/// In a forked child: take the request's stdout/stderr, then run as `becomes`.
 #[allow(clippy::too_many_arguments)]
 fn in_child(
     zygote: UnixStream,
@@ -130,7 +124,7 @@ fn in_child(
     socket: &Path,
     token: &str,
     module: PluginModRef,
-    spec: &Spec,
+    becomes: Becomes,
 ) -> i32 {
     drop(zygote);
     drop(extra);
@@ -140,37 +134,18 @@ fn in_child(
         libc::dup2(err.as_raw_fd(), 2);
     }
     drop((out, err));
-    child_main(socket, token, module, spec)
-}
-
-/// In a spare child: join the cgroup now (the slow part of a cold start), then
-/// connect and wait for the function to become.
-#[allow(clippy::too_many_arguments)]
-fn in_spare(
-    zygote: UnixStream,
-    out: OwnedFd,
-    err: OwnedFd,
-    extra: VecDeque<OwnedFd>,
-    socket: &Path,
-    token: &str,
-    module: PluginModRef,
-    cgroup_procs: Option<&str>,
-) -> i32 {
-    drop(zygote);
-    drop(extra);
-    // SAFETY: dup2 onto the standard descriptors of this (single-threaded) child.
-    unsafe {
-        libc::dup2(out.as_raw_fd(), 1);
-        libc::dup2(err.as_raw_fd(), 2);
-    }
-    drop((out, err));
-    if let Some(procs) = cgroup_procs {
-        if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
-            eprintln!("ggcore-worker: joining the memory cgroup {procs}: {e}");
-            return 1;
+    match becomes {
+        Becomes::Instance(spec) => child_main(socket, token, module, &spec),
+        Becomes::Spare { cgroup_procs } => {
+            if let Some(procs) = cgroup_procs {
+                if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+                    eprintln!("ggcore-worker: joining the memory cgroup {procs}: {e}");
+                    return 1;
+                }
+            }
+            crate::spare_main(socket, token, module)
         }
     }
-    crate::spare_main(socket, token, module)
 }
 
 /// Reports children that ended.

@@ -329,6 +329,8 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
     let mut sent: VecDeque<Sent> = VecDeque::new();
     let mut head_since = Instant::now();
     let ended = loop {
+        // With nothing sent, wait for work; the first item starts the pipeline.
+        let mut waited = None;
         if sent.is_empty() {
             slot.set_instance(InstanceStatus { id, pid, state: "idle", started_unix: now_unix(), invocations: served });
             let item = tokio::select! {
@@ -338,27 +340,24 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
             let Some(item) = item else {
                 break if slot.removed.is_cancelled() { Ended::Removed } else { Ended::Idle };
             };
+            waited = Some(item);
             head_since = Instant::now();
             slot.set_instance(InstanceStatus { id, pid, state: "busy", started_unix: now_unix(), invocations: served });
-            if let Err(item) = send_invoke(&slot, &conn, &mut next_id, item, &mut sent).await {
-                // It never reached the worker: another instance runs it.
-                slot.give_back(vec![item]);
-                break died(&mgr, &slot, &cg_name, &exit, None, &mut sent).await;
-            }
         }
-        // Top up the pipeline from the queue, without waiting for more work.
+        // Fill the pipeline from the queue, without waiting for more work.
         let mut send_failed = None;
         while sent.len() < pipeline_depth(&slot) {
-            let Some(item) = slot.try_next() else { break };
+            let Some(item) = waited.take().or_else(|| slot.try_next()) else { break };
             if let Err(item) = send_invoke(&slot, &conn, &mut next_id, item, &mut sent).await {
                 send_failed = Some(item);
                 break;
             }
         }
         if let Some(item) = send_failed {
-            // The first of `sent` is still the one running; this one never went out.
+            // It never reached the worker: another instance runs it. The
+            // first of `sent`, if any, is the one that was running.
             slot.give_back(vec![item]);
-            break died(&mgr, &slot, &cg_name, &exit, sent.pop_front().map(|s| s.item), &mut sent).await;
+            break died(&mgr, &slot, &cg_name, &exit, &mut sent).await;
         }
         let Some(head) = sent.front_mut() else { continue };
         let deadline = tokio::time::Instant::from_std(head_since + slot.def.timeout);
@@ -367,33 +366,25 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
             biased;
             r = &mut head.result => r.ok(),
             _ = tokio::time::sleep_until(deadline) => {
-                let Some(head) = sent.pop_front() else { continue };
                 *exit.killed_for.lock().unwrap_or_else(|p| p.into_inner()) = Some("timeout");
                 kill(pid);
                 slot.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("Task timed out after {:.2} seconds", slot.def.timeout.as_secs_f64());
-                slot.log.write("ERROR", &format!("invocation {} ended: {msg}; the instance was stopped", head.item.invocation_id));
-                head.item.answer(InvokeResult::unhandled(&msg));
-                slot.give_back(sent.drain(..).map(|s| s.item).collect());
+                end_running(&slot, &mut sent, &msg, "; the instance was stopped");
                 break Ended::Died(msg);
             }
             _ = exit.dead.cancelled() => None,
             _ = slot.removed.cancelled() => {
-                let Some(head) = sent.pop_front() else { continue };
                 kill(pid);
-                slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
                 let msg = "the function was stopped (removed or replaced by a deployment, or the core is stopping) during this invocation";
-                slot.log.write("ERROR", &format!("invocation {} ended: {msg}", head.item.invocation_id));
-                head.item.answer(InvokeResult::unhandled(msg));
-                slot.give_back(sent.drain(..).map(|s| s.item).collect());
+                end_running(&slot, &mut sent, msg, "");
                 break Ended::Removed;
             }
         };
-        let Some(head) = sent.pop_front() else { continue };
         let Some(outcome) = outcome else {
-            break died(&mgr, &slot, &cg_name, &exit, Some(head.item), &mut sent).await;
+            break died(&mgr, &slot, &cg_name, &exit, &mut sent).await;
         };
+        let Some(head) = sent.pop_front() else { continue };
         head_since = Instant::now();
         served += 1;
         head.item.answer(outcome_result(&slot, outcome));
@@ -554,30 +545,32 @@ async fn send_invoke(
     Ok(())
 }
 
-/// The worker died: the running invocation (`head`) gets an Unhandled error
-/// with the reason; the ones sent after it never started and go back to the
-/// queue.
-async fn died(
-    mgr: &FunctionManager,
-    slot: &FunctionSlot,
-    cg_name: &str,
-    exit: &Exit,
-    head: Option<WorkItem>,
-    rest: &mut VecDeque<Sent>,
-) -> Ended {
+/// The worker died: the running invocation (the first of `sent`) gets an
+/// Unhandled error with the reason, counted as a crash or out of memory; the
+/// ones sent after it never started and go back to the queue.
+async fn died(mgr: &FunctionManager, slot: &FunctionSlot, cg_name: &str, exit: &Exit, sent: &mut VecDeque<Sent>) -> Ended {
     let reason = death_reason(&mgr.memory, cg_name, exit, "the worker ended").await;
-    if let Some(item) = head {
-        slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+    if !sent.is_empty() {
         if reason.contains("out of memory") {
             slot.stats.out_of_memory.fetch_add(1, Ordering::Relaxed);
         } else {
             slot.stats.crashes.fetch_add(1, Ordering::Relaxed);
         }
-        slot.log.write("ERROR", &format!("invocation {} ended: {reason}", item.invocation_id));
-        item.answer(InvokeResult::unhandled(&reason));
     }
-    slot.give_back(rest.drain(..).map(|s| s.item).collect());
+    end_running(slot, sent, &reason, "");
     Ended::Died(reason)
+}
+
+/// The running invocation (the first of `sent`) ends with an Unhandled error
+/// `message` (logged with `note`); the ones sent after it never started and go
+/// back to the queue.
+fn end_running(slot: &FunctionSlot, sent: &mut VecDeque<Sent>, message: &str, note: &str) {
+    if let Some(head) = sent.pop_front() {
+        slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+        slot.log.write("ERROR", &format!("invocation {} ended: {message}{note}", head.item.invocation_id));
+        head.item.answer(InvokeResult::unhandled(message));
+    }
+    slot.give_back(sent.drain(..).map(|s| s.item).collect());
 }
 
 fn outcome_result(slot: &FunctionSlot, outcome: Outcome) -> InvokeResult {

@@ -55,9 +55,8 @@ impl MemoryControl {
     /// [`MemoryControl::set_limit`]); returns the file a process writes its
     /// pid into to join.
     pub fn create(&self, name: &str, limit_bytes: Option<u64>) -> Option<PathBuf> {
-        let (dir, limit_file) = match self {
-            MemoryControl::CgroupV2(base) => (base.join(name), "memory.max"),
-            MemoryControl::CgroupV1(base) => (base.join(name), "memory.limit_in_bytes"),
+        let dir = match self {
+            MemoryControl::CgroupV2(base) | MemoryControl::CgroupV1(base) => base.join(name),
             MemoryControl::Watcher => return None,
         };
         let _ = std::fs::remove_dir(&dir);
@@ -66,9 +65,7 @@ impl MemoryControl {
             return None;
         }
         if let Some(limit) = limit_bytes {
-            if let Err(e) = std::fs::write(dir.join(limit_file), limit.to_string()) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot set the instance's memory limit");
-            }
+            self.set_limit(name, limit);
         }
         if matches!(self, MemoryControl::CgroupV2(_)) {
             let _ = std::fs::write(dir.join("memory.swap.max"), "0");

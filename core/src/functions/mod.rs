@@ -377,15 +377,9 @@ impl FunctionManager {
                 s.set_successor(n.clone());
             }
             s.removed.cancel();
-            match successor {
-                Some(n) => {
-                    let moved = s.hand_over(n);
-                    if moved > 0 {
-                        tracing::info!(from = %s.def.arn, to = %n.def.arn, moved, "queued work handed to the new version");
-                    }
-                }
-                None => {
-                    s.fail_queued("the function was removed by a deployment");
+            if let Some((n, moved)) = s.pass_on_queue("the function was removed by a deployment") {
+                if moved > 0 {
+                    tracing::info!(from = %s.def.arn, to = %n.def.arn, moved, "queued work handed to the new version");
                 }
             }
         }

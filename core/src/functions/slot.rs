@@ -245,19 +245,24 @@ impl FunctionSlot {
             }
         }
         if self.removed.is_cancelled() {
-            let successor = lock(&self.successor).clone();
-            match successor {
-                Some(next) => {
-                    self.hand_over(&next);
-                }
-                None => {
-                    self.fail_queued(
-                        "the function was stopped (removed by a deployment, or the core is stopping) before this call started",
-                    );
-                }
-            }
+            self.pass_on_queue("the function was stopped (removed by a deployment, or the core is stopping) before this call started");
         } else {
             self.work_ready.notify_one();
+        }
+    }
+
+    /// A removed function's queue goes on: to its successor (returned, with
+    /// how many calls moved), or, with none, each call is answered `message`.
+    pub fn pass_on_queue(&self, message: &str) -> Option<(std::sync::Arc<FunctionSlot>, usize)> {
+        match self.successor() {
+            Some(next) => {
+                let moved = self.hand_over(&next);
+                Some((next, moved))
+            }
+            None => {
+                self.fail_queued(message);
+                None
+            }
         }
     }
 
