@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{functions_root, process_ended, with_driver, Driver, Function, CALC_PY};
+use crate::common::functions::{functions_root, process_ended, with_driver, Driver, Function, CALC_PY, TEXT_RELAY_PY};
 use crate::common::mqtt::text;
 use crate::common::{eventually, Env, QoS, DEADLINE};
 
@@ -16,17 +16,6 @@ def handler(event, context):
     if event.get('crash'):
         os._exit(1)
     return {'pid': os.getpid()}
-"#;
-
-/// Relays `relay/in` to `relay/out` (pinned).
-const RELAY_PY: &str = r#"
-import greengrasssdk
-
-iot = greengrasssdk.client('iot-data')
-
-
-def handler(event, context):
-    iot.publish(topic='relay/out', payload=event['text'])
 "#;
 
 /// The error message of an Unhandled result.
@@ -48,7 +37,7 @@ async fn others_work(driver: &mut Driver, sensor: &mut crate::common::Device, di
 
 fn fault_env(f: Function) -> Env {
     let (arn, name) = (f.arn(), f.name.clone());
-    let relay = Function::python("relay", RELAY_PY).pinned();
+    let relay = Function::python("relay", TEXT_RELAY_PY).pinned();
     let relay_arn = relay.arn();
     Env::start_group(functions_root(json!({})), &["tester", "sensor", "display"], |g| {
         with_driver(g, "tester")

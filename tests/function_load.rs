@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{function_arn, functions_root, with_driver, Driver, Function, CALC_PY};
+use crate::common::functions::{function_arn, functions_root, with_driver, Driver, Function, CALC_PY, TEXT_RELAY_PY};
 use crate::common::mqtt::text;
 use crate::common::{eventually, Env, QoS, DEADLINE};
 
@@ -43,16 +43,6 @@ def handler(event, context):
         state['stop'] = True
 "#;
 
-const RELAY_PY: &str = r#"
-import greengrasssdk
-
-iot = greengrasssdk.client('iot-data')
-
-
-def handler(event, context):
-    iot.publish(topic='relay/out', payload=event['text'])
-"#;
-
 /// The highest count the flooder printed so far.
 fn flooded(root: &crate::common::Root) -> u64 {
     root.function_log("flooder")
@@ -68,7 +58,7 @@ fn flooded(root: &crate::common::Root) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publish_flood_does_not_starve_other_functions() {
     let flooder = Function::python("flooder", FLOODER_PY).pinned();
-    let relay = Function::python("relay", RELAY_PY).pinned();
+    let relay = Function::python("relay", TEXT_RELAY_PY).pinned();
     let (flooder_arn, relay_arn) = (flooder.arn(), relay.arn());
     let env = Env::start_group(functions_root(json!({})), &["tester", "sink", "sensor", "display"], |g| {
         with_driver(g, "tester")

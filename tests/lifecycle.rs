@@ -5,6 +5,13 @@ use crate::common::external::{option, shell_words, Background};
 use crate::common::process::ggcore_command;
 use crate::common::{eventually, Env, Opts, QoS, Root, DEADLINE};
 
+/// `ggcore run` on `root`, in the background.
+fn spawn_run(root: &std::path::Path) -> Background {
+    let mut cmd = ggcore_command();
+    cmd.args(["run", "--root"]).arg(root);
+    Background::spawn(cmd)
+}
+
 /// `ggcore run` on an empty root makes the demo and prints a `mosquitto_sub`
 /// and a `mosquitto_pub` line that work when pasted into a shell: the message
 /// the printed `mosquitto_pub` line sends reaches the printed `mosquitto_sub`.
@@ -60,9 +67,7 @@ async fn empty_root_demo_commands_work() {
 async fn sigterm_right_after_ready_exits_0() {
     let root = Root::new();
     for attempt in 0..30 {
-        let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"]).arg(&root.path);
-        let mut run = Background::spawn(cmd);
+        let mut run = spawn_run(&root.path);
         run.stderr.wait_blocking(DEADLINE, |l| l.contains("ggcore ready")).unwrap_or_else(|| panic!("attempt {attempt}: no ready line"));
         run.signal("-TERM");
         let done = run.finish().await;
@@ -75,12 +80,7 @@ async fn sigterm_right_after_ready_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn second_run_on_the_same_root_is_refused() {
     let env = Env::start(&["a", "b"], &[("a", "t/#", "b")]);
-    let mut second = {
-        let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"]).arg(&env.root.path);
-        Background::spawn(cmd)
-    };
-    let done = second.finish().await;
+    let done = spawn_run(&env.root.path).finish().await;
     assert_eq!(done.code, Some(1), "{done:?}");
     assert!(done.stderr.iter().any(|l| l.contains("another ggcore is running")), "{done:?}");
 
@@ -185,24 +185,14 @@ async fn bad_config_stops_the_core_with_exit_2() {
     let root = Root::with_config_only(serde_json::json!({
         "ggcore": { "mqtt": { "host": "127.0.0.1", "port": "eighty-eight-eighty-three" } }
     }));
-    let mut run = {
-        let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"]).arg(&root.path);
-        Background::spawn(cmd)
-    };
-    let done = run.finish().await;
+    let done = spawn_run(&root.path).finish().await;
     assert_eq!(done.code, Some(2), "{done:?}");
     assert!(done.stderr.iter().any(|l| l.contains("config/config.json") && l.contains("ggcore.mqtt.port")), "{done:?}");
 
     let root = Root::with_config_only(serde_json::json!({
         "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 }, "threads": 100000 }
     }));
-    let mut run = {
-        let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"]).arg(&root.path);
-        Background::spawn(cmd)
-    };
-    let done = run.finish().await;
+    let done = spawn_run(&root.path).finish().await;
     assert_eq!(done.code, Some(2), "{done:?}");
     assert!(done.stderr.iter().any(|l| l.contains("ggcore.threads: 100000 is outside 0-256")), "{done:?}");
 

@@ -232,6 +232,18 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
+/// Publishes the `text` of each event on `relay/out` (a device's round trip
+/// through a function, beside other work).
+pub const TEXT_RELAY_PY: &str = r#"
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    iot.publish(topic='relay/out', payload=event['text'])
+"#;
+
 /// The callee of invoke tests: `add`, `raise`, `record` (publishes the event
 /// and client context on `calc/events`), `pad`, `sleep`.
 pub const CALC_PY: &str = r#"
