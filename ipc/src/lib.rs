@@ -7,20 +7,22 @@
 //! knows from the token which function (or zygote) is on the connection, so a
 //! function can only ever speak as itself.
 //!
-//! Types only, no I/O policy: the core reads frames with tokio, the worker with
-//! blocking std streams; both use [`encode`] and [`decode`].
+//! The crate also owns the framing ([`frame`]): the core (with tokio, feature
+//! `tokio`), the worker and the zygote (blocking, descriptors passed with
+//! SCM_RIGHTS) all read frames with [`FrameReader`] and write them with
+//! [`encode`], [`write_frame`] or [`frame::write_with_fds`].
 
+pub mod frame;
 pub mod topic;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest frame accepted (payloads themselves are bounded by `maxPayloadBytes`).
-pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+pub use frame::{FrameReader, MAX_FRAME_BYTES};
 
 /// What a connecting worker process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,29 +253,6 @@ pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     postcard::from_bytes(body).map_err(FrameError::Decode)
 }
 
-/// The body length announced by a 4-byte prefix, checked against the limit.
-pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
-    let n = u32::from_le_bytes(prefix) as usize;
-    if n > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(n));
-    }
-    Ok(n)
-}
-
-/// Reads one frame body; `Ok(None)` on a clean end of stream.
-pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
-    let mut prefix = [0u8; 4];
-    match r.read_exact(&mut prefix) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let n = frame_len(prefix)?;
-    let mut body = vec![0u8; n];
-    r.read_exact(&mut body)?;
-    Ok(Some(body))
-}
-
 /// Writes one message as a frame.
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
     w.write_all(&encode(msg))
@@ -286,9 +265,10 @@ mod tests {
     fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(m: T) {
         let f = encode(&m);
         let mut r = &f[..];
-        let body = read_frame(&mut r).unwrap().unwrap();
+        let mut reader = FrameReader::new();
+        let body = reader.read(&mut r).unwrap().unwrap();
         assert_eq!(decode::<T>(&body).unwrap(), m);
-        assert!(read_frame(&mut r).unwrap().is_none());
+        assert!(reader.read(&mut r).unwrap().is_none());
     }
 
     #[test]
@@ -320,9 +300,8 @@ mod tests {
 
     #[test]
     fn bad_frames_are_errors() {
-        assert!(matches!(frame_len((MAX_FRAME_BYTES as u32 + 1).to_le_bytes()), Err(FrameError::TooLarge(_))));
         assert!(decode::<Up>(&[200, 1, 2]).is_err());
         let mut short: &[u8] = &[5, 0, 0, 0, 1];
-        assert!(read_frame(&mut short).is_err());
+        assert!(FrameReader::new().read(&mut short).is_err());
     }
 }

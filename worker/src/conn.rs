@@ -68,8 +68,10 @@ impl Conn {
     }
 }
 
-fn read_loop(mut stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
-    while let Ok(Some(body)) = ggcore_ipc::read_frame(&mut stream) {
+fn read_loop(stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
+    let mut stream = std::io::BufReader::new(stream);
+    let mut frames = ggcore_ipc::FrameReader::new();
+    while let Ok(Some(body)) = frames.read(&mut stream) {
         match ggcore_ipc::decode::<Down>(&body) {
             Ok(Down::Invoke { id, event, context }) => {
                 if work.send(Work::Invoke { id, event, context }).is_err() {

@@ -63,7 +63,7 @@ fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
 /// spec, prepare the runtime, become the function, serve.
 fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
     let Some(mut stream) = connect_instance(socket, token) else { return 1 };
-    let spec = match ggcore_ipc::read_frame(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
+    let spec = match ggcore_ipc::FrameReader::new().read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
         Some(Ok(Down::Start { spec })) => spec,
         _ => {
             eprintln!("ggcore-worker: the core did not send the function to start");
@@ -95,7 +95,7 @@ pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec:
 /// In a spare child of the zygote: connect, wait for the function to start.
 pub(crate) fn spare_main(socket: &Path, token: &str, module: PluginModRef) -> i32 {
     let Some(mut stream) = connect_instance(socket, token) else { return 1 };
-    let spec = match ggcore_ipc::read_frame(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
+    let spec = match ggcore_ipc::FrameReader::new().read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
         Some(Ok(Down::Start { spec })) => spec,
         // Stopped before use, or the core went away.
         _ => return 0,

@@ -3,15 +3,13 @@
 //! each request from the core, so that a cold start costs a fork.
 
 use std::collections::VecDeque;
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use abi_stable::std_types::{RResult, RString};
 use ggcore_ipc::{Down, Role, Spec, Up};
 use ggcore_plugin_abi::PluginModRef;
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::{child_main, hello};
@@ -49,7 +47,7 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             return 1;
         }
     }
-    let mut buf: Vec<u8> = Vec::new();
+    let mut frames = ggcore_ipc::FrameReader::new();
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         reap(&mut stream);
@@ -60,42 +58,43 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 1,
         }
-        match receive(stream.as_raw_fd(), &mut buf, &mut fds) {
-            Ok(0) => return 0,
-            Ok(_) => {}
-            Err(_) => return 1,
-        }
-        while let Some(body) = next_frame(&mut buf) {
-            let (token, becomes) = match ggcore_ipc::decode::<Down>(&body) {
-                Ok(Down::Fork { token, spec }) => (token, Becomes::Instance(Box::new(spec))),
-                Ok(Down::ForkSpare { token, cgroup_procs }) => (token, Becomes::Spare { cgroup_procs }),
-                Ok(Down::Stop) => return 0,
-                Ok(other) => {
-                    eprintln!("ggcore-worker: zygote ignores {other:?}");
-                    continue;
-                }
-                Err(e) => {
-                    eprintln!("ggcore-worker: {e}");
-                    return 1;
-                }
-            };
-            let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
-                send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
-                continue;
-            };
-            let pid = (module.fork())();
-            if pid == 0 {
-                return in_child(stream, out, err, fds, socket, &token, module, becomes);
-            }
-            drop((out, err));
-            let msg = if pid > 0 {
-                Up::Forked { token, pid: pid as u32 }
-            } else {
-                Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
-            };
-            if !send(&mut stream, &msg) {
+        let body = match frames.read_with_fds(stream_fd(&stream), &mut fds) {
+            Ok(Some(body)) => body,
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("ggcore-worker: zygote: {e}");
                 return 1;
             }
+        };
+        let (token, becomes) = match ggcore_ipc::decode::<Down>(&body) {
+            Ok(Down::Fork { token, spec }) => (token, Becomes::Instance(Box::new(spec))),
+            Ok(Down::ForkSpare { token, cgroup_procs }) => (token, Becomes::Spare { cgroup_procs }),
+            Ok(Down::Stop) => return 0,
+            Ok(other) => {
+                eprintln!("ggcore-worker: zygote ignores {other:?}");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("ggcore-worker: {e}");
+                return 1;
+            }
+        };
+        let (Some(out), Some(err)) = (fds.pop_front(), fds.pop_front()) else {
+            send(&mut stream, &Up::ForkFailed { token, message: "no stdout/stderr descriptors came with the request".into() });
+            continue;
+        };
+        let pid = (module.fork())();
+        if pid == 0 {
+            return in_child(stream, out, err, fds, socket, &token, module, becomes);
+        }
+        drop((out, err));
+        let msg = if pid > 0 {
+            Up::Forked { token, pid: pid as u32 }
+        } else {
+            Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
+        };
+        if !send(&mut stream, &msg) {
+            return 1;
         }
     }
 }
@@ -162,41 +161,4 @@ fn reap(stream: &mut UnixStream) {
             Ok(_) => {}
         }
     }
-}
-
-/// Reads what is available, keeping any descriptors that came with it.
-fn receive(fd: RawFd, buf: &mut Vec<u8>, fds: &mut VecDeque<OwnedFd>) -> nix::Result<usize> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
-    let (n, received) = {
-        let mut iov = [IoSliceMut::new(&mut chunk)];
-        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
-        let mut received = Vec::new();
-        for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(list) = c {
-                received.extend(list);
-            }
-        }
-        (msg.bytes, received)
-    };
-    for raw in received {
-        // SAFETY: the kernel just installed these descriptors for us; we own them.
-        fds.push_back(unsafe { OwnedFd::from_raw_fd(raw) });
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
-/// Takes one complete frame body off the front of `buf`.
-fn next_frame(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    if buf.len() < 4 {
-        return None;
-    }
-    let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    if buf.len() < 4 + n {
-        return None;
-    }
-    let body = buf[4..4 + n].to_vec();
-    buf.drain(..4 + n);
-    Some(body)
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::ipc::{new_token, read_frame};
+use super::ipc::new_token;
 use super::memory::MemoryControl;
 use super::slot::{FunctionFailure, FunctionSlot, InstanceStatus, InvokeResult, WorkItem};
 use super::spare::LineSink;
@@ -188,7 +188,7 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
         mgr.memory.remove(&cg_name);
     };
     slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
-    let (mut rd, mut wr) = conn.stream.into_split();
+    let (rd, mut wr) = conn.stream.into_split();
     if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec })).await.is_err() {
         kill(pid);
         cleanup(&slot);
@@ -213,8 +213,10 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
         tokio::spawn(async move {
             let mut ready_tx = Some(ready_tx);
             let calls = Arc::new(Semaphore::new(CONCURRENT_CALLS));
+            let mut rd = BufReader::new(rd);
+            let mut frames = ggcore_ipc::FrameReader::new();
             loop {
-                let body = match read_frame(&mut rd).await {
+                let body = match frames.read_async(&mut rd).await {
                     Ok(Some(b)) => b,
                     Ok(None) => break,
                     Err(e) => {

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ggcore_ipc::{Role, Up, PROTOCOL_VERSION};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use ggcore_ipc::{FrameReader, Role, Up, PROTOCOL_VERSION};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -26,20 +25,6 @@ pub struct Connected {
 #[derive(Default)]
 pub struct IpcHub {
     waiting: Mutex<HashMap<String, oneshot::Sender<Connected>>>,
-}
-
-/// Reads one frame body; `Ok(None)` on a clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, ggcore_ipc::FrameError> {
-    let mut prefix = [0u8; 4];
-    match r.read_exact(&mut prefix).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let n = ggcore_ipc::frame_len(prefix)?;
-    let mut body = vec![0u8; n];
-    r.read_exact(&mut body).await?;
-    Ok(Some(body))
 }
 
 /// A new random token.
@@ -69,7 +54,7 @@ impl IpcHub {
             let Ok((mut stream, _)) = accepted else { continue };
             let hub = self.clone();
             tokio::spawn(async move {
-                let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await;
+                let hello = tokio::time::timeout(HELLO_TIMEOUT, FrameReader::new().read_async(&mut stream)).await;
                 let body = match hello {
                     Ok(Ok(Some(b))) => b,
                     _ => {

@@ -4,7 +4,6 @@
 //! child connects back with its own token.
 
 use std::collections::HashMap;
-use std::io::{IoSlice, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
@@ -14,7 +13,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use ggcore_ipc::{Down, Role, Spec, Up};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
@@ -111,7 +109,7 @@ impl Zygote {
             }
         };
         let mut stream = conn.stream;
-        let first = tokio::time::timeout(READY_TIMEOUT, super::ipc::read_frame(&mut stream)).await;
+        let first = tokio::time::timeout(READY_TIMEOUT, ggcore_ipc::FrameReader::new().read_async(&mut stream)).await;
         match first.ok().and_then(|r| r.ok()).flatten().map(|b| ggcore_ipc::decode::<Up>(&b)) {
             Some(Ok(Up::ZygoteReady { .. })) => {}
             Some(Ok(Up::ZygoteFailed { message })) => {
@@ -170,7 +168,8 @@ fn kill(pid: u32) {
 }
 
 fn read_loop(mut stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>, on_exit: ExitHook) {
-    while let Ok(Some(body)) = ggcore_ipc::read_frame(&mut stream) {
+    let mut frames = ggcore_ipc::FrameReader::new();
+    while let Ok(Some(body)) = frames.read(&mut stream) {
         match ggcore_ipc::decode::<Up>(&body) {
             Ok(Up::Forked { token, pid }) => {
                 if let Some(tx) = lock(&pending).remove(&token) {
@@ -203,14 +202,7 @@ fn write_loop(mut stream: StdUnixStream, requests: mpsc::Receiver<ForkRequest>, 
             ForkKind::Spare { cgroup_procs } => ggcore_ipc::encode(&Down::ForkSpare { token: req.token.clone(), cgroup_procs }),
         };
         lock(&pending).insert(req.token.clone(), req.reply);
-        let fds = [req.out.as_raw_fd(), req.err.as_raw_fd()];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
-        let sent = sendmsg::<()>(stream.as_raw_fd(), &[IoSlice::new(&frame)], &cmsg, MsgFlags::empty(), None);
-        let result = match sent {
-            Ok(n) if n < frame.len() => stream.write_all(&frame[n..]).map_err(|e| e.to_string()),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
+        let result = ggcore_ipc::frame::write_with_fds(&mut stream, &frame, &[req.out.as_raw_fd(), req.err.as_raw_fd()]);
         // Our copies of the child's descriptors are no longer needed.
         drop((req.out, req.err));
         if let Err(e) = result {
