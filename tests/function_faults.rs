@@ -504,3 +504,53 @@ async fn work_sent_ahead_to_a_crashing_instance_runs_once_on_the_next() {
     assert_eq!((s["crashes"].as_u64(), s["succeeded"].as_u64(), s["invocations"].as_u64()), (Some(1), Some(21), Some(22)), "{s}");
     env.stop();
 }
+
+/// Returns a string of `n` characters and its pid; logs a line of `log` characters.
+const BIG_RESULT_PY: &str = r#"
+import logging
+import os
+
+
+def handler(event, context):
+    if event.get('log'):
+        logging.getLogger().warning('L' * event['log'])
+    return {'text': 'x' * event.get('n', 0), 'pid': os.getpid()}
+"#;
+
+/// A result over `maxPayloadBytes` is an `Unhandled` error naming its size
+/// (results are bounded like payloads, so that every frame between the core
+/// and its workers has a limit); the instance lives on and a smaller result
+/// arrives whole. A log line longer than a frame may carry
+/// is cut, saying so, and the instance lives on too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_result_is_unhandled_and_long_log_lines_are_cut() {
+    let big = Function::python("big", BIG_RESULT_PY).pinned();
+    let arn = big.arn();
+    let env = fault_env(big);
+    let (mut driver, mut sensor, mut display) = devices(&env).await;
+    let max = 128 * 1024;
+    let pid = driver.invoke_ok(&arn, json!({"n": 10})).await["pid"].as_u64().unwrap();
+
+    let r = driver.invoke(json!({"FunctionName": arn, "Payload": {"n": max}})).await;
+    let msg = unhandled_message(&r);
+    let len: usize = msg
+        .strip_prefix("the function's result of ")
+        .and_then(|rest| rest.strip_suffix(&format!(" bytes is over maxPayloadBytes ({max})")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(len > max, "{msg}");
+    env.root.wait_function_log("big", &["[ERROR]-", "is over maxPayloadBytes"]).await;
+
+    // Under the bound: whole (the driver's reply carries it three times).
+    let r = driver.invoke_ok(&arn, json!({"n": max / 8})).await;
+    assert_eq!(r["text"].as_str().map(str::len), Some(max / 8));
+    assert_eq!(r["pid"].as_u64(), Some(pid), "the instance was replaced");
+
+    // A 1 MiB log line: cut, the instance still the same.
+    let r = driver.invoke_ok(&arn, json!({"n": 1, "log": 1 << 20})).await;
+    assert_eq!(r["pid"].as_u64(), Some(pid), "the instance was replaced");
+    let line = env.root.wait_function_log("big", &["[WARN]-", "LLLL", "[cut: "]).await;
+    assert!(line.len() < 70 * 1024, "{}", line.len());
+    others_work(&mut driver, &mut sensor, &mut display, 1).await;
+    env.stop();
+}

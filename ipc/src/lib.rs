@@ -13,6 +13,7 @@
 //! [`encode`], [`write_frame`] or [`frame::write_with_fds`].
 
 pub mod frame;
+pub mod limits;
 pub mod topic;
 
 use std::io::{self, Write};
@@ -22,7 +23,8 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-pub use frame::{FrameReader, MAX_FRAME_BYTES};
+pub use frame::FrameReader;
+pub use limits::{Direction, FrameLimits};
 
 /// What a connecting worker process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +219,16 @@ pub struct Context {
 #[derive(Debug)]
 pub enum FrameError {
     Io(io::Error),
-    TooLarge(usize),
+    /// A frame longer than its kind may be ([`FrameLimits`]).
+    TooLarge {
+        kind: &'static str,
+        len: usize,
+        limit: usize,
+    },
+    /// A frame whose body starts with no kind known in its direction.
+    UnknownKind(u8),
+    /// A frame with an empty body.
+    Empty,
     Decode(postcard::Error),
 }
 
@@ -225,7 +236,11 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes is over the {MAX_FRAME_BYTES}-byte limit"),
+            FrameError::TooLarge { kind, len, limit } => {
+                write!(f, "a {kind} frame of {len} bytes is over the {limit}-byte limit for that kind")
+            }
+            FrameError::UnknownKind(tag) => write!(f, "a frame of unknown kind {tag}"),
+            FrameError::Empty => write!(f, "an empty frame"),
             FrameError::Decode(e) => write!(f, "undecodable frame: {e}"),
         }
     }
@@ -262,10 +277,10 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()>
 mod tests {
     use super::*;
 
-    fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(m: T) {
+    fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(limits: FrameLimits, m: T) {
         let f = encode(&m);
         let mut r = &f[..];
-        let mut reader = FrameReader::new();
+        let mut reader = FrameReader::new(limits);
         let body = reader.read(&mut r).unwrap().unwrap();
         assert_eq!(decode::<T>(&body).unwrap(), m);
         assert!(reader.read(&mut r).unwrap().is_none());
@@ -273,22 +288,28 @@ mod tests {
 
     #[test]
     fn frames_roundtrip() {
-        roundtrip(Up::Hello { protocol: PROTOCOL_VERSION, token: "t".into(), role: Role::Instance, pid: 7 });
-        roundtrip(Up::Result { id: 3, outcome: Outcome::Err { unhandled: true, payload: b"{}".to_vec() } });
-        roundtrip(Down::Invoke {
-            id: 9,
-            event: vec![0, 1, 2, 255],
-            context: Context { invocation_id: "i".into(), client_context: "{}".into(), deadline_unix_ms: 5, event: false },
-        });
-        roundtrip(Up::Call {
-            corr: 1,
-            call: Call::Publish {
-                topic: "a/b".into(),
-                payload: vec![1; 1000],
-                queue_full_policy: String::new(),
-                claimed_source: String::new(),
+        roundtrip(FrameLimits::up(1 << 20), Up::Hello { protocol: PROTOCOL_VERSION, token: "t".into(), role: Role::Instance, pid: 7 });
+        roundtrip(FrameLimits::up(1 << 20), Up::Result { id: 3, outcome: Outcome::Err { unhandled: true, payload: b"{}".to_vec() } });
+        roundtrip(
+            FrameLimits::down(1 << 20),
+            Down::Invoke {
+                id: 9,
+                event: vec![0, 1, 2, 255],
+                context: Context { invocation_id: "i".into(), client_context: "{}".into(), deadline_unix_ms: 5, event: false },
             },
-        });
+        );
+        roundtrip(
+            FrameLimits::up(1 << 20),
+            Up::Call {
+                corr: 1,
+                call: Call::Publish {
+                    topic: "a/b".into(),
+                    payload: vec![1; 1000],
+                    queue_full_policy: String::new(),
+                    claimed_source: String::new(),
+                },
+            },
+        );
     }
 
     /// The wire form of a fixed frame: a change here needs a PROTOCOL_VERSION bump.
@@ -302,6 +323,6 @@ mod tests {
     fn bad_frames_are_errors() {
         assert!(decode::<Up>(&[200, 1, 2]).is_err());
         let mut short: &[u8] = &[5, 0, 0, 0, 1];
-        assert!(FrameReader::new().read(&mut short).is_err());
+        assert!(FrameReader::new(FrameLimits::up(0)).read(&mut short).is_err());
     }
 }

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use ggcore_ipc::{Call, Context, Down, Reply, Up};
+use ggcore_ipc::limits::cut_text;
+use ggcore_ipc::{Call, Context, Down, FrameLimits, Reply, Up};
 use ggcore_plugin_abi::{HostApi, HostError, HostErrorCode, InvocationType, InvokeArgs, InvokeReply, LogLevel, PublishArgs, ShadowOp};
 
 /// Work for the main thread.
@@ -26,6 +27,9 @@ pub struct Conn {
     writer: Arc<Mutex<UnixStream>>,
     pending: Pending,
     next: Arc<AtomicU64>,
+    /// What the core accepts from this worker: a frame over its kind's limit
+    /// would end the instance, so it is an error to the caller instead.
+    limits: FrameLimits,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -34,25 +38,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conn {
     /// Wraps a connected stream; starts the reader thread, which sends
-    /// invocations and Stop to the returned receiver.
-    pub fn start(stream: UnixStream) -> std::io::Result<(Self, Receiver<Work>)> {
+    /// invocations and Stop to the returned receiver. `max_payload` is the
+    /// core's `maxPayloadBytes` (from the spec).
+    pub fn start(stream: UnixStream, max_payload: usize) -> std::io::Result<(Self, Receiver<Work>)> {
         let reader = stream.try_clone()?;
-        let conn = Conn { writer: Arc::new(Mutex::new(stream)), pending: Arc::default(), next: Arc::new(AtomicU64::new(1)) };
+        let conn = Conn {
+            writer: Arc::new(Mutex::new(stream)),
+            pending: Arc::default(),
+            next: Arc::new(AtomicU64::new(1)),
+            limits: FrameLimits::up(max_payload),
+        };
         let (tx, rx) = mpsc::sync_channel(64);
         let pending = conn.pending.clone();
-        std::thread::Builder::new().name("ggcore-ipc-reader".into()).spawn(move || read_loop(reader, pending, tx))?;
+        let limits = FrameLimits::down(max_payload);
+        std::thread::Builder::new().name("ggcore-ipc-reader".into()).spawn(move || read_loop(reader, limits, pending, tx))?;
         Ok((conn, rx))
     }
 
     /// Sends a host call that needs no answer.
     pub fn cast(&self, call: Call) -> Result<(), HostError> {
-        self.send(&Up::Call { corr: 0, call })
-            .map_err(|e| HostError::new(HostErrorCode::Internal, format!("the core cannot be reached: {e}")))
+        self.send(&Up::Call { corr: 0, call }).map_err(SendError::into_host_error)
     }
 
-    pub fn send(&self, msg: &Up) -> std::io::Result<()> {
+    /// Sends one frame, unless it is over what the core accepts for its kind.
+    pub fn send(&self, msg: &Up) -> Result<(), SendError> {
         let frame = ggcore_ipc::encode(msg);
-        lock(&self.writer).write_all(&frame)
+        self.limits.check_frame(&frame).map_err(|e| SendError::TooLarge(e.to_string()))?;
+        lock(&self.writer).write_all(&frame).map_err(SendError::Closed)
     }
 
     /// Sends a host call and waits for its reply.
@@ -62,16 +74,45 @@ impl Conn {
         lock(&self.pending).insert(corr, tx);
         if let Err(e) = self.send(&Up::Call { corr, call }) {
             lock(&self.pending).remove(&corr);
-            return Reply::Error { code: HostErrorCode::Internal as u8, message: format!("the core cannot be reached: {e}") };
+            let e = e.into_host_error();
+            return Reply::Error { code: e.code as u8, message: e.message.to_string() };
         }
         rx.recv().unwrap_or(Reply::Error { code: HostErrorCode::Internal as u8, message: "the connection to the core closed".into() })
     }
 }
 
-fn read_loop(stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
+/// Why a frame was not sent.
+#[derive(Debug)]
+pub enum SendError {
+    /// Over the limit of its kind (see `ggcore_ipc::limits`).
+    TooLarge(String),
+    /// The connection to the core is gone.
+    Closed(std::io::Error),
+}
+
+impl SendError {
+    fn into_host_error(self) -> HostError {
+        match self {
+            SendError::TooLarge(why) => HostError::new(HostErrorCode::TooLarge, format!("the request is too large: {why}")),
+            SendError::Closed(e) => HostError::new(HostErrorCode::Internal, format!("the core cannot be reached: {e}")),
+        }
+    }
+}
+
+fn read_loop(stream: UnixStream, limits: FrameLimits, pending: Pending, work: SyncSender<Work>) {
     let mut stream = std::io::BufReader::new(stream);
-    let mut frames = ggcore_ipc::FrameReader::new();
-    while let Ok(Some(body)) = frames.read(&mut stream) {
+    let mut frames = ggcore_ipc::FrameReader::new(limits);
+    let mut code = 0;
+    loop {
+        let body = match frames.read(&mut stream) {
+            Ok(Some(body)) => body,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("ggcore-worker: bad frame from the core ({e}); ending the instance");
+                code = 1;
+                break;
+            }
+        };
         match ggcore_ipc::decode::<Down>(&body) {
             Ok(Down::Invoke { id, event, context }) => {
                 if work.send(Work::Invoke { id, event, context }).is_err() {
@@ -88,7 +129,8 @@ fn read_loop(stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
             }
             Ok(other) => eprintln!("ggcore-worker: unexpected frame from the core: {other:?}"),
             Err(e) => {
-                eprintln!("ggcore-worker: {e}");
+                eprintln!("ggcore-worker: bad frame from the core ({e}); ending the instance");
+                code = 1;
                 break;
             }
         }
@@ -97,7 +139,7 @@ fn read_loop(stream: UnixStream, pending: Pending, work: SyncSender<Work>) {
     // even in the middle of a handler (a busy main thread would never see Stop).
     lock(&pending).clear();
     drop(work);
-    std::process::exit(0);
+    std::process::exit(code);
 }
 
 fn host_error(code: u8, message: String) -> HostError {
@@ -183,6 +225,6 @@ impl HostApi for IpcHost {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        let _ = self.conn.send(&Up::Log { level: level as u8, message: message.to_string() });
+        let _ = self.conn.send(&Up::Log { level: level as u8, message: cut_text(message).into_owned() });
     }
 }

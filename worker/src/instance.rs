@@ -3,7 +3,7 @@
 
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
 use ggcore_ipc::{Outcome, Spec, Up};
-use ggcore_plugin_abi::{host_box, Encoding, ErrorKind, FunctionSpec, InvocationContext, InvocationType, PluginModRef};
+use ggcore_plugin_abi::{host_box, Encoding, ErrorKind, FunctionError, FunctionSpec, InvocationContext, InvocationType, PluginModRef};
 
 use crate::conn::{Conn, IpcHost, Work};
 
@@ -27,6 +27,19 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// A result over `maxPayloadBytes` becomes an Unhandled error saying so.
+fn bounded(outcome: Outcome, max_payload: usize) -> Outcome {
+    let len = match &outcome {
+        Outcome::Ok(p) | Outcome::Err { payload: p, .. } => p.len(),
+    };
+    if len <= max_payload {
+        return outcome;
+    }
+    let message = ggcore_ipc::limits::oversized_result(len, max_payload);
+    eprintln!("ggcore-worker: {message}");
+    Outcome::Err { unhandled: true, payload: FunctionError::new(ErrorKind::Unhandled, &message).payload.into_vec() }
+}
+
 /// Starts the instance and serves invocations until Stop or the core goes away.
 /// Returns the process exit code.
 pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<Work>, spec: &Spec) -> i32 {
@@ -34,7 +47,7 @@ pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<W
     let mut instance = match (module.start_instance())(function_spec(spec), host) {
         RResult::ROk(i) => i,
         RResult::RErr(e) => {
-            let _ = conn.send(&Up::StartFailed { message: e.message.to_string() });
+            let _ = conn.send(&Up::StartFailed { message: ggcore_ipc::limits::cut_text(&e.message).into_owned() });
             return 1;
         }
     };
@@ -56,6 +69,7 @@ pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<W
                     RResult::ROk(v) => Outcome::Ok(v.into_vec()),
                     RResult::RErr(e) => Outcome::Err { unhandled: e.kind == ErrorKind::Unhandled, payload: e.payload.into_vec() },
                 };
+                let outcome = bounded(outcome, spec.max_payload as usize);
                 if conn.send(&Up::Result { id, outcome }).is_err() {
                     break;
                 }

@@ -18,7 +18,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use abi_stable::std_types::{RResult, RString};
-use ggcore_ipc::{Down, Role, Spec, Up, PROTOCOL_VERSION};
+use ggcore_ipc::limits::cut_text;
+use ggcore_ipc::{Down, FrameLimits, Role, Spec, Up, PROTOCOL_VERSION};
 use ggcore_plugin_abi::PluginModRef;
 
 fn main() {
@@ -32,7 +33,7 @@ fn main() {
         Some("zygote") if args.len() >= 6 => match plugin::load(Path::new(&args[4])) {
             Ok(module) => zygote::run(Path::new(&args[2]), &args[3], module, &args[5], &args[6..]),
             Err(reason) => {
-                report_early(Path::new(&args[2]), &args[3], Role::Zygote, Up::ZygoteFailed { message: reason });
+                report_early(Path::new(&args[2]), &args[3], Role::Zygote, Up::ZygoteFailed { message: cut_text(&reason).into_owned() });
                 1
             }
         },
@@ -63,23 +64,24 @@ fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
 /// spec, prepare the runtime, become the function, serve.
 fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
     let Some(mut stream) = connect_instance(socket, token) else { return 1 };
-    let spec = match ggcore_ipc::FrameReader::new().read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
-        Some(Ok(Down::Start { spec })) => spec,
-        _ => {
-            eprintln!("ggcore-worker: the core did not send the function to start");
-            return 1;
-        }
-    };
+    let spec =
+        match ggcore_ipc::FrameReader::new(FrameLimits::down(0)).read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
+            Some(Ok(Down::Start { spec })) => spec,
+            _ => {
+                eprintln!("ggcore-worker: the core did not send the function to start");
+                return 1;
+            }
+        };
     let module = match plugin::load(plugin_path) {
         Ok(m) => m,
         Err(reason) => {
-            let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: reason });
+            let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: cut_text(&reason).into_owned() });
             return 1;
         }
     };
     let dirs: Vec<RString> = spec.sdk_dirs.iter().map(|s| RString::from(s.as_str())).collect();
     if let RResult::RErr(e) = (module.prepare())(spec.runtime.as_str().into(), dirs.as_slice().into()) {
-        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: e.message.to_string() });
+        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: cut_text(&e.message).into_owned() });
         return 1;
     }
     run_instance(stream, module, &spec)
@@ -95,11 +97,12 @@ pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec:
 /// In a spare child of the zygote: connect, wait for the function to start.
 pub(crate) fn spare_main(socket: &Path, token: &str, module: PluginModRef) -> i32 {
     let Some(mut stream) = connect_instance(socket, token) else { return 1 };
-    let spec = match ggcore_ipc::FrameReader::new().read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
-        Some(Ok(Down::Start { spec })) => spec,
-        // Stopped before use, or the core went away.
-        _ => return 0,
-    };
+    let spec =
+        match ggcore_ipc::FrameReader::new(FrameLimits::down(0)).read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
+            Some(Ok(Down::Start { spec })) => spec,
+            // Stopped before use, or the core went away.
+            _ => return 0,
+        };
     run_instance(stream, module, &spec)
 }
 
@@ -117,10 +120,10 @@ fn connect_instance(socket: &Path, token: &str) -> Option<UnixStream> {
 
 fn run_instance(mut stream: UnixStream, module: PluginModRef, spec: &Spec) -> i32 {
     if let Err(message) = identity::become_function(spec) {
-        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message });
+        let _ = ggcore_ipc::write_frame(&mut stream, &Up::StartFailed { message: cut_text(&message).into_owned() });
         return 1;
     }
-    let (conn, work) = match conn::Conn::start(stream) {
+    let (conn, work) = match conn::Conn::start(stream, spec.max_payload as usize) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ggcore-worker: {e}");

@@ -43,11 +43,11 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             return 0;
         }
         RResult::RErr(e) => {
-            send(&mut stream, &Up::ZygoteFailed { message: e.message.to_string() });
+            send(&mut stream, &Up::ZygoteFailed { message: ggcore_ipc::limits::cut_text(&e.message).into_owned() });
             return 1;
         }
     }
-    let mut frames = ggcore_ipc::FrameReader::new();
+    let mut frames = ggcore_ipc::FrameReader::new(ggcore_ipc::FrameLimits::down(0));
     let mut fds: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         reap(&mut stream);

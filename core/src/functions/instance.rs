@@ -214,13 +214,14 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
             let mut ready_tx = Some(ready_tx);
             let calls = Arc::new(Semaphore::new(CONCURRENT_CALLS));
             let mut rd = BufReader::new(rd);
-            let mut frames = ggcore_ipc::FrameReader::new();
+            let mut frames = ggcore_ipc::FrameReader::new(ggcore_ipc::FrameLimits::up(mgr.cfg.max_payload));
             loop {
                 let body = match frames.read_async(&mut rd).await {
                     Ok(Some(b)) => b,
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!(function = %slot.def.arn, error = %e, "bad frame from a worker; stopping the instance");
+                        tracing::warn!(function = %slot.def.arn, pid, error = %e, "bad frame from a worker; stopping the instance");
+                        slot.log.write("ERROR", &format!("the instance sent a bad frame to the core ({e}); it was stopped"));
                         break;
                     }
                 };
@@ -389,7 +390,7 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
         let Some(head) = sent.pop_front() else { continue };
         head_since = Instant::now();
         served += 1;
-        head.item.answer(outcome_result(&slot, outcome));
+        head.item.answer(outcome_result(&slot, outcome, mgr.cfg.max_payload));
     };
     // Stop the worker: ask, then insist.
     let _ = conn.tx.try_send(ggcore_ipc::encode(&Down::Stop));
@@ -575,7 +576,15 @@ fn end_running(slot: &FunctionSlot, sent: &mut VecDeque<Sent>, message: &str, no
     slot.give_back(sent.drain(..).map(|s| s.item).collect());
 }
 
-fn outcome_result(slot: &FunctionSlot, outcome: Outcome) -> InvokeResult {
+fn outcome_result(slot: &FunctionSlot, outcome: Outcome, max_payload: usize) -> InvokeResult {
+    // The worker bounds results too; one that does not is not trusted.
+    let len = match &outcome {
+        Outcome::Ok(p) | Outcome::Err { payload: p, .. } => p.len(),
+    };
+    if len > max_payload {
+        slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+        return InvokeResult::unhandled(&ggcore_ipc::limits::oversized_result(len, max_payload));
+    }
     match outcome {
         Outcome::Ok(payload) => {
             slot.stats.succeeded.fetch_add(1, Ordering::Relaxed);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ggcore_ipc::{FrameReader, Role, Up, PROTOCOL_VERSION};
+use ggcore_ipc::{FrameLimits, FrameReader, Role, Up, PROTOCOL_VERSION};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl IpcHub {
             let Ok((mut stream, _)) = accepted else { continue };
             let hub = self.clone();
             tokio::spawn(async move {
-                let hello = tokio::time::timeout(HELLO_TIMEOUT, FrameReader::new().read_async(&mut stream)).await;
+                let hello = tokio::time::timeout(HELLO_TIMEOUT, FrameReader::new(FrameLimits::up(0)).read_async(&mut stream)).await;
                 let body = match hello {
                     Ok(Ok(Some(b))) => b,
                     _ => {

@@ -102,7 +102,7 @@ pub struct FunctionManager {
     pub(crate) idle_timeout: Duration,
     layout: Layout,
     router: Arc<Router>,
-    cfg: FunctionsConfig,
+    pub(crate) cfg: FunctionsConfig,
     info: RwLock<GroupInfo>,
     slots: RwLock<HashMap<FunctionArn, Arc<FunctionSlot>>>,
     zygotes: tokio::sync::Mutex<HashMap<PathBuf, Arc<Zygote>>>,

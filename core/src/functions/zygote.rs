@@ -109,7 +109,8 @@ impl Zygote {
             }
         };
         let mut stream = conn.stream;
-        let first = tokio::time::timeout(READY_TIMEOUT, ggcore_ipc::FrameReader::new().read_async(&mut stream)).await;
+        let first =
+            tokio::time::timeout(READY_TIMEOUT, ggcore_ipc::FrameReader::new(ggcore_ipc::FrameLimits::up(0)).read_async(&mut stream)).await;
         match first.ok().and_then(|r| r.ok()).flatten().map(|b| ggcore_ipc::decode::<Up>(&b)) {
             Some(Ok(Up::ZygoteReady { .. })) => {}
             Some(Ok(Up::ZygoteFailed { message })) => {
@@ -168,7 +169,7 @@ fn kill(pid: u32) {
 }
 
 fn read_loop(mut stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>, on_exit: ExitHook) {
-    let mut frames = ggcore_ipc::FrameReader::new();
+    let mut frames = ggcore_ipc::FrameReader::new(ggcore_ipc::FrameLimits::up(0));
     while let Ok(Some(body)) = frames.read(&mut stream) {
         match ggcore_ipc::decode::<Up>(&body) {
             Ok(Up::Forked { token, pid }) => {
