@@ -107,8 +107,10 @@ fn read_loop(stream: UnixStream, limits: FrameLimits, pending: Pending, work: Sy
         let body = match frames.read(&mut stream) {
             Ok(Some(body)) => body,
             Ok(None) => break,
+            // Reset or closed: the core is gone.
+            Err(ggcore_ipc::FrameError::Io(_)) => break,
             Err(e) => {
-                eprintln!("ggcore-worker: bad frame from the core ({e}); ending the instance");
+                crate::say(format_args!("bad frame from the core ({e}); ending the instance"));
                 code = 1;
                 break;
             }
@@ -127,9 +129,9 @@ fn read_loop(stream: UnixStream, limits: FrameLimits, pending: Pending, work: Sy
             Ok(Down::Stop) => {
                 let _ = work.send(Work::Stop);
             }
-            Ok(other) => eprintln!("ggcore-worker: unexpected frame from the core: {other:?}"),
+            Ok(other) => crate::say(format_args!("unexpected frame from the core: {other:?}")),
             Err(e) => {
-                eprintln!("ggcore-worker: bad frame from the core ({e}); ending the instance");
+                crate::say(format_args!("bad frame from the core ({e}); ending the instance"));
                 code = 1;
                 break;
             }

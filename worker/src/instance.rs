@@ -36,7 +36,7 @@ fn bounded(outcome: Outcome, max_payload: usize) -> Outcome {
         return outcome;
     }
     let message = ggcore_ipc::limits::oversized_result(len, max_payload);
-    eprintln!("ggcore-worker: {message}");
+    crate::say(format_args!("{message}"));
     Outcome::Err { unhandled: true, payload: FunctionError::new(ErrorKind::Unhandled, &message).payload.into_vec() }
 }
 

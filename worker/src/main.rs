@@ -45,6 +45,14 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Writes a line to stderr (which the core puts in the function's log),
+/// ignoring failures: once the core is gone its end of the pipe is too, and
+/// `eprintln!` would panic (ending only the thread that wrote).
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ggcore-worker: {line}");
+}
+
 /// Sends Hello on a fresh connection.
 pub(crate) fn hello(stream: &mut UnixStream, token: &str, role: Role) -> bool {
     ggcore_ipc::write_frame(stream, &Up::Hello { protocol: PROTOCOL_VERSION, token: token.to_string(), role, pid: std::process::id() })
@@ -68,7 +76,7 @@ fn direct_instance(socket: &Path, token: &str, plugin_path: &Path) -> i32 {
         match ggcore_ipc::FrameReader::new(FrameLimits::down(0)).read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {
             Some(Ok(Down::Start { spec })) => spec,
             _ => {
-                eprintln!("ggcore-worker: the core did not send the function to start");
+                crate::say(format_args!("the core did not send the function to start"));
                 return 1;
             }
         };
@@ -111,7 +119,7 @@ fn connect_instance(socket: &Path, token: &str) -> Option<UnixStream> {
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
+            crate::say(format_args!("cannot connect to {}: {e}", socket.display()));
             return None;
         }
     };
@@ -126,7 +134,7 @@ fn run_instance(mut stream: UnixStream, module: PluginModRef, spec: &Spec) -> i3
     let (conn, work) = match conn::Conn::start(stream, spec.max_payload as usize) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("ggcore-worker: {e}");
+            crate::say(format_args!("{e}"));
             return 1;
         }
     };

@@ -24,7 +24,7 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ggcore-worker: cannot connect to {}: {e}", socket.display());
+            crate::say(format_args!("cannot connect to {}: {e}", socket.display()));
             return 1;
         }
     };
@@ -62,7 +62,7 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             Ok(Some(body)) => body,
             Ok(None) => return 0,
             Err(e) => {
-                eprintln!("ggcore-worker: zygote: {e}");
+                crate::say(format_args!("zygote: {e}"));
                 return 1;
             }
         };
@@ -71,11 +71,11 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             Ok(Down::ForkSpare { token, cgroup_procs }) => (token, Becomes::Spare { cgroup_procs }),
             Ok(Down::Stop) => return 0,
             Ok(other) => {
-                eprintln!("ggcore-worker: zygote ignores {other:?}");
+                crate::say(format_args!("zygote ignores {other:?}"));
                 continue;
             }
             Err(e) => {
-                eprintln!("ggcore-worker: {e}");
+                crate::say(format_args!("{e}"));
                 return 1;
             }
         };
@@ -138,7 +138,7 @@ fn in_child(
         Becomes::Spare { cgroup_procs } => {
             if let Some(procs) = cgroup_procs {
                 if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
-                    eprintln!("ggcore-worker: joining the memory cgroup {procs}: {e}");
+                    crate::say(format_args!("joining the memory cgroup {procs}: {e}"));
                     return 1;
                 }
             }
