@@ -3,6 +3,13 @@
 //! watcher that stops an instance whose private memory goes over its limit.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::process::{kill, Exit};
+
+/// How often the memory watcher looks at a worker.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How memory limits are enforced on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,25 @@ fn read_counter(file: &Path, key: &str) -> u64 {
         .ok()
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok())))
         .unwrap_or(0)
+}
+
+/// The watcher (no memory cgroup): checks instance `pid`'s private memory
+/// every [`WATCH_INTERVAL`] until it ends, and kills it when it is over
+/// `limit` bytes.
+pub(crate) fn watch(pid: u32, limit: u64, exit: Arc<Exit>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = exit.dead.cancelled() => return,
+                _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+            }
+            if private_bytes(pid).is_some_and(|b| b > limit) {
+                exit.killing_for("memory");
+                kill(pid);
+                return;
+            }
+        }
+    });
 }
 
 /// Private memory (bytes) of a process: what it does not share with the zygote.

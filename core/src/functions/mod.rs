@@ -8,13 +8,18 @@
 //! every deadline and memory limit from outside.
 
 mod calls;
+mod conn;
 pub mod instance;
 pub mod ipc;
 pub mod logs;
 pub mod memory;
+mod output;
+mod pipeline;
+mod process;
 pub mod slot;
 mod spare;
 mod spec;
+mod worker;
 mod zygote;
 
 use std::collections::HashMap;
@@ -28,9 +33,10 @@ use ggcore_plugin_abi::HostErrorCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::instance::{Ended, Exit, Starting};
+use self::instance::{Ended, Starting};
 use self::ipc::IpcHub;
 use self::memory::MemoryControl;
+use self::process::Exit;
 use self::slot::{FunctionSlot, WorkItem};
 use self::zygote::Zygote;
 use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};

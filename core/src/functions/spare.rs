@@ -5,39 +5,16 @@
 //! to become, and asks the zygote for the next spare in the background.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use super::instance::{forward_lines, new_pipes, Exit, CONNECT_TIMEOUT};
 use super::ipc::{new_token, Connected};
+use super::output::{forward_lines, new_pipes, LineSink};
+use super::process::{kill, Exit};
 use super::slot::FunctionSlot;
+use super::worker::CONNECT_TIMEOUT;
 use super::zygote::ForkKind;
 use super::FunctionManager;
 use crate::plugins::PluginEntry;
-
-/// Where a worker's stdout/stderr lines go: the function it was assigned to,
-/// or (a spare not yet assigned) the core's own debug log.
-#[derive(Default)]
-pub struct LineSink {
-    slot: Mutex<Option<Arc<FunctionSlot>>>,
-}
-
-impl LineSink {
-    pub fn for_slot(slot: &Arc<FunctionSlot>) -> Arc<Self> {
-        Arc::new(Self { slot: Mutex::new(Some(slot.clone())) })
-    }
-
-    pub fn assign(&self, slot: &Arc<FunctionSlot>) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot.clone());
-    }
-
-    pub fn write(&self, level: &str, line: &str) {
-        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match slot {
-            Some(s) => s.log.write(level, line),
-            None => tracing::debug!(level, "spare worker: {line}"),
-        }
-    }
-}
 
 /// A connected spare, waiting for its function.
 pub struct Spare {
@@ -104,7 +81,7 @@ impl FunctionManager {
         };
         let Some(conn) = conn else {
             self.hub.forget(&token);
-            super::instance::kill(pid);
+            kill(pid);
             self.memory.remove(&cg_name);
             return Err("the spare did not connect".to_string());
         };
@@ -116,7 +93,7 @@ impl FunctionManager {
     /// Ends every spare (shutdown).
     pub(crate) fn drop_spares(&self) {
         for (_, s) in self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            super::instance::kill(s.pid);
+            kill(s.pid);
             self.memory.remove(&s.cg_name);
         }
     }

@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
 use super::ipc::{new_token, IpcHub};
+use super::process::kill;
 
 /// A zygote must connect and prepare its runtime within this long.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -159,12 +160,6 @@ impl Zygote {
 
     pub fn stop(&self) {
         kill(self.pid);
-    }
-}
-
-fn kill(pid: u32) {
-    if pid > 0 {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
