@@ -14,6 +14,7 @@
 
 pub mod frame;
 pub mod limits;
+pub mod pidfd;
 pub mod topic;
 
 use std::io::{self, Write};

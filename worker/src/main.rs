@@ -60,7 +60,7 @@ pub(crate) fn hello(stream: &mut UnixStream, token: &str, role: Role) -> bool {
 }
 
 /// Connects only to report a failure that happened before the real work.
-fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
+pub(crate) fn report_early(socket: &Path, token: &str, role: Role, msg: Up) {
     if let Ok(mut s) = UnixStream::connect(socket) {
         if hello(&mut s, token, role) {
             let _ = ggcore_ipc::write_frame(&mut s, &msg);

@@ -88,12 +88,26 @@ pub fn run(socket: &Path, token: &str, module: PluginModRef, runtime: &str, sdk_
             return in_child(stream, out, err, fds, socket, &token, module, becomes);
         }
         drop((out, err));
-        let msg = if pid > 0 {
-            Up::Forked { token, pid: pid as u32 }
-        } else {
-            Up::ForkFailed { token, message: format!("fork failed: {}", std::io::Error::last_os_error()) }
+        if pid < 0 {
+            let message = format!("fork failed: {}", std::io::Error::last_os_error());
+            if !send(&mut stream, &Up::ForkFailed { token, message }) {
+                return 1;
+            }
+            continue;
+        }
+        // The child is ours and not reaped (only this loop reaps): its pidfd
+        // names it for good. The core signals it only through that.
+        let sent = match ggcore_ipc::pidfd::open(pid as u32) {
+            Ok(pidfd) => {
+                let frame = ggcore_ipc::encode(&Up::Forked { token, pid: pid as u32 });
+                ggcore_ipc::frame::write_with_fds(&mut stream, &frame, &[pidfd.as_raw_fd()]).is_ok()
+            }
+            Err(e) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                send(&mut stream, &Up::ForkFailed { token, message: format!("cannot open a pidfd for the child: {e}") })
+            }
         };
-        if !send(&mut stream, &msg) {
+        if !sent {
             return 1;
         }
     }
@@ -127,10 +141,15 @@ fn in_child(
 ) -> i32 {
     drop(zygote);
     drop(extra);
-    // SAFETY: dup2 onto the standard descriptors of this (single-threaded) child.
-    unsafe {
-        libc::dup2(out.as_raw_fd(), 1);
-        libc::dup2(err.as_raw_fd(), 2);
+    // This (single-threaded) child's stdout and stderr become the pipes the
+    // core reads into the function's log.
+    for (done, name) in [(nix::unistd::dup2_stdout(&out), "stdout"), (nix::unistd::dup2_stderr(&err), "stderr")] {
+        if let Err(e) = done {
+            let message = format!("the zygote could not give the new instance its {name} (dup2: {e})");
+            crate::say(format_args!("{message}"));
+            crate::report_early(socket, token, Role::Instance, Up::StartFailed { message });
+            return 1;
+        }
     }
     drop((out, err));
     match becomes {

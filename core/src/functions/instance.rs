@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use super::conn::{self, Conn, ReadyRx};
 use super::memory::MemoryControl;
 use super::pipeline::{died, end_running, outcome_result, pipeline_depth, send_invoke, Sent};
-use super::process::{death_reason, kill, Exit};
+use super::process::{death_reason, Exit, WorkerProcess};
 use super::slot::{FunctionSlot, InstanceStatus};
 use super::worker::{start_worker, StartedWorker};
 use super::FunctionManager;
@@ -80,6 +80,7 @@ struct Running {
     slot: Arc<FunctionSlot>,
     id: u64,
     pid: u32,
+    process: Arc<WorkerProcess>,
     cg_name: String,
     exit: Arc<Exit>,
     conn: Arc<Conn>,
@@ -97,26 +98,27 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
             return Ended::StartFailed(reason);
         }
     };
-    let StartedWorker { pid, conn, cg_name, exit, direct, spec } = started;
+    let StartedWorker { process, conn, cg_name, exit, direct, spec } = started;
+    let pid = process.pid();
     slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
     let (rd, mut wr) = conn.stream.into_split();
     if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec })).await.is_err() {
-        kill(pid);
+        process.kill();
         slot.remove_instance(id);
         mgr.memory.remove(&cg_name);
         return Ended::StartFailed("the worker closed its connection".into());
     }
     let (conn, ready) = conn::open(&mgr, &slot, pid, rd, wr, &exit);
-    let instance = Running { mgr, slot, id, pid, cg_name, exit, conn };
+    let instance = Running { mgr, slot, id, pid, process, cg_name, exit, conn };
     if let Err(reason) = instance.wait_ready(ready).await {
-        kill(pid);
+        instance.process.kill();
         instance.cleanup();
         return Ended::StartFailed(reason);
     }
     instance.slot.stats.instances_started.fetch_add(1, Ordering::Relaxed);
     starting.done();
     if matches!(*instance.mgr.memory, MemoryControl::Watcher) {
-        super::memory::watch(pid, limit, instance.exit.clone());
+        super::memory::watch(instance.process.clone(), limit, instance.exit.clone(), &instance.mgr.tracker);
     }
     let ended = instance.serve().await;
     instance.stop().await;
@@ -206,7 +208,7 @@ impl Running {
                 r = &mut head.result => r.ok(),
                 _ = tokio::time::sleep_until(deadline) => {
                     exit.killing_for("timeout");
-                    kill(self.pid);
+                    self.process.kill();
                     slot.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                     let msg = format!("Task timed out after {:.2} seconds", slot.def.timeout.as_secs_f64());
                     end_running(slot, &mut sent, &msg, "; the instance was stopped");
@@ -214,7 +216,7 @@ impl Running {
                 }
                 _ = exit.dead.cancelled() => None,
                 _ = slot.removed.cancelled() => {
-                    kill(self.pid);
+                    self.process.kill();
                     let msg = "the function was stopped (removed or replaced by a deployment, or the core is stopping) during this invocation";
                     end_running(slot, &mut sent, msg, "");
                     return Ended::Removed;
@@ -234,9 +236,9 @@ impl Running {
     async fn stop(&self) {
         let _ = self.conn.tx.try_send(ggcore_ipc::encode(&Down::Stop));
         if tokio::time::timeout(STOP_TIMEOUT, self.exit.dead.cancelled()).await.is_err() {
-            kill(self.pid);
+            self.process.kill();
         }
-        kill(self.pid);
+        self.process.kill();
         self.cleanup();
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::process::{kill, Exit};
+use super::process::{Exit, WorkerProcess};
 
 /// How often the memory watcher looks at a worker.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
@@ -146,19 +146,19 @@ fn read_counter(file: &Path, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The watcher (no memory cgroup): checks instance `pid`'s private memory
-/// every [`WATCH_INTERVAL`] until it ends, and kills it when it is over
-/// `limit` bytes.
-pub(crate) fn watch(pid: u32, limit: u64, exit: Arc<Exit>) {
-    tokio::spawn(async move {
+/// The watcher (no memory cgroup): checks a worker's private memory every
+/// [`WATCH_INTERVAL`] until it ends, and kills it when it is over `limit`
+/// bytes. The task is registered with `tracker` and ends with the worker.
+pub(crate) fn watch(process: Arc<WorkerProcess>, limit: u64, exit: Arc<Exit>, tracker: &tokio_util::task::TaskTracker) {
+    tracker.spawn(async move {
         loop {
             tokio::select! {
                 _ = exit.dead.cancelled() => return,
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {}
             }
-            if private_bytes(pid).is_some_and(|b| b > limit) {
+            if private_bytes(process.pid()).is_some_and(|b| b > limit) {
                 exit.killing_for("memory");
-                kill(pid);
+                process.kill();
                 return;
             }
         }

@@ -94,6 +94,21 @@ pub fn default_run_as() -> Option<RunAs> {
     Some(RunAs { uid: user.map(|u| u.uid.as_raw()).unwrap_or(65534), gid: group.map(|g| g.gid.as_raw()).unwrap_or(65534) })
 }
 
+/// Whether instances are forked by zygotes: yes, unless `GGCORE_ZYGOTE=0`
+/// or the kernel has no pidfds (Linux < 5.3), without which the core could
+/// not signal a forked instance safely (its pid may be reused once the
+/// zygote reaps it); instances are then spawned as children of the core.
+fn zygotes_enabled() -> bool {
+    if std::env::var(ZYGOTE_ENV).is_ok_and(|v| v == "0") {
+        return false;
+    }
+    if !ggcore_ipc::pidfd::supported() {
+        tracing::warn!("this kernel has no pidfd_open (Linux 5.3+): instances start as new processes, without a zygote");
+        return false;
+    }
+    true
+}
+
 #[derive(Debug, Clone, Default)]
 struct GroupInfo {
     group_id: String,
@@ -120,7 +135,7 @@ pub struct FunctionManager {
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
     shutdown: CancellationToken,
-    tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
     refused_log: RateLimit,
 }
 
@@ -154,7 +169,7 @@ impl FunctionManager {
             spare_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
-            zygotes_enabled: std::env::var(ZYGOTE_ENV).map(|v| v != "0").unwrap_or(true),
+            zygotes_enabled: zygotes_enabled(),
             shutdown,
             tracker,
             refused_log: RateLimit::per_second(1),
@@ -220,7 +235,7 @@ impl FunctionManager {
                 exit.record(status);
             }
         });
-        match Zygote::start(&self.hub, &self.socket, &self.worker, &file, &runtime, &sdk, on_exit).await {
+        match Zygote::start(&self.tracker, &self.hub, &self.socket, &self.worker, &file, &runtime, &sdk, on_exit).await {
             Ok(z) => {
                 zygotes.insert(file, z.clone());
                 drop(zygotes);
@@ -455,8 +470,9 @@ impl FunctionManager {
             s.fail_queued("the core is stopping");
         }
         self.drop_spares();
-        for z in self.zygotes.lock().await.values() {
-            z.stop();
+        let zygotes: Vec<Arc<Zygote>> = self.zygotes.lock().await.values().cloned().collect();
+        for z in zygotes {
+            z.stop(Duration::from_secs(2)).await;
         }
     }
 

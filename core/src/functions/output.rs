@@ -5,6 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio_util::task::TaskTracker;
 
 use super::slot::FunctionSlot;
 
@@ -37,9 +38,16 @@ impl LineSink {
     }
 }
 
-/// Writes the lines a worker prints to `sink`, at `level`.
-pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(sink: Arc<LineSink>, stream: R, level: &'static str) {
-    tokio::spawn(async move {
+/// Writes the lines a worker prints to `sink`, at `level`. The task is
+/// registered with `tracker` and ends when every holder of the pipe's write
+/// end (the worker) has ended.
+pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(
+    tracker: &TaskTracker,
+    sink: Arc<LineSink>,
+    stream: R,
+    level: &'static str,
+) {
+    tracker.spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut line: Vec<u8> = Vec::new();
         let mut cut = 0usize;

@@ -1,10 +1,19 @@
 //! A worker process seen from the core: how it ended, why, and the one way
 //! the core stops it.
+//!
+//! The core never signals a worker by its number alone: a pid is free for
+//! reuse as soon as the process is reaped, and a signal sent after that could
+//! reach an unrelated process. A forked worker is signalled through the
+//! pidfd its zygote opened before it could reap it; a worker the core
+//! spawned is signalled by the one task that owns its `Child` and reaps it.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::memory::MemoryControl;
 
@@ -37,9 +46,64 @@ impl Exit {
     }
 }
 
-pub(crate) fn kill(pid: u32) {
-    if pid > 0 {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+/// A worker process the core may kill.
+pub(crate) struct WorkerProcess {
+    pid: u32,
+    handle: Handle,
+}
+
+enum Handle {
+    /// A child of a zygote: the pidfd the zygote sent with `Forked`.
+    Pidfd(OwnedFd),
+    /// A child of the core: wakes the task that owns (and reaps) it.
+    Child(Arc<Notify>),
+}
+
+impl WorkerProcess {
+    /// A zygote's child, known by the pidfd the zygote opened for it.
+    pub(crate) fn forked(pid: u32, pidfd: OwnedFd) -> Arc<Self> {
+        Arc::new(Self { pid, handle: Handle::Pidfd(pidfd) })
+    }
+
+    /// A child the core spawned: a task (registered with `tracker`) waits
+    /// for it, records its status in `exit`, and kills it on request. It is
+    /// the only code that touches the `Child`, so a kill never follows the
+    /// reaping.
+    pub(crate) fn spawned(mut child: tokio::process::Child, exit: Arc<Exit>, tracker: &TaskTracker) -> Arc<Self> {
+        let pid = child.id().unwrap_or(0);
+        let kill = Arc::new(Notify::new());
+        let requested = kill.clone();
+        tracker.spawn(async move {
+            use std::os::unix::process::ExitStatusExt;
+            let status = loop {
+                tokio::select! {
+                    s = child.wait() => break s,
+                    _ = requested.notified() => {
+                        let _ = child.start_kill();
+                    }
+                }
+            };
+            let status = match status {
+                Ok(s) => s.code().unwrap_or_else(|| -s.signal().unwrap_or(9)),
+                Err(_) => -9,
+            };
+            exit.record(status);
+        });
+        Arc::new(Self { pid, handle: Handle::Child(kill) })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Kills the process (SIGKILL); nothing happens when it has ended.
+    pub(crate) fn kill(&self) {
+        match &self.handle {
+            Handle::Pidfd(fd) => {
+                let _ = ggcore_ipc::pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
+            }
+            Handle::Child(kill) => kill.notify_one(),
+        }
     }
 }
 
@@ -60,5 +124,47 @@ pub(crate) async fn death_reason(memory: &MemoryControl, cg_name: &str, exit: &E
         Some(code) if code >= 0 => format!("Function process exited with code {code}"),
         Some(sig) => format!("Function process was killed by signal {}", -sig),
         None => fallback.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper() -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("sleep");
+        c.arg("60").kill_on_drop(true);
+        c
+    }
+
+    /// A spawned worker is killed by the task that reaps it; once it has
+    /// ended, killing it again does nothing (there is no pid left to signal).
+    #[tokio::test]
+    async fn a_spawned_worker_is_killed_and_reaped_by_one_task() {
+        let tracker = TaskTracker::new();
+        let exit = Exit::new();
+        let p = WorkerProcess::spawned(sleeper().spawn().unwrap(), exit.clone(), &tracker);
+        assert!(p.pid() > 0);
+        p.kill();
+        tokio::time::timeout(Duration::from_secs(10), exit.dead.cancelled()).await.unwrap();
+        assert_eq!(exit.status(), Some(-libc::SIGKILL));
+        p.kill();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.unwrap();
+    }
+
+    /// A forked worker is killed through its pidfd; after it was reaped the
+    /// pidfd still names it, so a later kill reaches nothing else.
+    #[tokio::test]
+    async fn a_forked_worker_is_killed_through_its_pidfd() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let p = WorkerProcess::forked(child.id(), ggcore_ipc::pidfd::open(child.id()).unwrap());
+        p.kill();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        p.kill();
+        let Handle::Pidfd(fd) = &p.handle else { panic!("not a pidfd") };
+        let err = ggcore_ipc::pidfd::send_signal(fd.as_fd(), 0).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::ipc::{new_token, Connected};
 use super::output::{forward_lines, new_pipes, LineSink};
-use super::process::{kill, Exit};
+use super::process::{Exit, WorkerProcess};
 use super::slot::FunctionSlot;
 use super::worker::CONNECT_TIMEOUT;
 use super::zygote::ForkKind;
@@ -18,7 +18,7 @@ use crate::plugins::PluginEntry;
 
 /// A connected spare, waiting for its function.
 pub struct Spare {
-    pub pid: u32,
+    pub process: Arc<WorkerProcess>,
     pub conn: Connected,
     /// Its memory cgroup (empty under the memory watcher).
     pub cg_name: String,
@@ -61,12 +61,12 @@ impl FunctionManager {
         let cg_name = if cgroup_procs.is_some() { cg_name } else { String::new() };
         let ((out_r, out_w), (err_r, err_w)) = new_pipes().map_err(|e| e.to_string())?;
         let sink = Arc::new(LineSink::default());
-        forward_lines(sink.clone(), out_r, "INFO");
-        forward_lines(sink.clone(), err_r, "ERROR");
+        forward_lines(&self.tracker, sink.clone(), out_r, "INFO");
+        forward_lines(&self.tracker, sink.clone(), err_r, "ERROR");
         let token = new_token();
         let connected = self.hub.expect(&token);
         let exit = Exit::new();
-        let pid = match zygote.fork(token.clone(), ForkKind::Spare { cgroup_procs }, out_w, err_w).await {
+        let process = match zygote.fork(token.clone(), ForkKind::Spare { cgroup_procs }, out_w, err_w).await {
             Ok(p) => p,
             Err(e) => {
                 self.hub.forget(&token);
@@ -74,18 +74,18 @@ impl FunctionManager {
                 return Err(e);
             }
         };
-        self.watch_pid(pid, exit.clone());
+        self.watch_pid(process.pid(), exit.clone());
         let conn = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
             _ = exit.dead.cancelled() => None,
         };
         let Some(conn) = conn else {
             self.hub.forget(&token);
-            kill(pid);
+            process.kill();
             self.memory.remove(&cg_name);
             return Err("the spare did not connect".to_string());
         };
-        let spare = Spare { pid, conn, cg_name, exit, sink };
+        let spare = Spare { process, conn, cg_name, exit, sink };
         self.spares.lock().unwrap_or_else(|p| p.into_inner()).insert(plugin.file.clone(), spare);
         Ok(())
     }
@@ -93,7 +93,7 @@ impl FunctionManager {
     /// Ends every spare (shutdown).
     pub(crate) fn drop_spares(&self) {
         for (_, s) in self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            kill(s.pid);
+            s.process.kill();
             self.memory.remove(&s.cg_name);
         }
     }

@@ -9,7 +9,7 @@ use ggcore_ipc::Role;
 
 use super::ipc::new_token;
 use super::output::{forward_lines, new_pipes, LineSink};
-use super::process::{death_reason, kill, Exit};
+use super::process::{death_reason, Exit, WorkerProcess};
 use super::slot::{FunctionSlot, InstanceStatus};
 use super::zygote::ForkKind;
 use super::FunctionManager;
@@ -20,7 +20,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A worker process connected as the instance, not yet told to start unless
 /// it was forked with its spec.
 pub(crate) struct StartedWorker {
-    pub(crate) pid: u32,
+    pub(crate) process: Arc<WorkerProcess>,
     pub(crate) conn: super::ipc::Connected,
     pub(crate) cg_name: String,
     pub(crate) exit: Arc<Exit>,
@@ -42,66 +42,75 @@ pub(crate) async fn start_worker(
         if limited {
             spare.sink.assign(slot);
             let spec = mgr.spec_for(slot, None);
-            return Ok(StartedWorker { pid: spare.pid, conn: spare.conn, cg_name: spare.cg_name, exit: spare.exit, direct: true, spec });
+            return Ok(StartedWorker {
+                process: spare.process,
+                conn: spare.conn,
+                cg_name: spare.cg_name,
+                exit: spare.exit,
+                direct: true,
+                spec,
+            });
         }
-        kill(spare.pid);
+        spare.process.kill();
         mgr.memory.remove(&spare.cg_name);
     }
     let arn = &slot.def.arn;
     let cg_name = format!("{}-{}", arn.name(), id);
     let cgroup_procs = mgr.memory.create(&cg_name, Some(limit)).map(|p| p.display().to_string());
     let spec = mgr.spec_for(slot, cgroup_procs);
-    let token = new_token();
-    let connected = mgr.hub.expect(&token);
     let exit = Exit::new();
     let sink = LineSink::for_slot(slot);
-    let fail = |reason: String| {
-        mgr.hub.forget(&token);
-        mgr.memory.remove(&cg_name);
-        reason
-    };
 
-    let mut direct = false;
-    let mut pid = 0u32;
+    let mut forked = None;
     if let Some(z) = mgr.zygote_for(&slot.plugin, &slot.def.runtime).await {
         match new_pipes() {
             Ok(((out_r, out_w), (err_r, err_w))) => {
-                forward_lines(sink.clone(), out_r, "INFO");
-                forward_lines(sink.clone(), err_r, "ERROR");
+                forward_lines(&mgr.tracker, sink.clone(), out_r, "INFO");
+                forward_lines(&mgr.tracker, sink.clone(), err_r, "ERROR");
+                let token = new_token();
+                let connected = mgr.hub.expect(&token);
                 match z.fork(token.clone(), ForkKind::Instance(Box::new(spec.clone())), out_w, err_w).await {
-                    Ok(p) => {
-                        pid = p;
-                        mgr.watch_pid(p, exit.clone());
+                    Ok(process) => {
+                        mgr.watch_pid(process.pid(), exit.clone());
+                        forked = Some((process, token, connected));
                     }
-                    Err(e) => tracing::warn!(function = %arn, error = %e, "zygote fork failed; starting the instance directly"),
+                    Err(e) => {
+                        // A child forked all the same cannot connect with this token.
+                        mgr.hub.forget(&token);
+                        tracing::warn!(function = %arn, error = %e, "zygote fork failed; starting the instance directly");
+                    }
                 }
             }
             Err(e) => tracing::warn!(function = %arn, error = %e, "cannot make pipes for the instance"),
         }
     }
-    if pid == 0 {
-        direct = true;
-        let mut cmd = tokio::process::Command::new(&mgr.worker);
-        cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
-        cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start the worker {}: {e}", mgr.worker.display())))?;
-        pid = child.id().unwrap_or(0);
-        if let Some(o) = child.stdout.take() {
-            forward_lines(sink.clone(), o, "INFO");
-        }
-        if let Some(e) = child.stderr.take() {
-            forward_lines(sink.clone(), e, "ERROR");
-        }
-        let exit2 = exit.clone();
-        tokio::spawn(async move {
-            use std::os::unix::process::ExitStatusExt;
-            let status = match child.wait().await {
-                Ok(s) => s.code().unwrap_or_else(|| -s.signal().unwrap_or(9)),
-                Err(_) => -9,
+    let direct = forked.is_none();
+    let (process, token, connected) = match forked {
+        Some(f) => f,
+        None => {
+            let token = new_token();
+            let connected = mgr.hub.expect(&token);
+            let mut cmd = tokio::process::Command::new(&mgr.worker);
+            cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
+            cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    mgr.hub.forget(&token);
+                    mgr.memory.remove(&cg_name);
+                    return Err(format!("cannot start the worker {}: {e}", mgr.worker.display()));
+                }
             };
-            exit2.record(status);
-        });
-    }
+            if let Some(o) = child.stdout.take() {
+                forward_lines(&mgr.tracker, sink.clone(), o, "INFO");
+            }
+            if let Some(e) = child.stderr.take() {
+                forward_lines(&mgr.tracker, sink.clone(), e, "ERROR");
+            }
+            (WorkerProcess::spawned(child, exit.clone(), &mgr.tracker), token, connected)
+        }
+    };
+    let pid = process.pid();
     slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: crate::deploy::now_unix(), invocations: 0 });
 
     let conn = tokio::select! {
@@ -109,9 +118,11 @@ pub(crate) async fn start_worker(
         _ = exit.dead.cancelled() => None,
     };
     let Some(conn) = conn.filter(|c| c.role == Role::Instance) else {
-        kill(pid);
+        process.kill();
+        mgr.hub.forget(&token);
         let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker did not connect").await;
-        return Err(fail(reason));
+        mgr.memory.remove(&cg_name);
+        return Err(reason);
     };
-    Ok(StartedWorker { pid, conn, cg_name, exit, direct, spec })
+    Ok(StartedWorker { process, conn, cg_name, exit, direct, spec })
 }

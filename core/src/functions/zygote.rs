@@ -1,10 +1,11 @@
 //! The core's handle on a zygote: one `ggcore-worker zygote` process per runtime
 //! plugin, holding a prepared interpreter. A cold start sends it a Fork request
-//! carrying the new instance's stdout/stderr pipes (SCM_RIGHTS); the forked
-//! child connects back with its own token.
+//! carrying the new instance's stdout/stderr pipes (SCM_RIGHTS); the zygote
+//! answers with the child's pid and a pidfd for it, and the child connects
+//! back with its own token.
 
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::process::Stdio;
@@ -15,9 +16,10 @@ use std::time::Duration;
 use ggcore_ipc::{Down, Role, Spec, Up};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use super::ipc::{new_token, IpcHub};
-use super::process::kill;
+use super::process::{Exit, WorkerProcess};
 
 /// A zygote must connect and prepare its runtime within this long.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,13 +40,17 @@ struct ForkRequest {
     kind: ForkKind,
     out: OwnedFd,
     err: OwnedFd,
-    reply: oneshot::Sender<Result<u32, String>>,
+    reply: oneshot::Sender<Forked>,
 }
 
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<u32, String>>>>>;
+/// A zygote's answer to a fork: the child's process, or why there is none.
+type Forked = Result<Arc<WorkerProcess>, String>;
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Forked>>>>;
 
 pub struct Zygote {
-    pub pid: u32,
+    process: Arc<WorkerProcess>,
+    exit: Arc<Exit>,
     requests: mpsc::SyncSender<ForkRequest>,
     alive: Arc<AtomicBool>,
 }
@@ -55,11 +61,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Zygote {
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
+        self.alive.load(Ordering::Relaxed) && !self.exit.dead.is_cancelled()
     }
 
-    /// Starts a zygote for `plugin_file` and waits until its runtime is prepared.
+    /// Starts a zygote for `plugin_file` and waits until its runtime is
+    /// prepared. Its helper tasks are registered with `tracker` (each ends
+    /// with the zygote process).
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
+        tracker: &TaskTracker,
         hub: &IpcHub,
         socket: &Path,
         worker: &Path,
@@ -77,7 +87,6 @@ impl Zygote {
             hub.forget(&token);
             format!("cannot start the zygote {}: {e}", worker.display())
         })?;
-        let pid = child.id().unwrap_or(0);
         let name = plugin_file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
@@ -87,25 +96,23 @@ impl Zygote {
         .flatten()
         {
             let name = name.clone();
-            tokio::spawn(async move {
+            tracker.spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(l)) = lines.next_line().await {
                     tracing::info!(zygote = %name, "{l}");
                 }
             });
         }
+        let exit = Exit::new();
+        let process = WorkerProcess::spawned(child, exit.clone(), tracker);
+        let pid = process.pid();
         let alive = Arc::new(AtomicBool::new(true));
-        let alive2 = alive.clone();
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-            alive2.store(false, Ordering::Relaxed);
-        });
 
         let conn = match tokio::time::timeout(READY_TIMEOUT, connected).await {
             Ok(Ok(c)) if c.role == Role::Zygote => c,
             _ => {
                 hub.forget(&token);
-                kill(pid);
+                process.kill();
                 return Err("the zygote did not connect".to_string());
             }
         };
@@ -115,11 +122,11 @@ impl Zygote {
         match first.ok().and_then(|r| r.ok()).flatten().map(|b| ggcore_ipc::decode::<Up>(&b)) {
             Some(Ok(Up::ZygoteReady { .. })) => {}
             Some(Ok(Up::ZygoteFailed { message })) => {
-                kill(pid);
+                process.kill();
                 return Err(message);
             }
             _ => {
-                kill(pid);
+                process.kill();
                 return Err("the zygote did not report ready".to_string());
             }
         }
@@ -144,12 +151,11 @@ impl Zygote {
                 .map_err(|e| e.to_string())?;
         }
         tracing::info!(plugin = %plugin_file.display(), runtime, pid, "zygote ready");
-        Ok(Arc::new(Zygote { pid, requests: tx, alive }))
+        Ok(Arc::new(Zygote { process, exit, requests: tx, alive }))
     }
 
     /// Forks an instance (or a spare); the child will connect with `token`.
-    /// Returns its pid.
-    pub async fn fork(&self, token: String, kind: ForkKind, out: OwnedFd, err: OwnedFd) -> Result<u32, String> {
+    pub async fn fork(&self, token: String, kind: ForkKind, out: OwnedFd, err: OwnedFd) -> Forked {
         let (reply, rx) = oneshot::channel();
         self.requests.try_send(ForkRequest { token, kind, out, err, reply }).map_err(|_| "the zygote is busy or gone".to_string())?;
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
@@ -158,19 +164,29 @@ impl Zygote {
         }
     }
 
-    pub fn stop(&self) {
-        kill(self.pid);
+    /// Kills the zygote and waits (up to `within`) until it has ended.
+    pub async fn stop(&self, within: Duration) {
+        self.process.kill();
+        let _ = tokio::time::timeout(within, self.exit.dead.cancelled()).await;
     }
 }
 
-fn read_loop(mut stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>, on_exit: ExitHook) {
+fn read_loop(stream: StdUnixStream, pending: Pending, alive: Arc<AtomicBool>, on_exit: ExitHook) {
     let mut frames = ggcore_ipc::FrameReader::new(ggcore_ipc::FrameLimits::up(0));
-    while let Ok(Some(body)) = frames.read(&mut stream) {
+    // Descriptors that came with frames: a pidfd with each `Forked`.
+    let mut fds: VecDeque<OwnedFd> = VecDeque::new();
+    while let Ok(Some(body)) = frames.read_with_fds(stream.as_fd(), &mut fds) {
         match ggcore_ipc::decode::<Up>(&body) {
             Ok(Up::Forked { token, pid }) => {
+                let forked = match fds.pop_front() {
+                    Some(pidfd) => Ok(WorkerProcess::forked(pid, pidfd)),
+                    None => Err("the zygote sent no pidfd for its child".to_string()),
+                };
                 if let Some(tx) = lock(&pending).remove(&token) {
-                    let _ = tx.send(Ok(pid));
+                    let _ = tx.send(forked);
                 }
+                // Anything else that came along is not ours to keep.
+                fds.clear();
             }
             Ok(Up::ForkFailed { token, message }) => {
                 if let Some(tx) = lock(&pending).remove(&token) {
