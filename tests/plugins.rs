@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{fixture_plugin, functions_root, Function};
+use crate::common::functions::{fixture_plugin, functions_root, Function, TEXT_RELAY_PY};
 use crate::common::mqtt::text;
-use crate::common::{Env, QoS, Root};
+use crate::common::{connect, Env, Group, QoS, Root};
 
 /// A shared library that is no plugin (zlib).
 fn plain_shared_library() -> &'static Path {
@@ -217,4 +217,44 @@ async fn plugin_path_from_config() {
     out.assert_code(2);
     assert!(out.stderr.contains("no runtime plugin serves runtime 'python3.11'"), "{out:?}");
     env.stop();
+}
+
+/// A plugin whose zygote takes long to prepare (until the test opens a gate
+/// file) holds up nothing else: meanwhile a Python function, on another
+/// plugin's zygote, starts and answers. Once the gate opens, the slow
+/// plugin's function runs too (its zygote declines to fork, so its instance
+/// starts directly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_zygote_does_not_hold_up_other_plugins() {
+    let root = functions_root(json!({}));
+    std::fs::copy(fixture_plugin("slowstart"), root.plugins_dir().join("libggcore_plugin_slowstart.so")).unwrap();
+    let gate = root.scratch().join("gate");
+    let tester = root.device("tester");
+    let slow = Function::other("slow", "slow1", "slow.handler").env("ECHO_TOPIC", "slow/out");
+    let quick = Function::python("quick", TEXT_RELAY_PY);
+    let (slow_arn, quick_arn) = (slow.arn(), quick.arn());
+    let group = Group::new("e2e")
+        .device(&tester)
+        .function(slow)
+        .function(quick)
+        .route("tester", "slow/in", &slow_arn)
+        .route(&slow_arn, "slow/out", "tester")
+        .route("tester", "quick/in", &quick_arn)
+        .route(&quick_arn, "relay/out", "tester");
+    let mut core = root.start_with_env(&[("GGCORE_TEST_GATE", gate.to_str().unwrap())]);
+    root.deploy_ok(&group);
+    let mut dev = connect(core.port, &tester).await;
+    dev.sub("relay/out", QoS::AtLeastOnce).await;
+    dev.sub("slow/out", QoS::AtLeastOnce).await;
+    for i in 0..2 {
+        dev.publish("quick/in", QoS::AtLeastOnce, json!({ "text": format!("quick {i}") }).to_string()).await;
+        dev.expect("relay/out", &format!("quick {i}")).await;
+    }
+    // All the while, the slow plugin's zygote was still preparing.
+    assert_eq!(core.count_log(&["no zygote for this plugin", "libggcore_plugin_slowstart.so"]), 0, "{}", core.log_text());
+    std::fs::write(&gate, b"open").unwrap();
+    core.wait_log(&["no zygote for this plugin", "libggcore_plugin_slowstart.so"]).await;
+    dev.publish("slow/in", QoS::AtLeastOnce, "at last").await;
+    dev.expect("slow/out", "slow:at last").await;
+    core.stop_ok();
 }

@@ -54,6 +54,8 @@ pub const DEFAULT_MAX_INSTANCES: usize = 8;
 /// Environment variable that turns the zygotes off (`0`): instances are then
 /// always started as new processes.
 pub const ZYGOTE_ENV: &str = "GGCORE_ZYGOTE";
+/// A plugin's zygote: being started (empty), running, or failed at a time.
+type ZygoteCell = tokio::sync::OnceCell<Result<Arc<Zygote>, Instant>>;
 /// A zygote that failed is not tried again for this long.
 const ZYGOTE_RETRY: Duration = Duration::from_secs(30);
 /// Pinned instances restart after a crash with back-off up to this.
@@ -126,10 +128,10 @@ pub struct FunctionManager {
     pub(crate) cfg: FunctionsConfig,
     info: RwLock<GroupInfo>,
     slots: RwLock<HashMap<FunctionArn, Arc<FunctionSlot>>>,
-    zygotes: tokio::sync::Mutex<HashMap<PathBuf, Arc<Zygote>>>,
-    zygote_failures: Mutex<HashMap<PathBuf, Instant>>,
-    spares: Mutex<HashMap<PathBuf, spare::Spare>>,
-    spare_making: tokio::sync::Mutex<()>,
+    /// Each plugin's zygote, started once: callers for one plugin wait for
+    /// the same start (the lock is never held across it).
+    zygotes: Mutex<HashMap<PathBuf, Arc<ZygoteCell>>>,
+    spares: Mutex<HashMap<PathBuf, spare::SpareSlot>>,
     spare_seq: std::sync::atomic::AtomicU64,
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
@@ -162,10 +164,8 @@ impl FunctionManager {
             cfg,
             info: RwLock::new(GroupInfo::default()),
             slots: RwLock::new(HashMap::new()),
-            zygotes: tokio::sync::Mutex::new(HashMap::new()),
-            zygote_failures: Mutex::new(HashMap::new()),
+            zygotes: Mutex::new(HashMap::new()),
             spares: Mutex::new(HashMap::new()),
-            spare_making: tokio::sync::Mutex::new(()),
             spare_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
@@ -211,22 +211,37 @@ impl FunctionManager {
         lock(&self.pids).insert(pid, exit);
     }
 
-    /// The zygote for a function's plugin, started on first use.
+    /// The zygote for a function's plugin, started on first use. Callers
+    /// for the same plugin wait for one start; other plugins' are not held
+    /// up by it (no lock is held while a zygote starts, which may take up to
+    /// a minute).
     pub(crate) async fn zygote_for(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Option<Arc<Zygote>> {
         if !self.zygotes_enabled {
             return None;
         }
-        let file = plugin.file.clone();
-        let mut zygotes = self.zygotes.lock().await;
-        if let Some(z) = zygotes.get(&file) {
-            if z.is_alive() {
-                return Some(z.clone());
+        let cell = {
+            let mut zygotes = lock(&self.zygotes);
+            let current = zygotes.get(&plugin.file).filter(|cell| match cell.get() {
+                // Starting: wait for that start.
+                None => true,
+                Some(Ok(z)) => z.is_alive(),
+                // Failed: not tried again for a while.
+                Some(Err(failed)) => failed.elapsed() < ZYGOTE_RETRY,
+            });
+            match current {
+                Some(cell) => cell.clone(),
+                None => {
+                    let cell = Arc::new(ZygoteCell::new());
+                    zygotes.insert(plugin.file.clone(), cell.clone());
+                    cell
+                }
             }
-            zygotes.remove(&file);
-        }
-        if lock(&self.zygote_failures).get(&file).is_some_and(|t| t.elapsed() < ZYGOTE_RETRY) {
-            return None;
-        }
+        };
+        cell.get_or_init(|| self.start_zygote(plugin, runtime)).await.as_ref().ok().cloned()
+    }
+
+    async fn start_zygote(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<Arc<Zygote>, Instant> {
+        let file = &plugin.file;
         let sdk = self.sdk_dirs(runtime);
         let runtime = if plugin.native_runtime.is_empty() { runtime.to_string() } else { plugin.native_runtime.clone() };
         let pids = self.pids.clone();
@@ -235,18 +250,15 @@ impl FunctionManager {
                 exit.record(status);
             }
         });
-        match Zygote::start(&self.tracker, &self.hub, &self.socket, &self.worker, &file, &runtime, &sdk, on_exit).await {
+        match Zygote::start(&self.tracker, &self.hub, &self.socket, &self.worker, file, &runtime, &sdk, on_exit).await {
             Ok(z) => {
-                zygotes.insert(file, z.clone());
-                drop(zygotes);
                 // The first spare, so that the first cold start is quick too.
                 self.refill_spare(plugin, &runtime);
-                Some(z)
+                Ok(z)
             }
             Err(e) => {
                 tracing::warn!(plugin = %file.display(), error = %e, "no zygote for this plugin; instances start as new processes");
-                lock(&self.zygote_failures).insert(file, Instant::now());
-                None
+                Err(Instant::now())
             }
         }
     }
@@ -470,7 +482,8 @@ impl FunctionManager {
             s.fail_queued("the core is stopping");
         }
         self.drop_spares();
-        let zygotes: Vec<Arc<Zygote>> = self.zygotes.lock().await.values().cloned().collect();
+        let zygotes: Vec<Arc<Zygote>> =
+            lock(&self.zygotes).values().filter_map(|cell| cell.get().and_then(|z| z.as_ref().ok()).cloned()).collect();
         for z in zygotes {
             z.stop(Duration::from_secs(2)).await;
         }

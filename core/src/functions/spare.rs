@@ -16,6 +16,12 @@ use super::zygote::ForkKind;
 use super::FunctionManager;
 use crate::plugins::PluginEntry;
 
+/// A plugin's spare: being made, or ready.
+pub enum SpareSlot {
+    Making,
+    Ready(Spare),
+}
+
 /// A connected spare, waiting for its function.
 pub struct Spare {
     pub process: Arc<WorkerProcess>,
@@ -33,28 +39,59 @@ impl FunctionManager {
         if !self.zygotes_enabled {
             return None;
         }
-        let taken = self.spares.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot.plugin.file);
+        let taken = {
+            let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
+            match spares.remove(&slot.plugin.file) {
+                Some(SpareSlot::Ready(s)) => Some(s),
+                Some(SpareSlot::Making) => {
+                    spares.insert(slot.plugin.file.clone(), SpareSlot::Making);
+                    None
+                }
+                None => None,
+            }
+        };
         self.refill_spare(&slot.plugin, &slot.def.runtime);
         taken.filter(|s| !s.exit.dead.is_cancelled())
     }
 
-    /// Prepares a spare for `plugin` in the background (when none is ready).
+    /// Prepares a spare for `plugin` in the background, unless one is ready
+    /// or being made. Plugins' spares are made independently of each other.
     pub(crate) fn refill_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) {
+        {
+            let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
+            if spares.contains_key(&plugin.file) || self.shutdown.is_cancelled() {
+                return;
+            }
+            spares.insert(plugin.file.clone(), SpareSlot::Making);
+        }
         let mgr = self.clone();
         let plugin = plugin.clone();
         let runtime = runtime.to_string();
         self.tracker.spawn(async move {
-            if let Err(e) = mgr.make_spare(&plugin, &runtime).await {
-                tracing::debug!(plugin = %plugin.file.display(), error = %e, "no spare worker");
+            let made = mgr.make_spare(&plugin, &runtime).await;
+            let mut spares = mgr.spares.lock().unwrap_or_else(|p| p.into_inner());
+            let wanted = matches!(spares.get(&plugin.file), Some(SpareSlot::Making)) && !mgr.shutdown.is_cancelled();
+            match made {
+                Ok(spare) if wanted => {
+                    spares.insert(plugin.file.clone(), SpareSlot::Ready(spare));
+                }
+                Ok(spare) => {
+                    // Spares were dropped (shutdown) while this one was made.
+                    drop(spares);
+                    spare.process.kill();
+                    mgr.memory.remove(&spare.cg_name);
+                }
+                Err(e) => {
+                    if wanted {
+                        spares.remove(&plugin.file);
+                    }
+                    tracing::debug!(plugin = %plugin.file.display(), error = %e, "no spare worker");
+                }
             }
         });
     }
 
-    async fn make_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<(), String> {
-        let _one_at_a_time = self.spare_making.lock().await;
-        if self.spares.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&plugin.file) || self.shutdown.is_cancelled() {
-            return Ok(());
-        }
+    async fn make_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<Spare, String> {
         let zygote = self.zygote_for(plugin, runtime).await.ok_or("no zygote")?;
         let cg_name = format!("spare-{}", self.spare_seq.fetch_add(1, Ordering::Relaxed));
         let cgroup_procs = self.memory.create(&cg_name, None).map(|p| p.display().to_string());
@@ -85,16 +122,17 @@ impl FunctionManager {
             self.memory.remove(&cg_name);
             return Err("the spare did not connect".to_string());
         };
-        let spare = Spare { process, conn, cg_name, exit, sink };
-        self.spares.lock().unwrap_or_else(|p| p.into_inner()).insert(plugin.file.clone(), spare);
-        Ok(())
+        Ok(Spare { process, conn, cg_name, exit, sink })
     }
 
     /// Ends every spare (shutdown).
     pub(crate) fn drop_spares(&self) {
-        for (_, s) in self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            s.process.kill();
-            self.memory.remove(&s.cg_name);
+        let spares: Vec<SpareSlot> = self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, s)| s).collect();
+        for s in spares {
+            if let SpareSlot::Ready(s) = s {
+                s.process.kill();
+                self.memory.remove(&s.cg_name);
+            }
         }
     }
 }
