@@ -258,3 +258,30 @@ async fn a_slow_zygote_does_not_hold_up_other_plugins() {
     dev.expect("slow/out", "slow:at last").await;
     core.stop_ok();
 }
+
+/// A plugin that prints 2 MiB on stdout and stderr while it is loaded and
+/// probed is listed like any other (the probe drains both while it waits;
+/// it used to stall on the full pipe until its time limit), the core starts
+/// with it, and a function on it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_printing_while_it_loads_is_probed() {
+    let root = functions_root(json!({}));
+    std::fs::copy(fixture_plugin("chatty"), root.plugins_dir().join("libggcore_plugin_chatty.so")).unwrap();
+    let (_, plugins) = list(&root);
+    let chatty = &plugins["libggcore_plugin_chatty.so"];
+    assert_eq!(
+        (&chatty["name"], &chatty["runtimes"], &chatty["available"], &chatty["status"]),
+        (&json!("chatty"), &json!(["chatty1"]), &json!(true), &json!("ok")),
+        "{chatty}"
+    );
+    let talker = Function::other("talker", "chatty1", "talk.handler");
+    let arn = talker.arn();
+    let env = Env::start_group(root, &["tester"], |g| g.function(talker).route("tester", "talk/in", &arn));
+    let mut tester = env.connect("tester").await;
+    tester.publish("talk/in", QoS::AtLeastOnce, "hello").await;
+    crate::common::eventually("the function to run", crate::common::DEADLINE, || {
+        (env.root.function_status("talker")?["succeeded"] == 1).then_some(())
+    })
+    .await;
+    env.stop();
+}

@@ -5,9 +5,10 @@
 //! another ABI, or one that crashes while loading is listed with the reason and
 //! never takes the core (or `ggcore plugins list`) down.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +101,44 @@ fn unavailable(file: &Path, detail: String) -> PluginEntry {
     }
 }
 
-/// Probes one plugin file in a separate worker process.
+/// The tail of a stream kept by the probe: its JSON answer is the last line
+/// of stdout, a crash's reason the last line of stderr.
+const PROBE_STDOUT_KEPT: usize = 64 * 1024;
+const PROBE_STDERR_KEPT: usize = 8 * 1024;
+
+/// Reads `stream` to its end on a thread, keeping only its last `max` bytes
+/// (a plugin may print without bound while it loads). The thread ends when
+/// every holder of the pipe's write end has closed it.
+fn drain_tail<R: Read + Send + 'static>(mut stream: R, max: usize) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Should the thread not start, the receiver gets nothing: an empty tail.
+    let _ = std::thread::Builder::new().name("ggcore-probe-out".into()).spawn(move || {
+        let mut kept: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    kept.extend_from_slice(&chunk[..n]);
+                    if kept.len() > 2 * max {
+                        kept.drain(..kept.len() - max);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if kept.len() > max {
+            kept.drain(..kept.len() - max);
+        }
+        let _ = tx.send(kept);
+    });
+    rx
+}
+
+/// Probes one plugin file in a separate worker process. Its stdout and
+/// stderr are drained while it runs (a full pipe would stall it), keeping a
+/// bounded tail of each.
 pub fn probe(file: &Path, worker: &Path) -> PluginEntry {
     let child = Command::new(worker)
         .arg("probe")
@@ -113,11 +151,13 @@ pub fn probe(file: &Path, worker: &Path) -> PluginEntry {
         Ok(c) => c,
         Err(e) => return unavailable(file, format!("cannot run the worker {} to probe it: {e}", worker.display())),
     };
-    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
-    loop {
+    let stdout = child.stdout.take().map(|s| drain_tail(s, PROBE_STDOUT_KEPT));
+    let stderr = child.stderr.take().map(|s| drain_tail(s, PROBE_STDERR_KEPT));
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -125,26 +165,28 @@ pub fn probe(file: &Path, worker: &Path) -> PluginEntry {
             }
             Err(e) => return unavailable(file, format!("probing failed: {e}")),
         }
-    }
-    let out = match child.wait_with_output() {
-        Ok(o) => o,
-        Err(e) => return unavailable(file, format!("probing failed: {e}")),
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    match serde_json::from_str::<PluginEntry>(text.trim()) {
+    // The worker has ended; its output ends with it (unless the plugin left a
+    // process behind holding the pipes: then what was read by now is enough).
+    let tail =
+        |rx: Option<std::sync::mpsc::Receiver<Vec<u8>>>| rx.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok()).unwrap_or_default();
+    let (stdout, stderr) = (tail(stdout), tail(stderr));
+    let text = String::from_utf8_lossy(&stdout);
+    let answer = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    match serde_json::from_str::<PluginEntry>(answer) {
         Ok(mut e) => {
             e.file = file.to_path_buf();
             e
         }
         Err(_) => {
-            let how = match out.status.code() {
+            let how = match status.code() {
                 Some(c) => format!("exit code {c}"),
                 None => {
                     use std::os::unix::process::ExitStatusExt;
-                    format!("signal {}", out.status.signal().unwrap_or(0))
+                    format!("signal {}", status.signal().unwrap_or(0))
                 }
             };
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = String::from_utf8_lossy(&stderr);
             let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
             unavailable(
                 file,
@@ -232,6 +274,15 @@ mod tests {
         assert!(r.check("python2.7").unwrap_err().contains("cannot be embedded"));
         assert!(r.check("nodejs12.x").unwrap_err().contains("unavailable: libpython not found"));
         assert!(r.check("java11").unwrap_err().contains("no runtime plugin serves runtime 'java11'"));
+    }
+
+    #[test]
+    fn drained_output_keeps_only_its_tail() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = drain_tail(std::io::Cursor::new(data.clone()), 1000).recv().unwrap();
+        assert_eq!(tail, data[data.len() - 1000..]);
+        let short = drain_tail(std::io::Cursor::new(b"ab".to_vec()), 1000).recv().unwrap();
+        assert_eq!(short, b"ab");
     }
 
     #[test]

@@ -491,7 +491,7 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).expect("test executable is in target/<profile>/deps").to_path_buf()
 }
 
-/// Builds fixture plugin `name` (`echo`, `panicky`, `wrongabi`, `slowstart`) once per test
+/// Builds fixture plugin `name` (`echo`, `panicky`, `wrongabi`, `slowstart`, `chatty`) once per test
 /// run, into `target/fixtures`; returns its `.so`.
 pub fn fixture_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());

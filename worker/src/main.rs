@@ -26,7 +26,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
         Some("probe") if args.len() == 3 => {
-            println!("{}", plugin::probe(Path::new(&args[2])));
+            // On a line of its own: the plugin may have printed while it
+            // loaded, without a final newline. The core reads the last line.
+            println!("\n{}", plugin::probe(Path::new(&args[2])));
             0
         }
         Some("instance") if args.len() == 5 => direct_instance(Path::new(&args[2]), &args[3], Path::new(&args[4])),
