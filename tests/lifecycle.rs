@@ -207,3 +207,118 @@ async fn bad_config_stops_the_core_with_exit_2() {
     assert_eq!(root.status()["group"]["devices"], 0);
     core.stop_ok();
 }
+
+/// Pinned: answers at once (its instance idles between events).
+const KEEPER_PY: &str = r#"
+def handler(event, context):
+    return None
+"#;
+
+/// On demand: says it started on `busy/started`, then sleeps far past the
+/// shutdown grace period.
+const BUSY_PY: &str = r#"
+import time
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    iot.publish(topic='busy/started', payload='sleeping')
+    time.sleep(600)
+"#;
+
+/// The worker processes of the core on `root`: every process whose command
+/// line names the root's `ipc.sock` (zygotes, the instances and spares they
+/// fork, and instances started directly).
+fn worker_processes(root: &std::path::Path) -> Vec<u32> {
+    let socket = root.join("ggc/socket/ipc.sock").display().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.contains(&socket) && !crate::common::functions::process_ended(u64::from(pid)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The core's memory cgroup directory, from `memoryLimits` in status
+/// (`cgroup v1 memory.limit_in_bytes (/sys/fs/cgroup/memory/ggcore-PID)`);
+/// `None` under the memory watcher.
+fn core_cgroup(status: &serde_json::Value) -> Option<std::path::PathBuf> {
+    let text = status["memoryLimits"].as_str()?;
+    if !text.starts_with("cgroup") {
+        return None;
+    }
+    let inner = text.rsplit_once('(')?.1.strip_suffix(')')?;
+    Some(std::path::PathBuf::from(inner))
+}
+
+/// SIGTERM while a pinned function idles, an on-demand one is warm and
+/// another is in the middle of a long invocation: the core stops the
+/// functions (the busy one after the grace period), exits 0, and leaves no
+/// worker process, no memory cgroup and no socket behind. The time from
+/// SIGTERM to exit is printed (a measurement, not asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_functions_running_cleans_up_and_exits_0() {
+    use crate::common::functions::{functions_root, Function, TEXT_RELAY_PY};
+    let keeper = Function::python("keeper", KEEPER_PY).pinned();
+    let warm = Function::python("warm", TEXT_RELAY_PY);
+    let busy = Function::python("busy", BUSY_PY).timeout(900);
+    let (warm_arn, busy_arn) = (warm.arn(), busy.arn());
+    let env = Env::start_group(functions_root(serde_json::json!({})), &["tester"], |g| {
+        g.function(keeper)
+            .function(warm)
+            .function(busy)
+            .route("tester", "warm/in", &warm_arn)
+            .route(&warm_arn, "relay/out", "tester")
+            .route("tester", "busy/in", &busy_arn)
+            .route(&busy_arn, "busy/started", "tester")
+    });
+    let mut tester = env.connect("tester").await;
+    tester.sub("relay/out", QoS::AtLeastOnce).await;
+    tester.sub("busy/started", QoS::AtLeastOnce).await;
+    tester.publish("warm/in", QoS::AtLeastOnce, r#"{"text": "warm up"}"#).await;
+    tester.expect("relay/out", "warm up").await;
+    tester.publish("busy/in", QoS::AtLeastOnce, "{}").await;
+    tester.expect("busy/started", "sleeping").await;
+    let root = env.root.path.clone();
+    eventually("the pinned instance to idle", DEADLINE, || {
+        let s = env.root.function_status("keeper")?;
+        (s["instances"][0]["state"] == "idle").then_some(())
+    })
+    .await;
+    let status = env.root.status();
+    let cgroup = core_cgroup(&status);
+    if let Some(dir) = &cgroup {
+        assert!(dir.is_dir(), "{} does not exist: {}", dir.display(), status["memoryLimits"]);
+    }
+    let workers = worker_processes(&root);
+    // A zygote, the pinned, warm and busy instances (and maybe a spare).
+    assert!(workers.len() >= 4, "worker processes: {workers:?}");
+
+    let Env { mut core, .. } = env;
+    let sent = std::time::Instant::now();
+    let exit = core.stop();
+    let took = sent.elapsed();
+    eprintln!("SIGTERM to exit with a pinned, a warm and a busy function: {} ms", took.as_millis());
+    assert_eq!(exit.code(), Some(0), "exit after SIGTERM: {exit}\n{}", core.log_text());
+    assert_eq!(core.count_log(&["ggcore stopped"]), 1, "{}", core.log_text());
+
+    let left: Vec<u32> = workers.iter().copied().filter(|p| !crate::common::functions::process_ended(u64::from(*p))).collect();
+    assert!(left.is_empty(), "worker processes still running after the core exited: {left:?}\n{}", core.log_text());
+    assert!(worker_processes(&root).is_empty(), "{:?}", worker_processes(&root));
+    if let Some(dir) = &cgroup {
+        assert!(!dir.exists(), "memory cgroups left behind under {}: {:?}", dir.display(), std::fs::read_dir(dir).map(|d| d.count()));
+    }
+    let sockets: Vec<String> = std::fs::read_dir(root.join("ggc/socket"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(sockets.is_empty(), "sockets left in ggc/socket: {sockets:?}");
+    // The busy invocation was ended by the shutdown, and says so.
+    let log = std::fs::read_to_string(core.root.join("ggc/var/log/user/us-east-1/000000000000/busy.log")).unwrap_or_default();
+    assert!(log.contains("the core is stopping"), "busy.log:\n{log}");
+}

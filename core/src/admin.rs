@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::group::Problem;
 
@@ -81,13 +82,21 @@ pub fn bind(socket: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-/// Serves admin requests until shutdown.
-pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown: CancellationToken) {
+/// Serves admin requests until `accepting` is cancelled. Each request is
+/// handled by a task registered with `tracker`; one still waiting when
+/// `closing` is cancelled is answered that the core is stopping.
+pub async fn serve<H: Handler>(
+    listener: UnixListener,
+    handler: Arc<H>,
+    accepting: CancellationToken,
+    closing: CancellationToken,
+    tracker: TaskTracker,
+) {
     let own_uid = nix::unistd::geteuid().as_raw();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.cancelled() => break,
+            _ = accepting.cancelled() => break,
         };
         let Ok((stream, _)) = accepted else { continue };
         match stream.peer_cred() {
@@ -102,16 +111,23 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, shutdown
             }
         }
         let handler = handler.clone();
-        tokio::spawn(async move {
+        let closing = closing.clone();
+        tracker.spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut line = String::new();
             let mut rd = BufReader::new(rd.take(MAX_REQUEST_BYTES));
-            let resp = match rd.read_line(&mut line).await {
-                Ok(_) => match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => handler.handle(req).await,
-                    Err(e) => Response::error(2, format!("bad admin request: {e}")),
-                },
-                Err(e) => Response::error(1, format!("reading the admin request: {e}")),
+            let answer = async {
+                match rd.read_line(&mut line).await {
+                    Ok(_) => match serde_json::from_str::<Request>(&line) {
+                        Ok(req) => handler.handle(req).await,
+                        Err(e) => Response::error(2, format!("bad admin request: {e}")),
+                    },
+                    Err(e) => Response::error(1, format!("reading the admin request: {e}")),
+                }
+            };
+            let resp = tokio::select! {
+                r = answer => r,
+                _ = closing.cancelled() => Response::error(1, "the core is stopping"),
             };
             let mut out = serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false,\"code\":1}".to_vec());
             out.push(b'\n');

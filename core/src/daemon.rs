@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Request, Response};
 use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
@@ -20,10 +19,8 @@ use crate::group::{self, CompileContext, Compiled, Group, GroupError};
 use crate::layout::Layout;
 use crate::plugins::Registry;
 use crate::router::{Router, TargetKind};
+use crate::shutdown::Shutdown;
 use crate::store::{RocksStore, RootLock, StateStore};
-
-/// Grace period for in-flight work at shutdown (SPEC §16).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Environment variable overriding `ggcore.mqtt.port` (containers, tests).
 pub const MQTT_PORT_ENV: &str = "GGCORE_MQTT_PORT";
 /// Overrides `ggcore.threads` (benchmarks compare thread counts with it).
@@ -113,8 +110,9 @@ pub struct Core {
     pub registry: std::sync::RwLock<Registry>,
     pub started: Instant,
     pub mqtt_addr: SocketAddr,
-    /// Serialises deployments.
-    deploy_lock: AsyncMutex<()>,
+    /// Serialises deployments (and a stopping core holds it: no deployment
+    /// starts once a stop began).
+    pub(crate) deploy_lock: AsyncMutex<()>,
     current: std::sync::Mutex<Option<DeploymentRecord>>,
 }
 
@@ -337,8 +335,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let router = Arc::new(Router::new());
     let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
     router.attach(TargetKind::Device, hub.clone());
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
+    let shutdown = Shutdown::new();
     let functions_cfg = FunctionsConfig {
         max_work_items: config.runtime.max_work_item_count,
         max_instances: crate::functions::DEFAULT_MAX_INSTANCES,
@@ -348,7 +345,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         sdk_root: crate::functions::sdk_root(),
         log_bytes: crate::functions::logs::DEFAULT_FUNCTION_LOG_BYTES,
     };
-    let functions = FunctionManager::new(layout.clone(), router.clone(), functions_cfg, shutdown.child_token(), tracker.clone());
+    let functions = FunctionManager::new(layout.clone(), router.clone(), functions_cfg);
     router.attach(TargetKind::Function, Arc::new(functions.clone()));
     let plugin_path = config.plugin_path.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::scan(&plugin_path)).await.unwrap_or_default();
@@ -434,15 +431,16 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
         max_payload: config.mqtt.max_payload_bytes,
         core_thing: config.core_thing_name().map(str::to_string),
-        shutdown: shutdown.clone(),
+        shutdown: shutdown.closing(),
     });
-    tracker.spawn(broker::serve(listener, ctx, tracker.clone()));
-    tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.clone()));
-    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.clone()));
+    let tracker = shutdown.tracker();
+    tracker.spawn(broker::serve(listener, ctx, tracker.clone(), shutdown.accepting()));
+    tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.accepting(), shutdown.closing(), tracker.clone()));
+    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
 
     let signals = StopSignals::install()?;
     // Start-up code is not needed while the core idles (see telemetry).
-    tokio::spawn(async {
+    tracker.spawn(async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         crate::telemetry::release_startup_pages();
     });
@@ -461,12 +459,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     }
 
     signals.wait().await;
-    tracing::info!("stopping: no new connections; closing devices");
-    shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
-        tracing::warn!("some work did not finish within the grace period");
-    }
+    shutdown.run(core, store).await;
     tracing::info!("ggcore stopped");
     Ok(())
 }

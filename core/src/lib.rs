@@ -19,6 +19,7 @@ pub mod group;
 pub mod layout;
 pub mod plugins;
 pub mod router;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod topic;

@@ -162,6 +162,7 @@ pub async fn serve(ctx: Arc<BrokerCtx>, tcp: TcpStream, peer: SocketAddr) {
     // The writer's first pass sends what a resumed session kept (in-flight
     // messages again, queued ones) without waiting for new traffic.
     session.wake.notify_one();
+    // Not in the tracker: this (tracked) task cancels and awaits it below.
     let writer = tokio::spawn(write_loop(session.clone(), wr, cancel.clone()));
     let source = Endpoint::Device(device.thing.clone());
     let keep_alive = match connect.keep_alive {

@@ -40,14 +40,16 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Accepts connections until shutdown. Each connection runs in its own task,
-/// registered with `tracker`.
-pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, tracker: TaskTracker) {
+/// Accepts connections until `accepting` is cancelled, then, once
+/// `ctx.shutdown` closes the connections, makes sure every session is
+/// kicked. Each connection runs in its own task, registered with `tracker`.
+pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, tracker: TaskTracker, accepting: CancellationToken) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
+            _ = accepting.cancelled() => break,
             _ = ctx.shutdown.cancelled() => break,
         };
         match accepted {
@@ -71,5 +73,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<BrokerCtx>, tracker: TaskTrac
             }
         }
     }
+    drop(listener);
+    ctx.shutdown.cancelled().await;
     ctx.hub.kick_all();
 }

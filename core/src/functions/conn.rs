@@ -41,7 +41,8 @@ pub(crate) fn open(
     exit: &Arc<Exit>,
 ) -> (Arc<Conn>, ReadyRx) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    tokio::spawn(async move {
+    // Ends when the last sender (the `Conn`) is dropped or the worker is gone.
+    mgr.tracker.spawn(async move {
         while let Some(frame) = rx.recv().await {
             if wr.write_all(&frame).await.is_err() {
                 break;
@@ -50,7 +51,8 @@ pub(crate) fn open(
     });
     let conn = Arc::new(Conn { tx, results: Mutex::new(HashMap::new()) });
     let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
-    tokio::spawn(read_frames(mgr.clone(), slot.clone(), pid, rd, conn.clone(), ready_tx, exit.clone()));
+    // Ends when the worker's connection closes (it has ended).
+    mgr.tracker.spawn(read_frames(mgr.clone(), slot.clone(), pid, rd, conn.clone(), ready_tx, exit.clone()));
     (conn, ready_rx)
 }
 
@@ -72,6 +74,8 @@ async fn read_frames(
         let body = match frames.read_async(&mut rd).await {
             Ok(Some(b)) => b,
             Ok(None) => break,
+            // Reset or closed: the worker is gone (why is told elsewhere).
+            Err(ggcore_ipc::FrameError::Io(_)) => break,
             Err(e) => {
                 tracing::warn!(function = %slot.def.arn, pid, error = %e, "bad frame from a worker; stopping the instance");
                 slot.log.write("ERROR", &format!("the instance sent a bad frame to the core ({e}); it was stopped"));
@@ -111,7 +115,9 @@ async fn read_frames(
                     }
                     drop(permit);
                 } else {
-                    tokio::spawn(async move {
+                    // Ends when the call is answered (an invoke: when its
+                    // target answers, fails or is stopped).
+                    mgr.tracker.clone().spawn(async move {
                         let reply = mgr.handle_call(&slot, call).await;
                         let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
                         drop(permit);

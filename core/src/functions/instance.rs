@@ -30,6 +30,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A worker asked to stop is killed if it has not ended after this long.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a killed worker may take to end before the core moves on.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Why an instance ended.
 #[derive(Debug)]
@@ -103,16 +105,14 @@ pub async fn run(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, mut startin
     slot.set_instance(InstanceStatus { id, pid, state: "starting", started_unix: now_unix(), invocations: 0 });
     let (rd, mut wr) = conn.stream.into_split();
     if direct && wr.write_all(&ggcore_ipc::encode(&Down::Start { spec })).await.is_err() {
-        process.kill();
         slot.remove_instance(id);
-        mgr.memory.remove(&cg_name);
+        mgr.discard(process, cg_name).await;
         return Ended::StartFailed("the worker closed its connection".into());
     }
     let (conn, ready) = conn::open(&mgr, &slot, pid, rd, wr, &exit);
     let instance = Running { mgr, slot, id, pid, process, cg_name, exit, conn };
     if let Err(reason) = instance.wait_ready(ready).await {
-        instance.process.kill();
-        instance.cleanup();
+        instance.end().await;
         return Ended::StartFailed(reason);
     }
     instance.slot.stats.instances_started.fetch_add(1, Ordering::Relaxed);
@@ -217,7 +217,11 @@ impl Running {
                 _ = exit.dead.cancelled() => None,
                 _ = slot.removed.cancelled() => {
                     self.process.kill();
-                    let msg = "the function was stopped (removed or replaced by a deployment, or the core is stopping) during this invocation";
+                    let msg = if mgr.stopping.is_cancelled() {
+                        "the core is stopping: this invocation did not end within the grace period"
+                    } else {
+                        "the function was stopped (removed or replaced by a deployment) during this invocation"
+                    };
                     end_running(slot, &mut sent, msg, "");
                     return Ended::Removed;
                 }
@@ -232,16 +236,26 @@ impl Running {
         }
     }
 
-    /// Stops the worker: asks, then insists.
+    /// Stops the worker: asks, then insists; returns once it has ended.
     async fn stop(&self) {
         let _ = self.conn.tx.try_send(ggcore_ipc::encode(&Down::Stop));
-        if tokio::time::timeout(STOP_TIMEOUT, self.exit.dead.cancelled()).await.is_err() {
-            self.process.kill();
+        if tokio::time::timeout(STOP_TIMEOUT, self.process.ended()).await.is_err() {
+            self.end().await;
+            return;
         }
-        self.process.kill();
         self.cleanup();
     }
 
+    /// Kills the worker, waits until it has ended, and cleans up after it.
+    async fn end(&self) {
+        if !self.process.kill_and_wait(KILL_WAIT).await {
+            tracing::warn!(function = %self.slot.def.arn, pid = self.pid, "a worker did not end after SIGKILL");
+        }
+        self.cleanup();
+    }
+
+    /// Forgets the instance and removes its memory cgroup (its process has
+    /// ended, so the cgroup is empty).
     fn cleanup(&self) {
         self.slot.remove_instance(self.id);
         self.mgr.memory.remove(&self.cg_name);

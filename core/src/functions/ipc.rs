@@ -2,7 +2,6 @@
 //! the tokens that tell which instance or zygote a connection belongs to.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use ggcore_ipc::{FrameLimits, FrameReader, Role, Up, PROTOCOL_VERSION};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// A worker must say Hello within this long after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,16 +44,17 @@ impl IpcHub {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
     }
 
-    /// Accepts worker connections until shutdown.
-    pub async fn serve(self: Arc<Self>, listener: UnixListener, path: PathBuf, shutdown: CancellationToken) {
+    /// Accepts worker connections until `stop`. Each connection's Hello is
+    /// read by a task registered with `tracker` (bounded by [`HELLO_TIMEOUT`]).
+    pub async fn serve(self: Arc<Self>, listener: UnixListener, stop: CancellationToken, tracker: TaskTracker) {
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
-                _ = shutdown.cancelled() => break,
+                _ = stop.cancelled() => break,
             };
             let Ok((mut stream, _)) = accepted else { continue };
             let hub = self.clone();
-            tokio::spawn(async move {
+            tracker.spawn(async move {
                 let hello = tokio::time::timeout(HELLO_TIMEOUT, FrameReader::new(FrameLimits::up(0)).read_async(&mut stream)).await;
                 let body = match hello {
                     Ok(Ok(Some(b))) => b,
@@ -81,6 +82,5 @@ impl IpcHub {
                 }
             });
         }
-        let _ = std::fs::remove_file(path);
     }
 }

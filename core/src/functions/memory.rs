@@ -114,24 +114,46 @@ impl MemoryControl {
 
     /// Removes an instance's cgroup (after its process ended).
     pub fn remove(&self, name: &str) {
+        if name.is_empty() {
+            return;
+        }
         if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
-            let _ = std::fs::remove_dir(base.join(name));
+            remove_cgroup(&base.join(name));
         }
     }
 
-    /// Removes the core's cgroup directory (at shutdown).
+    /// Removes every cgroup this core made, and its own directory (at
+    /// shutdown, once every worker has ended).
     pub fn cleanup(&self) {
         if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
             if let Ok(entries) = std::fs::read_dir(base) {
                 for e in entries.flatten() {
                     if e.path().is_dir() {
-                        let _ = std::fs::remove_dir(e.path());
+                        remove_cgroup(&e.path());
                     }
                 }
             }
-            let _ = std::fs::remove_dir(base);
+            remove_cgroup(base);
         }
     }
+}
+
+/// Removes a cgroup directory. A process that has just ended may keep it
+/// busy for a moment, so a busy cgroup is tried again for up to a second;
+/// one that stays busy is logged and left.
+fn remove_cgroup(dir: &Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a memory cgroup");
+                return;
+            }
+        }
+    }
+    tracing::warn!(dir = %dir.display(), "a memory cgroup stayed busy (a process is still in it); left in place");
 }
 
 fn own_cgroup_v2() -> Option<String> {

@@ -19,6 +19,7 @@ mod process;
 pub mod slot;
 mod spare;
 mod spec;
+mod stopping;
 mod worker;
 mod zygote;
 
@@ -136,7 +137,13 @@ pub struct FunctionManager {
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
-    shutdown: CancellationToken,
+    /// Cancelled when the core begins to stop: no new instances, spares or
+    /// zygotes, and no new worker connections; running work goes on.
+    draining: CancellationToken,
+    /// Cancelled when the functions are stopped (after the grace period).
+    stopping: CancellationToken,
+    /// Every task of the function manager (instances, their connections and
+    /// helpers, zygotes' helpers, spares being made).
     pub(crate) tracker: TaskTracker,
     refused_log: RateLimit,
 }
@@ -150,7 +157,7 @@ pub(crate) fn error(code: HostErrorCode, message: impl Into<String>) -> Reply {
 }
 
 impl FunctionManager {
-    pub fn new(layout: Layout, router: Arc<Router>, cfg: FunctionsConfig, shutdown: CancellationToken, tracker: TaskTracker) -> Arc<Self> {
+    pub fn new(layout: Layout, router: Arc<Router>, cfg: FunctionsConfig) -> Arc<Self> {
         let memory = MemoryControl::detect();
         tracing::info!(mechanism = %memory.describe(), "function memory limits");
         Arc::new(Self {
@@ -170,20 +177,27 @@ impl FunctionManager {
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
             zygotes_enabled: zygotes_enabled(),
-            shutdown,
-            tracker,
+            draining: CancellationToken::new(),
+            stopping: CancellationToken::new(),
+            tracker: TaskTracker::new(),
             refused_log: RateLimit::per_second(1),
         })
     }
 
-    /// Binds `ggc/socket/ipc.sock` and serves worker connections until shutdown.
+    /// Binds `ggc/socket/ipc.sock` and serves worker connections until the
+    /// core begins to stop.
     pub fn start_ipc(self: &Arc<Self>) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&self.socket);
         let listener = tokio::net::UnixListener::bind(&self.socket)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o600))?;
-        self.tracker.spawn(self.hub.clone().serve(listener, self.socket.clone(), self.shutdown.clone()));
+        self.tracker.spawn(self.hub.clone().serve(listener, self.draining.clone(), self.tracker.clone()));
         Ok(())
+    }
+
+    /// The path of `ipc.sock` (removed at the end of a shutdown).
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
     }
 
     pub fn memory_mechanism(&self) -> String {
@@ -216,7 +230,7 @@ impl FunctionManager {
     /// up by it (no lock is held while a zygote starts, which may take up to
     /// a minute).
     pub(crate) async fn zygote_for(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Option<Arc<Zygote>> {
-        if !self.zygotes_enabled {
+        if !self.zygotes_enabled || self.draining.is_cancelled() {
             return None;
         }
         let cell = {
@@ -237,7 +251,10 @@ impl FunctionManager {
                 }
             }
         };
-        cell.get_or_init(|| self.start_zygote(plugin, runtime)).await.as_ref().ok().cloned()
+        tokio::select! {
+            z = cell.get_or_init(|| self.start_zygote(plugin, runtime)) => z.as_ref().ok().cloned(),
+            _ = self.stopping.cancelled() => None,
+        }
     }
 
     async fn start_zygote(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<Arc<Zygote>, Instant> {
@@ -263,9 +280,10 @@ impl FunctionManager {
         }
     }
 
-    /// Starts on-demand instances while queued work needs them.
+    /// Starts on-demand instances while queued work needs them (none once
+    /// the core is stopping).
     fn ensure_capacity(self: &Arc<Self>, slot: &Arc<FunctionSlot>) {
-        while slot.wants_instance() && !slot.removed.is_cancelled() {
+        while slot.wants_instance() && !slot.removed.is_cancelled() && !self.draining.is_cancelled() {
             self.spawn_instance(slot);
         }
     }
@@ -317,7 +335,7 @@ impl FunctionManager {
         self.tracker.spawn(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
-                if slot.removed.is_cancelled() {
+                if slot.removed.is_cancelled() || mgr.draining.is_cancelled() {
                     break;
                 }
                 slot.alive.fetch_add(1, Ordering::Relaxed);
@@ -345,6 +363,7 @@ impl FunctionManager {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = slot.removed.cancelled() => break,
+                    _ = mgr.draining.cancelled() => break,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -354,6 +373,10 @@ impl FunctionManager {
     /// Makes `group`'s functions the running ones. Unchanged functions (same
     /// configuration, same code, same plugin) keep their instances.
     pub async fn apply(self: &Arc<Self>, group: &Group, registry: &Registry) {
+        if self.draining.is_cancelled() {
+            tracing::warn!("the core is stopping: the group's functions are not started");
+            return;
+        }
         *self.info.write().unwrap_or_else(|p| p.into_inner()) =
             GroupInfo { group_id: group.group_id.clone(), core_thing: group.core.as_ref().map(|c| c.thing.clone()) };
         let mut hashes = Vec::new();
@@ -473,31 +496,14 @@ impl FunctionManager {
         list.sort_by(|a, b| a["arn"].as_str().cmp(&b["arn"].as_str()));
         serde_json::Value::Array(list)
     }
-
-    /// Stops every instance and zygote (shutdown).
-    pub async fn stop_all(&self) {
-        let slots: Vec<Arc<FunctionSlot>> = self.slots.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for s in &slots {
-            s.removed.cancel();
-            s.fail_queued("the core is stopping");
-        }
-        self.drop_spares();
-        let zygotes: Vec<Arc<Zygote>> =
-            lock(&self.zygotes).values().filter_map(|cell| cell.get().and_then(|z| z.as_ref().ok()).cloned()).collect();
-        for z in zygotes {
-            z.stop(Duration::from_secs(2)).await;
-        }
-    }
-
-    /// Removes the cgroups this core made (after every instance ended).
-    pub fn cleanup(&self) {
-        self.memory.cleanup();
-    }
 }
 
 impl Deliver for Arc<FunctionManager> {
     fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message) -> Delivery {
         let Endpoint::Function(arn) = target else { return Delivery::Dropped("not a function") };
+        if self.stopping.is_cancelled() {
+            return Delivery::Dropped("the core is stopping");
+        }
         let Some(slot) = self.slot(arn) else { return Delivery::Dropped("function not running") };
         let mut context = String::from("{\"custom\":{\"subject\":");
         ggcore_plugin_abi::push_json_string(&mut context, &msg.topic);

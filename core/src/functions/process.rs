@@ -55,8 +55,9 @@ pub(crate) struct WorkerProcess {
 enum Handle {
     /// A child of a zygote: the pidfd the zygote sent with `Forked`.
     Pidfd(OwnedFd),
-    /// A child of the core: wakes the task that owns (and reaps) it.
-    Child(Arc<Notify>),
+    /// A child of the core: wakes the task that owns (and reaps) it, which
+    /// cancels `ended` once it has.
+    Child { kill: Arc<Notify>, ended: CancellationToken },
 }
 
 impl WorkerProcess {
@@ -73,6 +74,8 @@ impl WorkerProcess {
         let pid = child.id().unwrap_or(0);
         let kill = Arc::new(Notify::new());
         let requested = kill.clone();
+        let ended = CancellationToken::new();
+        let reaped = ended.clone();
         tracker.spawn(async move {
             use std::os::unix::process::ExitStatusExt;
             let status = loop {
@@ -88,8 +91,9 @@ impl WorkerProcess {
                 Err(_) => -9,
             };
             exit.record(status);
+            reaped.cancel();
         });
-        Arc::new(Self { pid, handle: Handle::Child(kill) })
+        Arc::new(Self { pid, handle: Handle::Child { kill, ended } })
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -102,8 +106,42 @@ impl WorkerProcess {
             Handle::Pidfd(fd) => {
                 let _ = ggcore_ipc::pidfd::send_signal(fd.as_fd(), libc::SIGKILL);
             }
-            Handle::Child(kill) => kill.notify_one(),
+            Handle::Child { kill, .. } => kill.notify_one(),
         }
+    }
+
+    /// Waits until the process has ended (its memory cgroup is then empty).
+    pub(crate) async fn ended(&self) {
+        match &self.handle {
+            // A pidfd is readable once its process has ended.
+            Handle::Pidfd(fd) => {
+                let watched = fd.try_clone().and_then(|fd| {
+                    // SAFETY: the AsyncFd owns this duplicate, which stays open
+                    // (naming the same pidfd) until the AsyncFd is dropped.
+                    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+                        .map_err(std::io::Error::from)
+                });
+                match watched {
+                    Ok(watched) => {
+                        let _ = watched.readable().await;
+                    }
+                    // Cannot watch it: poll whether it still takes signals.
+                    Err(_) => {
+                        while ggcore_ipc::pidfd::send_signal(fd.as_fd(), 0).is_ok() {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            }
+            Handle::Child { ended, .. } => ended.cancelled().await,
+        }
+    }
+
+    /// Kills the process and waits (up to `within`) until it has ended;
+    /// whether it did.
+    pub(crate) async fn kill_and_wait(&self, within: Duration) -> bool {
+        self.kill();
+        tokio::time::timeout(within, self.ended()).await.is_ok()
     }
 }
 
@@ -145,8 +183,8 @@ mod tests {
         let exit = Exit::new();
         let p = WorkerProcess::spawned(sleeper().spawn().unwrap(), exit.clone(), &tracker);
         assert!(p.pid() > 0);
-        p.kill();
-        tokio::time::timeout(Duration::from_secs(10), exit.dead.cancelled()).await.unwrap();
+        assert!(p.kill_and_wait(Duration::from_secs(10)).await);
+        assert!(exit.dead.is_cancelled());
         assert_eq!(exit.status(), Some(-libc::SIGKILL));
         p.kill();
         tracker.close();
@@ -159,10 +197,12 @@ mod tests {
     async fn a_forked_worker_is_killed_through_its_pidfd() {
         let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         let p = WorkerProcess::forked(child.id(), ggcore_ipc::pidfd::open(child.id()).unwrap());
-        p.kill();
+        // Ended (a zombie) is seen through the pidfd before anyone reaps it.
+        assert!(p.kill_and_wait(Duration::from_secs(10)).await);
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
         p.kill();
+        tokio::time::timeout(Duration::from_secs(10), p.ended()).await.unwrap();
         let Handle::Pidfd(fd) = &p.handle else { panic!("not a pidfd") };
         let err = ggcore_ipc::pidfd::send_signal(fd.as_fd(), 0).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ESRCH));

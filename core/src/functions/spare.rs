@@ -51,7 +51,14 @@ impl FunctionManager {
             }
         };
         self.refill_spare(&slot.plugin, &slot.def.runtime);
-        taken.filter(|s| !s.exit.dead.is_cancelled())
+        match taken {
+            Some(s) if s.exit.dead.is_cancelled() => {
+                let mgr = self.clone();
+                self.tracker.spawn(async move { mgr.discard(s.process, s.cg_name).await });
+                None
+            }
+            taken => taken,
+        }
     }
 
     /// Prepares a spare for `plugin` in the background, unless one is ready
@@ -59,7 +66,7 @@ impl FunctionManager {
     pub(crate) fn refill_spare(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) {
         {
             let mut spares = self.spares.lock().unwrap_or_else(|p| p.into_inner());
-            if spares.contains_key(&plugin.file) || self.shutdown.is_cancelled() {
+            if spares.contains_key(&plugin.file) || self.draining.is_cancelled() {
                 return;
             }
             spares.insert(plugin.file.clone(), SpareSlot::Making);
@@ -69,24 +76,27 @@ impl FunctionManager {
         let runtime = runtime.to_string();
         self.tracker.spawn(async move {
             let made = mgr.make_spare(&plugin, &runtime).await;
-            let mut spares = mgr.spares.lock().unwrap_or_else(|p| p.into_inner());
-            let wanted = matches!(spares.get(&plugin.file), Some(SpareSlot::Making)) && !mgr.shutdown.is_cancelled();
-            match made {
-                Ok(spare) if wanted => {
-                    spares.insert(plugin.file.clone(), SpareSlot::Ready(spare));
-                }
-                Ok(spare) => {
-                    // Spares were dropped (shutdown) while this one was made.
-                    drop(spares);
-                    spare.process.kill();
-                    mgr.memory.remove(&spare.cg_name);
-                }
-                Err(e) => {
-                    if wanted {
-                        spares.remove(&plugin.file);
+            let unwanted = {
+                let mut spares = mgr.spares.lock().unwrap_or_else(|p| p.into_inner());
+                let wanted = matches!(spares.get(&plugin.file), Some(SpareSlot::Making)) && !mgr.draining.is_cancelled();
+                match made {
+                    Ok(spare) if wanted => {
+                        spares.insert(plugin.file.clone(), SpareSlot::Ready(spare));
+                        None
                     }
-                    tracing::debug!(plugin = %plugin.file.display(), error = %e, "no spare worker");
+                    // Spares were dropped (the core is stopping) while this one was made.
+                    Ok(spare) => Some(spare),
+                    Err(e) => {
+                        if wanted {
+                            spares.remove(&plugin.file);
+                        }
+                        tracing::debug!(plugin = %plugin.file.display(), error = %e, "no spare worker");
+                        None
+                    }
                 }
+            };
+            if let Some(spare) = unwanted {
+                mgr.discard(spare.process, spare.cg_name).await;
             }
         });
     }
@@ -115,23 +125,23 @@ impl FunctionManager {
         let conn = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
             _ = exit.dead.cancelled() => None,
+            _ = self.stopping.cancelled() => None,
         };
         let Some(conn) = conn else {
             self.hub.forget(&token);
-            process.kill();
-            self.memory.remove(&cg_name);
+            self.discard(process, cg_name).await;
             return Err("the spare did not connect".to_string());
         };
         Ok(Spare { process, conn, cg_name, exit, sink })
     }
 
-    /// Ends every spare (shutdown).
-    pub(crate) fn drop_spares(&self) {
+    /// Ends every spare and waits until they have ended (shutdown); spares
+    /// still being made are discarded when they are.
+    pub(crate) async fn drop_spares(&self) {
         let spares: Vec<SpareSlot> = self.spares.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, s)| s).collect();
         for s in spares {
             if let SpareSlot::Ready(s) = s {
-                s.process.kill();
-                self.memory.remove(&s.cg_name);
+                self.discard(s.process, s.cg_name).await;
             }
         }
     }

@@ -51,8 +51,7 @@ pub(crate) async fn start_worker(
                 spec,
             });
         }
-        spare.process.kill();
-        mgr.memory.remove(&spare.cg_name);
+        mgr.discard(spare.process, spare.cg_name).await;
     }
     let arn = &slot.def.arn;
     let cg_name = format!("{}-{}", arn.name(), id);
@@ -116,12 +115,14 @@ pub(crate) async fn start_worker(
     let conn = tokio::select! {
         r = tokio::time::timeout(CONNECT_TIMEOUT, connected) => r.ok().and_then(|r| r.ok()),
         _ = exit.dead.cancelled() => None,
+        _ = slot.removed.cancelled() => None,
     };
     let Some(conn) = conn.filter(|c| c.role == Role::Instance) else {
-        process.kill();
         mgr.hub.forget(&token);
-        let reason = death_reason(&mgr.memory, &cg_name, &exit, "the worker did not connect").await;
-        mgr.memory.remove(&cg_name);
+        let fallback = if slot.removed.is_cancelled() { "the function was stopped while starting" } else { "the worker did not connect" };
+        process.kill();
+        let reason = death_reason(&mgr.memory, &cg_name, &exit, fallback).await;
+        mgr.discard(process, cg_name).await;
         return Err(reason);
     };
     Ok(StartedWorker { process, conn, cg_name, exit, direct, spec })

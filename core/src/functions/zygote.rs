@@ -166,8 +166,9 @@ impl Zygote {
 
     /// Kills the zygote and waits (up to `within`) until it has ended.
     pub async fn stop(&self, within: Duration) {
-        self.process.kill();
-        let _ = tokio::time::timeout(within, self.exit.dead.cancelled()).await;
+        if !self.process.kill_and_wait(within).await {
+            tracing::warn!(pid = self.process.pid(), "the zygote did not end after SIGKILL");
+        }
     }
 }
 
