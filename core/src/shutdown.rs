@@ -123,6 +123,6 @@ impl Shutdown {
                 Err(e) => tracing::warn!(socket = %s.display(), error = %e, "cannot remove a socket"),
             }
         }
-        functions.cleanup();
+        functions.cleanup().await;
     }
 }

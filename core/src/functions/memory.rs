@@ -112,18 +112,26 @@ impl MemoryControl {
         }
     }
 
-    /// Removes an instance's cgroup (after its process ended).
+    /// Removes an instance's cgroup (after its process ended). One try, as
+    /// this runs on the event loop: a cgroup still busy for a moment is
+    /// left for [`MemoryControl::cleanup`] at shutdown.
     pub fn remove(&self, name: &str) {
         if name.is_empty() {
             return;
         }
         if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
-            remove_cgroup(&base.join(name));
+            let dir = base.join(name);
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!(dir = %dir.display(), error = %e, "memory cgroup not removed yet");
+                }
+            }
         }
     }
 
     /// Removes every cgroup this core made, and its own directory (at
-    /// shutdown, once every worker has ended).
+    /// shutdown, once every worker has ended). Blocking: a busy cgroup is
+    /// tried again for up to a second.
     pub fn cleanup(&self) {
         if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
             if let Ok(entries) = std::fs::read_dir(base) {

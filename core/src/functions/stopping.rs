@@ -108,8 +108,11 @@ impl FunctionManager {
     }
 
     /// Removes every memory cgroup this core made (after [`Self::stop_all`]:
-    /// every worker has ended).
-    pub fn cleanup(&self) {
-        self.memory.cleanup();
+    /// every worker has ended), off the event loop.
+    pub async fn cleanup(&self) {
+        let memory = self.memory.clone();
+        if tokio::task::spawn_blocking(move || memory.cleanup()).await.is_err() {
+            tracing::warn!("removing the memory cgroups failed");
+        }
     }
 }
