@@ -350,3 +350,71 @@ async fn function_to_function_routes_and_queue_full_policy() {
     counter.expect_silence().await;
     env.stop();
 }
+
+/// Pinned and slow: takes 50 ms per message, then passes it on to `sink/out`.
+const SLOW_SINK_PY: &str = r#"
+import json
+import time
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    time.sleep(0.05)
+    iot.publish(topic='sink/out', payload=json.dumps(event))
+"#;
+
+/// Publishes `n` messages `{"i": 0..n}` on `burst/out` as fast as it can,
+/// then returns.
+const BURST_PY: &str = r#"
+import json
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    for i in range(event['n']):
+        iot.publish(topic='burst/out', payload=json.dumps({'i': i}))
+    return {'published': event['n']}
+"#;
+
+/// A function with a 1 s Timeout publishes 100 messages, in a burst, to a
+/// slow function whose queue holds 4: the core holds the publisher back for
+/// seconds (its publishes wait for room), and that time does not count
+/// against its Timeout: the invocation succeeds, is not killed, and every
+/// message arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn time_held_back_by_a_full_queue_is_not_the_functions_timeout() {
+    let sink = Function::python("sink", SLOW_SINK_PY).pinned();
+    let burst = Function::python("burst", BURST_PY).timeout(1);
+    let (sink_arn, burst_arn) = (sink.arn(), burst.arn());
+    let env = Env::start_group(functions_root(json!({"runtime": {"maxWorkItemCount": 4}})), &["tester"], |g| {
+        g.function(sink)
+            .function(burst)
+            .route("tester", "burst/in", &burst_arn)
+            .route(&burst_arn, "burst/out", &sink_arn)
+            .route(&sink_arn, "sink/out", "tester")
+    });
+    let mut tester = env.connect("tester").await;
+    tester.sub("sink/out", QoS::AtLeastOnce).await;
+    let n = 100;
+    tester.publish("burst/in", QoS::AtLeastOnce, json!({ "n": n }).to_string()).await;
+    for i in 0..n {
+        let p = tester.recv().await;
+        assert_eq!(p.topic, "sink/out");
+        let got: Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(got, json!({ "i": i }), "out of order or missing");
+    }
+    tester.expect_silence().await;
+    let burst = env.root.function_status("burst").unwrap();
+    assert_eq!(
+        (burst["timeouts"].as_u64(), burst["succeeded"].as_u64(), burst["unhandledErrors"].as_u64()),
+        (Some(0), Some(1), Some(0)),
+        "{burst}"
+    );
+    env.stop();
+}

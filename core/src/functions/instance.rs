@@ -16,6 +16,7 @@ use ggcore_ipc::Down;
 use tokio::io::AsyncWriteExt;
 
 use super::conn::{self, Conn, ReadyRx};
+use super::hold;
 use super::memory::MemoryControl;
 use super::pipeline::{died, end_running, outcome_result, pipeline_depth, send_invoke, Sent};
 use super::process::{death_reason, Exit, WorkerProcess};
@@ -74,6 +75,16 @@ impl Drop for Starting {
     fn drop(&mut self) {
         self.done();
     }
+}
+
+/// How waiting for the running invocation ended.
+enum Waited {
+    /// Its outcome; `None` when the worker ended first.
+    Answer(Option<ggcore_ipc::Outcome>),
+    /// Its deadline passed.
+    TimedOut,
+    /// The function was removed (or the core is stopping).
+    Removed,
 }
 
 /// A started instance: what the serving loop works with.
@@ -168,7 +179,9 @@ impl Running {
         // and the others wait in its socket: the next one starts without a round
         // trip through the core.
         let mut sent: VecDeque<Sent> = VecDeque::new();
-        let mut head_since = Instant::now();
+        let mut head_since = tokio::time::Instant::now();
+        // Time the core had held the instance back when the head began.
+        let mut held_at_head = self.conn.hold.held();
         loop {
             // With nothing sent, wait for work; the first item starts the pipeline.
             let mut waited = None;
@@ -182,7 +195,8 @@ impl Running {
                     return if slot.removed.is_cancelled() { Ended::Removed } else { Ended::Idle };
                 };
                 waited = Some(item);
-                head_since = Instant::now();
+                head_since = tokio::time::Instant::now();
+                held_at_head = self.conn.hold.held();
                 self.set_state("busy", served);
             }
             // Fill the pipeline from the queue, without waiting for more work.
@@ -201,12 +215,9 @@ impl Running {
                 return died(mgr, slot, &self.cg_name, exit, &mut sent).await;
             }
             let Some(head) = sent.front_mut() else { continue };
-            let deadline = tokio::time::Instant::from_std(head_since + slot.def.timeout);
-            let outcome = tokio::select! {
-                // An answer already read wins over the end of the connection after it.
-                biased;
-                r = &mut head.result => r.ok(),
-                _ = tokio::time::sleep_until(deadline) => {
+            let outcome = match self.wait_for(head, head_since, held_at_head).await {
+                Waited::Answer(outcome) => outcome,
+                Waited::TimedOut => {
                     exit.killing_for("timeout");
                     self.process.kill();
                     slot.stats.timeouts.fetch_add(1, Ordering::Relaxed);
@@ -214,8 +225,7 @@ impl Running {
                     end_running(slot, &mut sent, &msg, "; the instance was stopped");
                     return Ended::Died(msg);
                 }
-                _ = exit.dead.cancelled() => None,
-                _ = slot.removed.cancelled() => {
+                Waited::Removed => {
                     self.process.kill();
                     let msg = if mgr.stopping.is_cancelled() {
                         "the core is stopping: this invocation did not end within the grace period"
@@ -230,9 +240,38 @@ impl Running {
                 return died(mgr, slot, &self.cg_name, exit, &mut sent).await;
             };
             let Some(head) = sent.pop_front() else { continue };
-            head_since = Instant::now();
+            head_since = tokio::time::Instant::now();
+            held_at_head = self.conn.hold.held();
             served += 1;
             head.item.answer(outcome_result(slot, outcome, mgr.cfg.max_payload));
+        }
+    }
+
+    /// Waits for the answer to `head`, the invocation running since `since`
+    /// (when the core had held the instance back for `held_at_start`). Its
+    /// deadline stands still while the core holds the instance back (its
+    /// publishes wait for room in full queues): each start or end of a hold
+    /// makes the deadline be read again.
+    async fn wait_for(&self, head: &mut Sent, since: tokio::time::Instant, held_at_start: Duration) -> Waited {
+        let (slot, hold) = (&self.slot, &self.conn.hold);
+        let mut holds = hold.changes();
+        loop {
+            holds.borrow_and_update();
+            let deadline = hold::deadline(since, slot.def.timeout, hold, held_at_start);
+            tokio::select! {
+                // An answer already read wins over the end of the connection after it.
+                biased;
+                r = &mut head.result => return Waited::Answer(r.ok()),
+                _ = until(deadline) => {
+                    let now = tokio::time::Instant::now();
+                    if hold::deadline(since, slot.def.timeout, hold, held_at_start).is_some_and(|d| d <= now) {
+                        return Waited::TimedOut;
+                    }
+                }
+                Ok(()) = holds.changed() => {}
+                _ = self.exit.dead.cancelled() => return Waited::Answer(None),
+                _ = slot.removed.cancelled() => return Waited::Removed,
+            }
         }
     }
 
@@ -259,5 +298,13 @@ impl Running {
     fn cleanup(&self) {
         self.slot.remove_instance(self.id);
         self.mgr.memory.remove(&self.cg_name);
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

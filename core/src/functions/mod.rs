@@ -9,6 +9,7 @@
 
 mod calls;
 mod conn;
+mod hold;
 pub mod instance;
 pub mod ipc;
 pub mod logs;
