@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex as AsyncMutex;
-use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, Request, Response};
 use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
@@ -117,7 +116,7 @@ pub struct Core {
 }
 
 impl Core {
-    fn record(&self) -> Option<DeploymentRecord> {
+    pub(crate) fn record(&self) -> Option<DeploymentRecord> {
         self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -128,7 +127,7 @@ impl Core {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
 
-    fn registry(&self) -> Registry {
+    pub(crate) fn registry(&self) -> Registry {
         self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -236,52 +235,6 @@ impl Core {
         self.set_record(record.clone());
         tracing::info!(deployment = %id, "group reset");
         Response::ok(serde_json::to_value(&record).unwrap_or_default())
-    }
-
-    pub fn status(&self) -> serde_json::Value {
-        use std::sync::atomic::Ordering::Relaxed;
-        let table = self.router.table();
-        let rs = &self.router.stats;
-        let bs = &self.hub.stats;
-        let connected = self.hub.connected();
-        serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "root": self.layout.root.display().to_string(),
-            "uptimeSeconds": self.started.elapsed().as_secs(),
-            "mqtt": self.mqtt_addr.to_string(),
-            "deployment": self.record(),
-            "group": {
-                "groupId": table.group.group_id,
-                "devices": table.group.devices.len(),
-                "functions": table.group.functions.len(),
-                "subscriptions": table.subscription_count(),
-            },
-            "devices": {
-                "connected": connected.len(),
-                "sessions": self.hub.session_count(),
-                "list": connected,
-            },
-            "functions": self.functions.status(),
-            "memoryLimits": self.functions.memory_mechanism(),
-            "plugins": self.registry().plugins.iter().map(|p| serde_json::json!({"name": p.name, "file": p.file, "status": p.status()})).collect::<Vec<_>>(),
-            "router": {
-                "received": rs.received.load(Relaxed),
-                "unrouted": rs.unrouted.load(Relaxed),
-                "delivered": rs.delivered.load(Relaxed),
-                "dropped": rs.dropped.load(Relaxed),
-            },
-            "broker": {
-                "connectionsAccepted": bs.connections_accepted.load(Relaxed),
-                "connectionsRefused": bs.connections_refused.load(Relaxed),
-                "tlsFailures": bs.tls_failures.load(Relaxed),
-                "protocolErrors": bs.protocol_errors.load(Relaxed),
-                "oversizedPayloads": bs.oversized_payloads.load(Relaxed),
-                "takeovers": bs.takeovers.load(Relaxed),
-            },
-            "queue": { "state": "not served yet (cloud link arrives with the spooler)" },
-            "cloud": { "state": if self.config.core_thing.iot_host.is_some() { "not served yet" } else { "disabled (coreThing.iotHost not set)" } },
-        })
     }
 }
 
@@ -436,7 +389,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let tracker = shutdown.tracker();
     tracker.spawn(broker::serve(listener, ctx, tracker.clone(), shutdown.accepting()));
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.accepting(), shutdown.closing(), tracker.clone()));
-    tracker.spawn(renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
+    tracker.spawn(crate::renewal::renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
 
     let signals = StopSignals::install()?;
     // Start-up code is not needed while the core idles (see telemetry).
@@ -482,39 +435,6 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => tracing::info!("SIGTERM received"),
             _ = self.int.recv() => tracing::info!("SIGINT received"),
-        }
-    }
-}
-
-/// Renews the server certificate before it expires, without dropping devices.
-async fn renew_server_cert(layout: Layout, names: Vec<String>, resolver: Arc<tls::ServerCertResolver>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let layout2 = layout.clone();
-        let names2 = names.clone();
-        let renewed = tokio::task::spawn_blocking(move || -> Result<Option<&'static str>, certs::CertError> {
-            let cas = certs::ensure_cas(&layout2)?;
-            certs::ensure_server_cert(&layout2, &cas.group, &names2)
-        })
-        .await;
-        match renewed {
-            Ok(Ok(Some(why))) => match tls::load_certified_key(&layout.server_cert(), &layout.server_key()) {
-                Ok(k) => {
-                    resolver.replace(k);
-                    tracing::info!(reason = why, "renewed the MQTT server certificate; connected devices stay connected");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot load the renewed server certificate")
-                }
-            },
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "server certificate renewal failed; will retry")
-            }
-            Err(e) => tracing::error!(error = %e, "server certificate renewal task failed"),
         }
     }
 }
