@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ggcore_plugin_abi::LogLevel;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -58,14 +59,15 @@ pub fn ggc_timestamp(ms: u64) -> String {
     )
 }
 
-/// GGC's level names.
+/// GGC's name of a tracing level (the names are `LogLevel`'s).
 pub fn ggc_level(level: &Level) -> &'static str {
-    match *level {
-        Level::ERROR => "ERROR",
-        Level::WARN => "WARN",
-        Level::INFO => "INFO",
-        Level::DEBUG | Level::TRACE => "DEBUG",
-    }
+    let level = match *level {
+        Level::ERROR => LogLevel::Error,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        Level::DEBUG | Level::TRACE => LogLevel::Debug,
+    };
+    level.as_str()
 }
 
 /// A log file rotated by size: `name` and `name.1`, together at most `max_bytes`.

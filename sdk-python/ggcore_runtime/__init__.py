@@ -32,7 +32,17 @@ PRELOAD = (
 # SDK packages that a function may bring in its own code directory.
 _SDK_PACKAGES = ('greengrasssdk',)
 
+# Python logging levels to the core's level numbers (0 DEBUG .. 4 FATAL):
+# the one table; greengrass_common.common_log_appender uses it too.
 _LEVELS = ((logging.CRITICAL, 4), (logging.ERROR, 3), (logging.WARNING, 2), (logging.INFO, 1))
+
+
+def level_number(levelno):
+    """The core's level number for a Python logging level."""
+    for threshold, value in _LEVELS:
+        if levelno >= threshold:
+            return value
+    return 0
 
 
 def prepare():
@@ -66,12 +76,7 @@ class _CoreLogHandler(logging.Handler):
     def emit(self, record):
         try:
             import _ggcore
-            level = 0
-            for threshold, value in _LEVELS:
-                if record.levelno >= threshold:
-                    level = value
-                    break
-            _ggcore.log(level, self.format(record))
+            _ggcore.log(level_number(record.levelno), self.format(record))
         except Exception:
             self.handleError(record)
 

@@ -2,15 +2,7 @@
 import logging
 
 import _ggcore
-
-_LEVELS = ((logging.CRITICAL, 4), (logging.ERROR, 3), (logging.WARNING, 2), (logging.INFO, 1))
-
-
-def _level(levelno):
-    for threshold, level in _LEVELS:
-        if levelno >= threshold:
-            return level
-    return 0
+from ggcore_runtime import level_number as _level
 
 
 class LocalCloudwatchLogHandler(logging.Handler):

@@ -8,7 +8,7 @@ use std::time::Instant;
 use base64::Engine;
 use bytes::Bytes;
 use ggcore_ipc::{Call, Reply};
-use ggcore_plugin_abi::HostErrorCode;
+use ggcore_plugin_abi::{HostErrorCode, LogLevel};
 
 use super::slot::{FunctionSlot, InvokeResult, WorkItem};
 use super::{error, FunctionManager};
@@ -45,7 +45,7 @@ impl FunctionManager {
             if self.refused_log.allow() {
                 tracing::warn!(function = %arn, claimed = %claimed_source, "publish refused: claims another source");
             }
-            slot.log.write("ERROR", &format!("publish refused: {msg}"));
+            slot.log.write(LogLevel::Error, &format!("publish refused: {msg}"));
             return error(HostErrorCode::Refused, msg);
         }
         match ggcore_ipc::topic::check_publish(topic, payload.len(), self.cfg.max_payload) {

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ggcore_ipc::{Call, Down, FrameLimits, FrameReader, Outcome, Up};
+use ggcore_plugin_abi::LogLevel;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -88,7 +89,7 @@ async fn route_publishes(mgr: Arc<FunctionManager>, slot: Arc<FunctionSlot>, con
         if corr != 0 {
             let _ = conn.tx.send(ggcore_ipc::encode(&Down::Reply { corr, reply })).await;
         } else if let ggcore_ipc::Reply::Error { message, .. } = reply {
-            slot.log.write("ERROR", &format!("publish failed: {message}"));
+            slot.log.write(LogLevel::Error, &format!("publish failed: {message}"));
         }
     }
 }
@@ -117,7 +118,7 @@ async fn read_frames(
             Err(ggcore_ipc::FrameError::Io(_)) => break,
             Err(e) => {
                 tracing::warn!(function = %slot.def.arn, pid, error = %e, "bad frame from a worker; stopping the instance");
-                slot.log.write("ERROR", &format!("the instance sent a bad frame to the core ({e}); it was stopped"));
+                slot.log.write(LogLevel::Error, &format!("the instance sent a bad frame to the core ({e}); it was stopped"));
                 break;
             }
         };
@@ -138,7 +139,7 @@ async fn read_frames(
                     let _ = w.send(outcome);
                 }
             }
-            Ok(Up::Log { level, message }) => slot.log.write(log_level(level), &message),
+            Ok(Up::Log { level, message }) => slot.log.write(LogLevel::from_u8(level), &message),
             Ok(Up::Call { corr, call: call @ Call::Publish { .. } }) => {
                 // In order, on the publisher task; when it is behind, this
                 // reader (and so the function) waits: a hold.
@@ -175,14 +176,4 @@ async fn read_frames(
     }
     // The connection is gone: the instance is over.
     exit.dead.cancel();
-}
-
-fn log_level(level: u8) -> &'static str {
-    match level {
-        0 => "DEBUG",
-        1 => "INFO",
-        2 => "WARN",
-        3 => "ERROR",
-        _ => "FATAL",
-    }
 }

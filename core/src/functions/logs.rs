@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
+use ggcore_plugin_abi::LogLevel;
+
 use crate::group::FunctionArn;
 use crate::layout::Layout;
 use crate::telemetry::{ggc_timestamp, now_ms, RotatingFile};
@@ -16,29 +18,9 @@ pub const DEFAULT_FUNCTION_LOG_BYTES: u64 = 1024 * 1024;
 pub struct FunctionLog {
     pub path: PathBuf,
     file: Mutex<Option<RotatingFile>>,
-    /// Lines below this level are dropped (the Lambda logger's `Level`).
+    /// Lines below this level are dropped (the Lambda logger's `Level`), as
+    /// a `LogLevel` number.
     min_level: AtomicU8,
-}
-
-/// Rank of a GGC level name (DEBUG lowest, FATAL highest).
-pub fn level_rank(level: &str) -> u8 {
-    match level {
-        "DEBUG" => 0,
-        "INFO" => 1,
-        "WARN" => 2,
-        "ERROR" => 3,
-        _ => 4,
-    }
-}
-
-/// The rank of a logger's level.
-pub fn rank_of(level: tracing::Level) -> u8 {
-    match level {
-        tracing::Level::TRACE | tracing::Level::DEBUG => 0,
-        tracing::Level::INFO => 1,
-        tracing::Level::WARN => 2,
-        tracing::Level::ERROR => 3,
-    }
 }
 
 impl FunctionLog {
@@ -59,19 +41,20 @@ impl FunctionLog {
                 None
             }
         };
-        Self { path, file: Mutex::new(file), min_level: AtomicU8::new(level_rank("INFO")) }
+        Self { path, file: Mutex::new(file), min_level: AtomicU8::new(LogLevel::Info as u8) }
     }
 
     /// Sets the lowest level written (from the group's Lambda logger).
-    pub fn set_level(&self, rank: u8) {
-        self.min_level.store(rank, Ordering::Relaxed);
+    pub fn set_level(&self, level: LogLevel) {
+        self.min_level.store(level as u8, Ordering::Relaxed);
     }
 
-    /// Writes `message` (each of its lines) at `level` (`INFO`, `ERROR`, ...).
-    pub fn write(&self, level: &str, message: &str) {
-        if level_rank(level) < self.min_level.load(Ordering::Relaxed) {
+    /// Writes `message` (each of its lines) at `level`.
+    pub fn write(&self, level: LogLevel, message: &str) {
+        if (level as u8) < self.min_level.load(Ordering::Relaxed) {
             return;
         }
+        let level = level.as_str();
         let ts = ggc_timestamp(now_ms());
         let mut text = String::new();
         for line in message.trim_end_matches(['\n', '\r']).split('\n') {
@@ -94,8 +77,8 @@ mod tests {
         let layout = Layout::new(d.path().to_path_buf(), None);
         let arn = FunctionArn::parse("arn:aws:lambda:eu-west-1:123456789012:function:hello:1").unwrap();
         let log = FunctionLog::open(&layout, &arn, DEFAULT_FUNCTION_LOG_BYTES);
-        log.write("ERROR", "Traceback:\n  line 1\n");
-        log.write("DEBUG", "not written at the default INFO level");
+        log.write(LogLevel::Error, "Traceback:\n  line 1\n");
+        log.write(LogLevel::Debug, "not written at the default INFO level");
         let text = std::fs::read_to_string(d.path().join("ggc/var/log/user/eu-west-1/123456789012/hello.log")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use ggcore_ipc::Reply;
-use ggcore_plugin_abi::HostErrorCode;
+use ggcore_plugin_abi::{HostErrorCode, LogLevel};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -300,7 +300,7 @@ impl FunctionManager {
             match ended {
                 Ended::StartFailed(reason) => {
                     slot.stats.start_failures.fetch_add(1, Ordering::Relaxed);
-                    slot.log.write("ERROR", &format!("instance failed to start: {reason}"));
+                    slot.log.write(LogLevel::Error, &format!("instance failed to start: {reason}"));
                     tracing::warn!(function = %slot.def.arn, reason = %reason, "function instance failed to start");
                     if slot.alive.load(Ordering::Relaxed) == 0 {
                         slot.fail_queued(&format!("the function failed to start: {reason}"));
@@ -359,7 +359,7 @@ impl FunctionManager {
                 if began.elapsed() > MAX_BACKOFF {
                     backoff = Duration::from_secs(1);
                 }
-                slot.log.write("ERROR", &format!("pinned instance ended ({reason}); restarting in {} s", backoff.as_secs()));
+                slot.log.write(LogLevel::Error, &format!("pinned instance ended ({reason}); restarting in {} s", backoff.as_secs()));
                 tracing::warn!(function = %slot.def.arn, reason = %reason, restart_in_s = backoff.as_secs(), "pinned function instance ended; restarting");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -389,7 +389,9 @@ impl FunctionManager {
             hashes.push(h);
         }
         let lambda_logger = group.loggers.iter().find(|l| l.component == crate::group::LoggerComponent::Lambda);
-        let log_level = lambda_logger.map(|l| logs::rank_of(l.level)).unwrap_or(logs::level_rank("INFO"));
+        // A FATAL Lambda logger writes ERROR lines too (ERROR and FATAL share
+        // one threshold, as they always did here).
+        let log_level = lambda_logger.map(|l| l.level.min(LogLevel::Error)).unwrap_or(LogLevel::Info);
         let log_bytes = group
             .loggers
             .iter()
@@ -418,7 +420,7 @@ impl FunctionManager {
             let log = logs::FunctionLog::open(&self.layout, &f.arn, log_bytes);
             log.set_level(log_level);
             let slot = Arc::new(FunctionSlot::new(f.clone(), log, hash, plugin, self.cfg.max_work_items, self.cfg.max_instances));
-            slot.log.write("INFO", &format!("function deployed ({} runtime, {:?})", f.runtime, f.lifecycle));
+            slot.log.write(LogLevel::Info, &format!("function deployed ({} runtime, {:?})", f.runtime, f.lifecycle));
             next.insert(f.arn.clone(), slot.clone());
             started.push(slot);
         }

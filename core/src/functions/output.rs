@@ -4,6 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
+use ggcore_plugin_abi::LogLevel;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio_util::task::TaskTracker;
 
@@ -29,11 +30,11 @@ impl LineSink {
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot.clone());
     }
 
-    pub fn write(&self, level: &str, line: &str) {
+    pub fn write(&self, level: LogLevel, line: &str) {
         let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match slot {
             Some(s) => s.log.write(level, line),
-            None => tracing::debug!(level, "spare worker: {line}"),
+            None => tracing::debug!(level = level.as_str(), "spare worker: {line}"),
         }
     }
 }
@@ -41,12 +42,7 @@ impl LineSink {
 /// Writes the lines a worker prints to `sink`, at `level`. The task is
 /// registered with `tracker` and ends when every holder of the pipe's write
 /// end (the worker) has ended.
-pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(
-    tracker: &TaskTracker,
-    sink: Arc<LineSink>,
-    stream: R,
-    level: &'static str,
-) {
+pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(tracker: &TaskTracker, sink: Arc<LineSink>, stream: R, level: LogLevel) {
     tracker.spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut line: Vec<u8> = Vec::new();
@@ -77,7 +73,7 @@ pub(crate) fn forward_lines<R: AsyncRead + Send + Unpin + 'static>(
     });
 }
 
-fn emit(sink: &LineSink, level: &str, line: &mut Vec<u8>, cut: &mut usize) {
+fn emit(sink: &LineSink, level: LogLevel, line: &mut Vec<u8>, cut: &mut usize) {
     let mut text = String::from_utf8_lossy(line).into_owned();
     if *cut > 0 {
         text.push_str(&format!(" [line cut: {} more bytes]", *cut));

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use ggcore_ipc::{Context, Down, Outcome};
 use tokio::sync::oneshot;
 
+use ggcore_plugin_abi::LogLevel;
+
 use super::conn::Conn;
 use super::instance::Ended;
 use super::process::{death_reason, Exit};
@@ -90,7 +92,7 @@ pub(crate) async fn died(mgr: &FunctionManager, slot: &FunctionSlot, cg_name: &s
 pub(crate) fn end_running(slot: &FunctionSlot, sent: &mut VecDeque<Sent>, message: &str, note: &str) {
     if let Some(head) = sent.pop_front() {
         slot.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
-        slot.log.write("ERROR", &format!("invocation {} ended: {message}{note}", head.item.invocation_id));
+        slot.log.write(LogLevel::Error, &format!("invocation {} ended: {message}{note}", head.item.invocation_id));
         head.item.answer(InvokeResult::unhandled(message));
     }
     slot.give_back(sent.drain(..).map(|s| s.item).collect());

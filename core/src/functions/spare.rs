@@ -7,6 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use ggcore_plugin_abi::LogLevel;
+
 use super::ipc::{new_token, Connected};
 use super::output::{forward_lines, new_pipes, LineSink};
 use super::process::{Exit, WorkerProcess};
@@ -108,8 +110,8 @@ impl FunctionManager {
         let cg_name = if cgroup_procs.is_some() { cg_name } else { String::new() };
         let ((out_r, out_w), (err_r, err_w)) = new_pipes().map_err(|e| e.to_string())?;
         let sink = Arc::new(LineSink::default());
-        forward_lines(&self.tracker, sink.clone(), out_r, "INFO");
-        forward_lines(&self.tracker, sink.clone(), err_r, "ERROR");
+        forward_lines(&self.tracker, sink.clone(), out_r, LogLevel::Info);
+        forward_lines(&self.tracker, sink.clone(), err_r, LogLevel::Error);
         let token = new_token();
         let connected = self.hub.expect(&token);
         let exit = Exit::new();

@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ggcore_plugin_abi::LogLevel;
+
 use super::process::WorkerProcess;
 use super::slot::FunctionSlot;
 use super::zygote::Zygote;
@@ -80,7 +82,7 @@ impl FunctionManager {
             s.removed.cancel();
             let failed = s.fail_queued("the core is stopping");
             if failed > 0 {
-                s.log.write("ERROR", &format!("{failed} queued invocation(s) not run: the core is stopping"));
+                s.log.write(LogLevel::Error, &format!("{failed} queued invocation(s) not run: the core is stopping"));
             }
         }
         // Instances: each asks its worker to stop, kills it if it must, and

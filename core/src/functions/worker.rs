@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use ggcore_ipc::Role;
 
+use ggcore_plugin_abi::LogLevel;
+
 use super::ipc::new_token;
 use super::output::{forward_lines, new_pipes, LineSink};
 use super::process::{death_reason, Exit, WorkerProcess};
@@ -64,8 +66,8 @@ pub(crate) async fn start_worker(
     if let Some(z) = mgr.zygote_for(&slot.plugin, &slot.def.runtime).await {
         match new_pipes() {
             Ok(((out_r, out_w), (err_r, err_w))) => {
-                forward_lines(&mgr.tracker, sink.clone(), out_r, "INFO");
-                forward_lines(&mgr.tracker, sink.clone(), err_r, "ERROR");
+                forward_lines(&mgr.tracker, sink.clone(), out_r, LogLevel::Info);
+                forward_lines(&mgr.tracker, sink.clone(), err_r, LogLevel::Error);
                 let token = new_token();
                 let connected = mgr.hub.expect(&token);
                 match z.fork(token.clone(), ForkKind::Instance(Box::new(spec.clone())), out_w, err_w).await {
@@ -101,10 +103,10 @@ pub(crate) async fn start_worker(
                 }
             };
             if let Some(o) = child.stdout.take() {
-                forward_lines(&mgr.tracker, sink.clone(), o, "INFO");
+                forward_lines(&mgr.tracker, sink.clone(), o, LogLevel::Info);
             }
             if let Some(e) = child.stderr.take() {
-                forward_lines(&mgr.tracker, sink.clone(), e, "ERROR");
+                forward_lines(&mgr.tracker, sink.clone(), e, LogLevel::Error);
             }
             (WorkerProcess::spawned(child, exit.clone(), &mgr.tracker), token, connected)
         }

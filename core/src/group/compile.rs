@@ -558,12 +558,9 @@ impl Compiler {
                     None
                 }
             };
-            let level = match l.level.as_deref() {
-                Some("DEBUG") => Some(tracing::Level::DEBUG),
-                Some("INFO") => Some(tracing::Level::INFO),
-                Some("WARN") => Some(tracing::Level::WARN),
-                Some("ERROR") | Some("FATAL") => Some(tracing::Level::ERROR),
-                Some(other) => {
+            let level = match l.level.as_deref().map(|name| (name, ggcore_plugin_abi::LogLevel::from_name(name))) {
+                Some((_, Some(level))) => Some(level),
+                Some((other, None)) => {
                     self.error(join(&path, "Level"), format!("'{other}' is not DEBUG, INFO, WARN, ERROR or FATAL"));
                     None
                 }

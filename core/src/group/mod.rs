@@ -149,7 +149,7 @@ pub enum LoggerComponent {
 pub struct Logger {
     pub id: String,
     pub component: LoggerComponent,
-    pub level: tracing::Level,
+    pub level: ggcore_plugin_abi::LogLevel,
     pub space_kb: Option<u64>,
 }
 

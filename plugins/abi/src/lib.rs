@@ -267,7 +267,26 @@ pub enum LogLevel {
     Fatal = 4,
 }
 
+/// The one mapping of log levels to their numbers (as sent between
+/// processes) and their GGC names: the core, the worker and the plugins all
+/// use it.
 impl LogLevel {
+    /// The level numbered `n` (0 DEBUG .. 4 FATAL); anything higher is FATAL.
+    pub fn from_u8(n: u8) -> Self {
+        match n {
+            0 => LogLevel::Debug,
+            1 => LogLevel::Info,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Error,
+            _ => LogLevel::Fatal,
+        }
+    }
+
+    /// The level named `name` (`DEBUG`, `INFO`, `WARN`, `ERROR`, `FATAL`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Fatal].into_iter().find(|l| l.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Debug => "DEBUG",

@@ -112,13 +112,7 @@ fn get_secret<'py>(py: Python<'py>, payload: &[u8]) -> PyResult<Bound<'py, PyByt
 /// A line for the function's log: level 0 DEBUG .. 4 FATAL.
 #[pyfunction]
 fn log(py: Python<'_>, level: u8, message: &str) -> PyResult<()> {
-    let level = match level {
-        0 => LogLevel::Debug,
-        1 => LogLevel::Info,
-        2 => LogLevel::Warn,
-        3 => LogLevel::Error,
-        _ => LogLevel::Fatal,
-    };
+    let level = LogLevel::from_u8(level);
     if let Some(h) = HOST.get() {
         py.detach(|| h.log(level, RStr::from(message)));
     }
