@@ -135,6 +135,9 @@ impl Zygote {
         let reader = std_stream.try_clone().map_err(|e| e.to_string())?;
         let pending: Pending = Arc::default();
         let (tx, rx) = mpsc::sync_channel::<ForkRequest>(FORK_QUEUE);
+        // Threads, not tasks (blocking sendmsg/recvmsg with descriptors): the
+        // reader ends when the zygote does, the writer when this handle is
+        // dropped (at the latest when the core exits).
         {
             let pending = pending.clone();
             let alive = alive.clone();
