@@ -7,6 +7,7 @@ mod common;
 
 mod admission;
 mod clients;
+mod conformance;
 mod deploy;
 mod faults;
 mod function_faults;
