@@ -6,6 +6,7 @@ pub mod connection;
 pub mod hub;
 pub mod session;
 pub mod tls;
+pub mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
