@@ -16,6 +16,7 @@ pub fn cases() -> Vec<Case> {
             unacknowledged_messages_are_resent_on_reconnect
         ),
         case!(["MQTT-3.10.4-3"], delivery_in_flight_completes_after_unsubscribe),
+        case!(["MQTT-4.3.3-2", "MQTT-4.1.0-1"], qos2_awaiting_release_is_kept_in_the_session),
         case!(["MQTT-3.1.2-8", "MQTT-3.1.2-16"], will_is_published_when_the_connection_drops),
         case!(["MQTT-3.1.2-10"], will_is_published_once),
         case!(["MQTT-3.14.4-3"], disconnect_discards_the_will),
@@ -161,6 +162,29 @@ async fn delivery_in_flight_completes_after_unsubscribe(l: Lane) {
     publish_acked(&mut a, &l.topic("x"), 2, b"after unsubscribe").await;
     barrier(&mut a, &mut b, &barrier_topic).await;
     l.end_session(&l.b).await;
+}
+
+/// A QoS 2 message received and not yet released belongs to the session:
+/// re-sent after the publisher reconnects with CleanSession 0, it gets PUBREC
+/// and is not passed on a second time; PUBREL completes it.
+async fn qos2_awaiting_release_is_kept_in_the_session(l: Lane) {
+    l.end_session(&l.a).await;
+    let mut b = l.subscriber(&l.b, &[(&l.all(), 1)]).await;
+    let mut a = persistent(&l, &l.a, false).await;
+    a.send(&publish(2, &l.topic("x"), 9, b"exactly once")).await;
+    a.expect(&pubrec(9), "PUBREC").await;
+    drop(a);
+    let mut a = persistent(&l, &l.a, true).await;
+    a.send(&packets::publish_raw(0x3C, l.topic("x").as_bytes(), Some(9), b"exactly once")).await;
+    a.expect(&pubrec(9), "PUBREC for the copy re-sent after reconnecting").await;
+    a.send(&pubrel(9)).await;
+    a.expect(&pubcomp(9), "PUBCOMP").await;
+    let p = next_publish(&mut b, "the message").await;
+    assert_eq!(p.payload, b"exactly once");
+    b.send(&puback(p.pkid.unwrap())).await;
+    barrier(&mut a, &mut b, &l.topic("barrier")).await;
+    drop(a);
+    l.end_session(&l.a).await;
 }
 
 /// A connection dropped without DISCONNECT publishes its will, like a

@@ -366,9 +366,15 @@ fn docs_sections(docs: &str) -> BTreeMap<String, (&'static str, String)> {
 pub fn render(cases: &[Case]) -> String {
     let by = cases_by_statement(cases);
     let c = counts();
+    let server_na = c.server - c.covered - c.different;
     let mut out = format!(
-        "{} of the {} statements that bind a server are covered, {} are deliberately different, and {} statements are not applicable ({} in all).\n",
-        c.covered, c.server, c.different, c.not_applicable, c.total
+        "{} of the {} statements that bind a server are covered, {} are deliberately different and {server_na} is not applicable; \
+         the other {} of the {} statements bind only the client or the WebSocket transport, which ggcore does not serve.\n",
+        c.covered,
+        c.server,
+        c.different,
+        c.total - c.server,
+        c.total
     );
     let binds = |b: Binds| match b {
         Server => "server",
