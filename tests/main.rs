@@ -9,6 +9,7 @@ mod admission;
 mod clients;
 mod deploy;
 mod faults;
+mod flow_control;
 mod function_faults;
 mod function_load;
 mod functions;
