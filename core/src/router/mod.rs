@@ -220,6 +220,12 @@ impl Router {
                     continue;
                 }
                 Delivery::NotSubscribed => continue,
+                // A publisher that does not wait is not held back: its next
+                // message to a full queue is refused instead.
+                Delivery::Full if when_full == WhenFull::Refuse => {
+                    out.delivered += 1;
+                    continue;
+                }
                 Delivery::Full => {
                     out.delivered += 1;
                     scratch[blocked] = id;
