@@ -259,7 +259,7 @@ impl Deliver for DeviceHub {
         let Some(session) = self.session(thing.name()) else {
             return Delivery::NotSubscribed;
         };
-        let offer = session.state().offer(msg, when_full == WhenFull::Hold, Instant::now());
+        let offer = session.state().offer(msg, when_full == WhenFull::Hold, Instant::now);
         match offer {
             Offer::Queued => {
                 session.wake.notify_one();

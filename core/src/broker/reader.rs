@@ -242,7 +242,7 @@ impl<'a> Reader<'a> {
     fn on_puback(&mut self, pkid: u16) {
         let (freed, room) = {
             let mut st = self.session.state();
-            let freed = st.acknowledge(pkid, Instant::now());
+            let freed = st.acknowledge(pkid, Instant::now);
             (freed, st.take_room_signal())
         };
         if freed {

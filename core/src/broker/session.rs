@@ -230,7 +230,8 @@ impl SessionState {
     /// Offers a routed message to this session. `hold` says what to do when
     /// the queue is full while the device is connected: take it and answer
     /// [`Offer::Full`] (the publisher waits), or refuse it.
-    pub fn offer(&mut self, msg: &Message, hold: bool, now: Instant) -> Offer {
+    /// `now` is read only when the offer fills the queue (not on the hot path).
+    pub fn offer(&mut self, msg: &Message, hold: bool, now: impl FnOnce() -> Instant) -> Offer {
         let Some(granted) = self.granted_qos(&msg.topic) else {
             return Offer::NotSubscribed;
         };
@@ -250,7 +251,9 @@ impl SessionState {
         }
         self.queue.push_back(Outgoing { topic: msg.topic.clone(), payload: msg.payload.clone(), qos });
         if self.attached.is_some() && pending + 1 >= self.limits.max_queued {
-            self.full_since.get_or_insert(now);
+            if self.full_since.is_none() {
+                self.full_since = Some(now());
+            }
             self.counters.held += 1;
             return Offer::Full;
         }
@@ -276,10 +279,17 @@ impl SessionState {
         self.stalled_since().map(|t| t + self.limits.stall_timeout)
     }
 
-    fn progressed(&mut self, now: Instant) {
-        self.last_progress = Some(now);
+    /// Progress matters only while the queue is full: a queue that fills
+    /// later starts its stall clock then, after any earlier progress. So the
+    /// clock is read only then.
+    fn progressed(&mut self, now: impl FnOnce() -> Instant) {
+        if self.full_since.is_none() {
+            return;
+        }
         if self.pending() < self.limits.max_queued {
             self.full_since = None;
+        } else {
+            self.last_progress = Some(now());
         }
     }
 
@@ -319,7 +329,7 @@ impl SessionState {
 
     /// A PUBACK arrived for `pkid`; returns whether it matched one in flight
     /// (a PUBACK for an unknown packet id is ignored).
-    pub fn acknowledge(&mut self, pkid: u16, now: Instant) -> bool {
+    pub fn acknowledge(&mut self, pkid: u16, now: impl FnOnce() -> Instant) -> bool {
         match self.inflight.iter().position(|f| f.pkid == pkid) {
             Some(i) => {
                 self.inflight.remove(i);
@@ -379,7 +389,7 @@ impl SessionState {
             n += 1;
         }
         if written_qos0 {
-            self.progressed(now);
+            self.progressed(|| now);
         }
         n
     }
@@ -443,7 +453,7 @@ mod tests {
     }
 
     fn offer(s: &mut SessionState, topic: &str, qos: Qos) -> Offer {
-        s.offer(&msg(topic, qos), true, Instant::now())
+        s.offer(&msg(topic, qos), true, Instant::now)
     }
 
     fn read_publish(buf: &mut BytesMut) -> rumqttc::mqttbytes::v4::Publish {
@@ -529,9 +539,9 @@ mod tests {
         assert_eq!((again.pkid, again.dup), (p.pkid, true));
         let third = read_publish(&mut buf);
         assert_eq!(&*third.topic, "a/3");
-        assert!(s.acknowledge(p.pkid, now));
-        assert!(s.acknowledge(third.pkid, now));
-        assert!(!s.acknowledge(third.pkid, now), "a second PUBACK for the same id matches nothing");
+        assert!(s.acknowledge(p.pkid, || now));
+        assert!(s.acknowledge(third.pkid, || now));
+        assert!(!s.acknowledge(third.pkid, || now), "a second PUBACK for the same id matches nothing");
         assert_eq!(s.pending(), 0);
     }
 
@@ -578,7 +588,7 @@ mod tests {
         let limits = SessionLimits { max_queued: 1, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
         assert_eq!(offer(&mut s, "a/1", Qos::AtLeastOnce), Offer::Full);
-        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), false, Instant::now()), Offer::Refused);
+        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), false, Instant::now), Offer::Refused);
         assert_eq!(s.pending(), 1);
     }
 
@@ -602,20 +612,20 @@ mod tests {
         let mut s = subscribed(true, limits);
         let t0 = Instant::now();
         assert_eq!(s.stalled_since(), None);
-        s.offer(&msg("a/1", Qos::AtLeastOnce), true, t0);
+        s.offer(&msg("a/1", Qos::AtLeastOnce), true, || t0);
         let mut buf = BytesMut::new();
         s.drain_into(&mut buf, t0, 100);
         let first = read_publish(&mut buf);
-        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), true, t0), Offer::Full);
+        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), true, || t0), Offer::Full);
         assert_eq!(s.stalled_since(), Some(t0));
         assert_eq!(s.stall_deadline(), Some(t0 + limits.stall_timeout));
         // The device acknowledges: room, and no longer stalled.
         let t1 = t0 + Duration::from_secs(10);
-        assert!(s.acknowledge(first.pkid, t1));
+        assert!(s.acknowledge(first.pkid, || t1));
         assert_eq!(s.stalled_since(), None);
         s.drain_into(&mut buf, t1, 100);
         // Full again: the stall counts from the later of filling and progress.
-        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce), true, t1), Offer::Full);
+        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce), true, || t1), Offer::Full);
         assert_eq!(s.stalled_since(), Some(t1));
         s.detach(1);
         assert_eq!(s.stalled_since(), None, "an offline device is not stalled");
@@ -626,7 +636,7 @@ mod tests {
         let limits = SessionLimits { max_queued: 1, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
         let t0 = Instant::now();
-        assert_eq!(s.offer(&msg("a/1", Qos::AtMostOnce), true, t0), Offer::Full);
+        assert_eq!(s.offer(&msg("a/1", Qos::AtMostOnce), true, || t0), Offer::Full);
         assert!(s.stalled_since().is_some());
         let mut buf = BytesMut::new();
         s.drain_into(&mut buf, t0 + Duration::from_secs(1), 100);
@@ -644,7 +654,7 @@ mod tests {
         assert_eq!(s.drain_into(&mut buf, Instant::now(), 100), 1);
         assert!(!s.has_work());
         let p = read_publish(&mut buf);
-        s.acknowledge(p.pkid, Instant::now());
+        s.acknowledge(p.pkid, Instant::now);
         assert!(s.has_work());
     }
 }

@@ -111,6 +111,7 @@ pub struct FunctionManager {
     spares: Mutex<HashMap<PathBuf, spare::Spare>>,
     spare_making: tokio::sync::Mutex<()>,
     spare_seq: std::sync::atomic::AtomicU64,
+    cgroup_seq: std::sync::atomic::AtomicU64,
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
@@ -147,6 +148,7 @@ impl FunctionManager {
             spares: Mutex::new(HashMap::new()),
             spare_making: tokio::sync::Mutex::new(()),
             spare_seq: std::sync::atomic::AtomicU64::new(1),
+            cgroup_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
             zygotes_enabled: std::env::var(ZYGOTE_ENV).map(|v| v != "0").unwrap_or(true),
@@ -184,6 +186,11 @@ impl FunctionManager {
             return slots.values().find(|s| s.def.arn.unqualified() == arn.as_str()).cloned();
         }
         None
+    }
+
+    /// A number for an instance's memory cgroup, unique in this core.
+    pub(crate) fn next_cgroup_id(&self) -> u64 {
+        self.cgroup_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers a zygote child so that its exit status reaches its instance.
