@@ -10,6 +10,7 @@ mod clients;
 mod conformance;
 mod deploy;
 mod faults;
+mod flow_control;
 mod function_faults;
 mod function_load;
 mod functions;

@@ -223,14 +223,27 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
     println!("devices connected: {}", s("/devices/connected"));
     for d in body.pointer("/devices/list").and_then(|v| v.as_array()).into_iter().flatten() {
         let g = |k: &str| d.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        println!("  {} from {} ({} pending, {} dropped)", g("thing"), g("peer"), g("pending"), g("dropped"));
+        println!(
+            "  {} from {} ({} pending, {} delivered, held back publishers {} times)",
+            g("thing"),
+            g("peer"),
+            g("pending"),
+            g("delivered"),
+            g("held")
+        );
+    }
+    for d in body.pointer("/devices/offline").and_then(|v| v.as_array()).into_iter().flatten() {
+        let g = |k: &str| d.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        println!("  {} offline, persistent session ({} queued, {} dropped while full)", g("thing"), g("pending"), g("dropped"));
     }
     println!(
-        "router: {} received, {} delivered, {} unrouted, {} dropped",
+        "router: {} received, {} delivered, {} unrouted, {} dropped, {} refused (AllOrError), publishers held back {} times",
         s("/router/received"),
         s("/router/delivered"),
         s("/router/unrouted"),
-        s("/router/dropped")
+        s("/router/dropped"),
+        s("/router/refused"),
+        s("/router/heldBack")
     );
     let functions = body.pointer("/functions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
     println!("functions: {} (memory limits: {})", functions.len(), s("/memoryLimits"));

@@ -245,7 +245,7 @@ impl Core {
         let table = self.router.table();
         let rs = &self.router.stats;
         let bs = &self.hub.stats;
-        let connected = self.hub.connected();
+        let (connected, offline): (Vec<_>, Vec<_>) = self.hub.sessions().into_iter().partition(|d| d.peer.is_some());
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
@@ -261,8 +261,10 @@ impl Core {
             },
             "devices": {
                 "connected": connected.len(),
-                "sessions": self.hub.session_count(),
+                "sessions": connected.len() + offline.len(),
+                "droppedOffline": connected.iter().chain(&offline).map(|d| d.dropped).sum::<u64>(),
                 "list": connected,
+                "offline": offline,
             },
             "functions": self.functions.status(),
             "memoryLimits": self.functions.memory_mechanism(),
@@ -272,6 +274,8 @@ impl Core {
                 "unrouted": rs.unrouted.load(Relaxed),
                 "delivered": rs.delivered.load(Relaxed),
                 "dropped": rs.dropped.load(Relaxed),
+                "refused": rs.refused.load(Relaxed),
+                "heldBack": rs.held.load(Relaxed),
             },
             "broker": {
                 "connectionsAccepted": bs.connections_accepted.load(Relaxed),
@@ -280,6 +284,7 @@ impl Core {
                 "protocolErrors": bs.protocol_errors.load(Relaxed),
                 "oversizedPayloads": bs.oversized_payloads.load(Relaxed),
                 "takeovers": bs.takeovers.load(Relaxed),
+                "stalledDevices": bs.stalled_devices.load(Relaxed),
             },
             "queue": { "state": "not served yet (cloud link arrives with the spooler)" },
             "cloud": { "state": if self.config.core_thing.iot_host.is_some() { "not served yet" } else { "disabled (coreThing.iotHost not set)" } },
@@ -335,7 +340,12 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let store: Arc<dyn StateStore> = Arc::new(RocksStore::open(&layout.store_dir())?);
 
     let router = Arc::new(Router::new());
-    let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
+    let hub = Arc::new(DeviceHub::new(SessionLimits {
+        max_queued: config.mqtt.max_queued_messages,
+        stall_timeout: config.mqtt.stall_timeout,
+        max_subscriptions: config.mqtt.max_subscriptions,
+        ..SessionLimits::default()
+    }));
     router.attach(TargetKind::Device, hub.clone());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -425,7 +425,9 @@ async fn start_worker(mgr: &Arc<FunctionManager>, slot: &Arc<FunctionSlot>, id: 
         mgr.memory.remove(&spare.cg_name);
     }
     let arn = &slot.def.arn;
-    let cg_name = format!("{}-{}", arn.name(), id);
+    // Unique in this core: two versions of a function (a redeploy) share
+    // the name and count their instances from 1 each.
+    let cg_name = format!("{}-{}", arn.name(), mgr.next_cgroup_id());
     let cgroup_procs = mgr.memory.create(&cg_name, Some(limit)).map(|p| p.display().to_string());
     let spec = mgr.spec_for(slot, cgroup_procs);
     let token = new_token();

@@ -25,18 +25,19 @@ use std::time::{Duration, Instant};
 
 use ggcore_ipc::Reply;
 use ggcore_plugin_abi::HostErrorCode;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::instance::{Ended, Exit, Starting};
 use self::ipc::IpcHub;
 use self::memory::MemoryControl;
-use self::slot::{FunctionSlot, WorkItem};
+use self::slot::{Enqueued, FunctionSlot, WorkItem};
 use self::zygote::Zygote;
 use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
 use crate::layout::Layout;
 use crate::plugins::{PluginEntry, Registry};
-use crate::router::{Deliver, Delivery, Message, Router};
+use crate::router::{Deliver, Delivery, Message, Router, WhenFull};
 use crate::telemetry::RateLimit;
 
 /// ARNs of the original's system functions that the SDKs address.
@@ -110,6 +111,7 @@ pub struct FunctionManager {
     spares: Mutex<HashMap<PathBuf, spare::Spare>>,
     spare_making: tokio::sync::Mutex<()>,
     spare_seq: std::sync::atomic::AtomicU64,
+    cgroup_seq: std::sync::atomic::AtomicU64,
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
@@ -146,6 +148,7 @@ impl FunctionManager {
             spares: Mutex::new(HashMap::new()),
             spare_making: tokio::sync::Mutex::new(()),
             spare_seq: std::sync::atomic::AtomicU64::new(1),
+            cgroup_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
             zygotes_enabled: std::env::var(ZYGOTE_ENV).map(|v| v != "0").unwrap_or(true),
@@ -183,6 +186,11 @@ impl FunctionManager {
             return slots.values().find(|s| s.def.arn.unqualified() == arn.as_str()).cloned();
         }
         None
+    }
+
+    /// A number for an instance's memory cgroup, unique in this core.
+    pub(crate) fn next_cgroup_id(&self) -> u64 {
+        self.cgroup_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers a zygote child so that its exit status reaches its instance.
@@ -461,7 +469,7 @@ impl FunctionManager {
 }
 
 impl Deliver for Arc<FunctionManager> {
-    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message) -> Delivery {
+    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
         let Endpoint::Function(arn) = target else { return Delivery::Dropped("not a function") };
         let Some(slot) = self.slot(arn) else { return Delivery::Dropped("function not running") };
         let mut context = String::from("{\"custom\":{\"subject\":");
@@ -475,11 +483,25 @@ impl Deliver for Arc<FunctionManager> {
             reply: None,
             enqueued: Instant::now(),
         };
-        if slot.enqueue(item).is_err() {
-            // The router holds the publisher back and retries.
-            return Delivery::Full;
-        }
+        let delivery = match slot.enqueue_routed(item, when_full == WhenFull::Hold) {
+            Ok(Enqueued::Queued) => Delivery::Accepted,
+            Ok(Enqueued::Full) => Delivery::Full,
+            Err(_) => {
+                slot.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                return Delivery::Refused;
+            }
+        };
         self.ensure_capacity(&slot);
-        Delivery::Accepted
+        delivery
+    }
+
+    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>> {
+        let Endpoint::Function(arn) = target else { return None };
+        let slot = self.slot(arn)?;
+        if slot.room_or_wait() {
+            None
+        } else {
+            Some(slot.room.clone())
+        }
     }
 }
