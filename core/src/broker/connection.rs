@@ -17,6 +17,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::packet::{packet_name, read_packet, write_packet, ReadError, FRAMING_ALLOWANCE};
 use super::reader::{Close, Reader};
+use super::validate::Invalid;
 use super::writer::{write_loop, WriterEnd};
 use super::BrokerCtx;
 use crate::group::{Device, Endpoint};
@@ -83,7 +84,9 @@ async fn handshake(ctx: &BrokerCtx, tcp: TcpStream, peer: SocketAddr) -> Option<
     };
     let connect = match first {
         Ok(Ok(Packet::Connect(c))) if matches!(c.protocol, rumqttc::mqttbytes::Protocol::V4) => c,
-        Ok(Ok(Packet::Connect(_))) | Ok(Err(ReadError::Codec(CodecError::InvalidProtocol | CodecError::InvalidProtocolLevel(_)))) => {
+        Ok(Ok(Packet::Connect(_)))
+        | Ok(Err(ReadError::Invalid(Invalid::UnsupportedProtocol(_))))
+        | Ok(Err(ReadError::Codec(CodecError::InvalidProtocol | CodecError::InvalidProtocolLevel(_)))) => {
             tracing::info!(%peer, "unsupported MQTT protocol version (ggcore speaks MQTT 3.1.1); connection refused");
             let _ = write_packet(&mut wr, Packet::ConnAck(ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false))).await;
             return None;

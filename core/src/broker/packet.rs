@@ -7,6 +7,8 @@ use rumqttc::mqttbytes::v4::Packet;
 use rumqttc::mqttbytes::Error as CodecError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::validate::{check_first, Invalid};
+
 /// Bytes of MQTT framing allowed on top of `maxPayloadBytes` (topic, ids, header).
 pub const FRAMING_ALLOWANCE: usize = 65_535 + 16;
 
@@ -14,6 +16,9 @@ pub const FRAMING_ALLOWANCE: usize = 65_535 + 16;
 pub enum ReadError {
     #[error("{0}")]
     Codec(CodecError),
+    /// Refused by the checks the decoder does not make (validate.rs).
+    #[error("{0}")]
+    Invalid(Invalid),
     #[error("connection closed")]
     Eof,
     #[error("{0}")]
@@ -23,6 +28,7 @@ pub enum ReadError {
 /// Reads one whole packet (CONNECT), buffering what follows it in `buf`.
 pub async fn read_packet<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, max: usize) -> Result<Packet, ReadError> {
     loop {
+        check_first(buf).map_err(ReadError::Invalid)?;
         match Packet::read(buf, max) {
             Ok(p) => return Ok(p),
             Err(CodecError::InsufficientBytes(n)) => {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::Session;
 use super::packet::{oversized, packet_name};
+use super::validate::check_first;
 use super::BrokerCtx;
 use crate::group::Endpoint;
 use crate::router::{Message, Qos, TargetId};
@@ -142,14 +143,14 @@ impl<'a> Reader<'a> {
             }
             // Then every complete packet already buffered, before reading again.
             while self.waiting.is_none() {
-                match Packet::read(buf, max_packet) {
+                match read_checked(buf, max_packet) {
                     Ok(p) => {
                         if let Some(close) = self.handle(p) {
                             return close;
                         }
                     }
-                    Err(CodecError::InsufficientBytes(_)) => break,
-                    Err(e) => return decode_error(buf, e),
+                    Err(None) => break,
+                    Err(Some(close)) => return close,
                 }
             }
             if self.waiting.is_some() {
@@ -194,15 +195,15 @@ impl<'a> Reader<'a> {
         let mut eof = false;
         loop {
             while self.deferred.is_none() && self.held.len() < HELD_PACKETS && self.held_bytes < HELD_BYTES {
-                match Packet::read(buf, max_packet) {
+                match read_checked(buf, max_packet) {
                     Ok(Packet::PubAck(a)) => self.on_puback(a.pkid),
                     Ok(Packet::PingReq) => self.ack(Packet::PingResp),
                     Ok(p) => {
                         self.held_bytes += held_size(&p);
                         self.held.push_back(p);
                     }
-                    Err(CodecError::InsufficientBytes(_)) => break,
-                    Err(e) => self.deferred = Some(decode_error(buf, e)),
+                    Err(None) => break,
+                    Err(close) => self.deferred = close,
                 }
             }
             self.flush_acks();
@@ -368,6 +369,19 @@ fn held_size(p: &Packet) -> usize {
 fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(16 * 1024);
+    }
+}
+
+/// The next whole packet in `buf`, checked (validate.rs) and decoded;
+/// `Err(None)` while it is incomplete, `Err(Some(why))` when it is refused.
+fn read_checked(buf: &mut BytesMut, max_packet: usize) -> Result<Packet, Option<Close>> {
+    if let Err(invalid) = check_first(buf) {
+        return Err(Some(Close::Protocol(format!("malformed packet: {invalid}"))));
+    }
+    match Packet::read(buf, max_packet) {
+        Ok(p) => Ok(p),
+        Err(CodecError::InsufficientBytes(_)) => Err(None),
+        Err(e) => Err(Some(decode_error(buf, e))),
     }
 }
 
