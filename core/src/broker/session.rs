@@ -298,6 +298,12 @@ impl SessionState {
         self.control.extend_from_slice(encoded);
     }
 
+    /// Takes the control packets not written yet (a closing connection's last
+    /// answers).
+    pub fn take_control(&mut self) -> BytesMut {
+        self.control.split()
+    }
+
     /// Marks a connection attached; in-flight messages will be sent again.
     pub fn attach(&mut self, conn: u64) {
         self.attached = Some(conn);

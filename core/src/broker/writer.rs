@@ -17,6 +17,8 @@ use super::hub::Session;
 const WRITE_BATCH: usize = 512;
 /// How often a write that does not finish looks at the session's stall state.
 const STALL_POLL: Duration = Duration::from_secs(1);
+/// How long a closing connection may take to send its last answers.
+const LAST_ANSWERS: Duration = Duration::from_millis(500);
 /// The write buffer is given back to the allocator when it grew past this.
 const KEEP_BUFFER: usize = 1024 * 1024;
 
@@ -38,6 +40,10 @@ pub enum WriterEnd {
 pub async fn write_loop<W: AsyncWrite + Unpin>(session: Arc<Session>, mut wr: W, cancel: CancellationToken) -> WriterEnd {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let end = loop {
+        if cancel.is_cancelled() {
+            send_last_answers(&session, &mut wr).await;
+            break WriterEnd::Cancelled;
+        }
         let (more, retry_at, stall_at, room) = {
             let mut st = session.state();
             st.drain_into(&mut buf, Instant::now(), WRITE_BATCH);
@@ -71,7 +77,7 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(session: Arc<Session>, mut wr: W,
         };
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break WriterEnd::Cancelled,
+            _ = cancel.cancelled() => continue,
             _ = session.wake.notified() => {}
             _ = sleep => {}
         }
@@ -83,6 +89,20 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(session: Arc<Session>, mut wr: W,
     };
     cancel.cancel();
     end
+}
+
+/// Sends the answers (PUBACK, SUBACK, PINGRESP...) due for the last packets
+/// the device sent before its connection ended — a DISCONNECT or a protocol
+/// error read together with them — within [`LAST_ANSWERS`] at most.
+async fn send_last_answers<W: AsyncWrite + Unpin>(session: &Session, wr: &mut W) {
+    let answers = session.state().take_control();
+    if !answers.is_empty() {
+        let _ = tokio::time::timeout(LAST_ANSWERS, async {
+            wr.write_all(&answers).await?;
+            wr.flush().await
+        })
+        .await;
+    }
 }
 
 /// Writes `buf` whole, watching the stall deadline meanwhile (a device that
