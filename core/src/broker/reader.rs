@@ -70,9 +70,6 @@ pub struct Reader<'a> {
     scratch: Vec<TargetId>,
     /// Acknowledgements produced by one read, handed to the writer together.
     acks: BytesMut,
-    /// QoS 2 packet ids received and not yet released (PUBREL), so that a
-    /// re-sent PUBLISH is not routed twice.
-    qos2_pending: Vec<u16>,
     waiting: Option<Waiting>,
     /// Packets read while held back, acted on in order once released.
     held: VecDeque<Packet>,
@@ -91,7 +88,6 @@ impl<'a> Reader<'a> {
             thing,
             scratch: Vec::new(),
             acks: BytesMut::new(),
-            qos2_pending: Vec::new(),
             waiting: None,
             held: VecDeque::new(),
             held_bytes: 0,
@@ -259,7 +255,7 @@ impl<'a> Reader<'a> {
         match packet {
             Packet::Publish(p) => return self.on_publish(p),
             Packet::PubRel(r) => {
-                self.qos2_pending.retain(|id| *id != r.pkid);
+                self.session.state().qos2_awaiting_release.retain(|id| *id != r.pkid);
                 self.ack(Packet::PubComp(PubComp::new(r.pkid)));
             }
             Packet::PubAck(a) => self.on_puback(a.pkid),
@@ -290,10 +286,16 @@ impl<'a> Reader<'a> {
             QoS::AtMostOnce => Qos::AtMostOnce,
             _ => Qos::AtLeastOnce,
         };
-        let duplicate_qos2 = p.qos == QoS::ExactlyOnce && self.qos2_pending.contains(&p.pkid);
-        if p.qos == QoS::ExactlyOnce && !duplicate_qos2 && self.qos2_pending.len() >= MAX_QOS2_AWAITING_RELEASE {
-            return Some(Close::Protocol(format!("more than {MAX_QOS2_AWAITING_RELEASE} QoS 2 messages awaiting PUBREL")));
-        }
+        // A QoS 2 id awaiting PUBREL is session state: a copy re-sent, also
+        // after a cleanSession=0 reconnection, is not routed again.
+        let duplicate_qos2 = p.qos == QoS::ExactlyOnce && {
+            let st = self.session.state();
+            let duplicate = st.qos2_awaiting_release.contains(&p.pkid);
+            if !duplicate && st.qos2_awaiting_release.len() >= MAX_QOS2_AWAITING_RELEASE {
+                return Some(Close::Protocol(format!("more than {MAX_QOS2_AWAITING_RELEASE} QoS 2 messages awaiting PUBREL")));
+            }
+            duplicate
+        };
         let mut full = Vec::new();
         if !duplicate_qos2 {
             let msg = Message { topic: Arc::from(p.topic.as_str()), payload: p.payload, qos };
@@ -307,7 +309,7 @@ impl<'a> Reader<'a> {
             QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(p.pkid))),
             QoS::ExactlyOnce => {
                 if !duplicate_qos2 {
-                    self.qos2_pending.push(p.pkid);
+                    self.session.state().qos2_awaiting_release.push(p.pkid);
                 }
                 Some(Packet::PubRec(PubRec::new(p.pkid)))
             }

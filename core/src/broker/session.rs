@@ -118,6 +118,8 @@ pub struct SessionState {
     next_pkid: u16,
     /// Encoded control packets (acks, pings) waiting for the writer.
     control: BytesMut,
+    /// Packet ids of QoS 2 publishes of the device not released yet (PUBREL).
+    pub qos2_awaiting_release: Vec<u16>,
     /// Connection currently attached, if any.
     pub attached: Option<u64>,
     /// In-flight messages must be sent again (after a reconnect).
@@ -142,6 +144,7 @@ impl SessionState {
             inflight: VecDeque::new(),
             next_pkid: 1,
             control: BytesMut::new(),
+            qos2_awaiting_release: Vec::new(),
             attached: None,
             resend: false,
             full_since: None,
