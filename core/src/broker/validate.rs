@@ -2,7 +2,7 @@
 //! check, checked on a packet's raw bytes before it is decoded: reserved
 //! header flags, the fixed size of acknowledgements, CONNECT's reserved flag,
 //! flag combinations and stray bytes, U+0000 in strings, packet id 0, and
-//! SUBSCRIBE's reserved option bits (docs/mqtt.md, "Conformance").
+//! SUBSCRIBE's reserved option bits (docs/mqtt.md, "Protocol errors").
 //!
 //! PUBLISH, the hot path, is left to the decoder and the reader (QoS 3, the
 //! topic's UTF-8, wildcards and U+0000), so checking costs it one look at the
