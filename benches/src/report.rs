@@ -70,6 +70,8 @@ pub struct Summary {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub unacknowledged: u64,
+    /// Clients whose connection the broker closed, over the measured runs.
+    pub cut_off: u64,
     pub tls: Option<String>,
     pub broker_cores: Option<f64>,
     pub client_cores: Option<f64>,
@@ -109,6 +111,7 @@ pub fn summarize(records: &[Record]) -> BTreeMap<(String, Kind), Summary> {
                 duplicates: sum(&|r| r.duplicates),
                 out_of_order: sum(&|r| r.out_of_order),
                 unacknowledged: sum(&|r| r.unacknowledged),
+                cut_off: sum(&|r| r.cut_off.len() as u64),
                 tls: measured.first().or(counting.first()).map(|r| r.tls.clone()),
                 broker_cores: m(&|r| r.broker_cores),
                 client_cores: m(&|r| Some(r.client_cores)),
@@ -137,7 +140,7 @@ fn num(x: Option<f64>) -> String {
 fn count(n: u64) -> String {
     match n {
         0..10_000 => n.to_string(),
-        10_000..10_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        10_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
         _ => format!("{:.2}M", n as f64 / 1e6),
     }
 }
@@ -175,7 +178,9 @@ fn loss(s: &Summary) -> String {
         return "—".to_string();
     }
     let mut out = format!("{} of {}", s.lost, count(s.expected));
-    for (n, what) in [(s.duplicates, "dup"), (s.out_of_order, "reordered"), (s.unacknowledged, "never PUBACKed")] {
+    for (n, what) in
+        [(s.duplicates, "dup"), (s.out_of_order, "reordered"), (s.unacknowledged, "never PUBACKed"), (s.cut_off, "cut off by the broker")]
+    {
         if n > 0 {
             let _ = write!(out, ", {n} {what}");
         }
@@ -426,6 +431,7 @@ mod tests {
             duplicates: 0,
             out_of_order: 0,
             stray_pubacks: 0,
+            cut_off: Vec::new(),
             drain_seconds: 0.0,
             broker_cpu_s: Some(0.5),
             broker_cpu_s_per_million: Some(500.0),
@@ -491,6 +497,8 @@ mod tests {
     fn loss_cells_name_what_happened() {
         let mut s = Summary { runs: 3, expected: 15_000_000, lost: 12, duplicates: 2, ..Default::default() };
         assert_eq!(loss(&s), "12 of 15.00M, 2 dup");
+        s.cut_off = 1;
+        assert_eq!(loss(&s), "12 of 15.00M, 2 dup, 1 cut off by the broker");
         s.runs = 0;
         assert_eq!(loss(&s), "—");
         assert_eq!(count(9_999), "9999");

@@ -125,7 +125,7 @@ fn main() -> Result<()> {
     };
     eprintln!(
         "{}{}: {:.0} deliveries/s ({:.0} published/s), {latency} p50 {:.0} µs p99 {:.0} µs, broker CPU {} s/M, client CPU {:.2} s/M, \
-         lost {} of {} owed ({} duplicates, {} never PUBACKed){}",
+         lost {} of {} owed ({} duplicates, {} never PUBACKed){}{}",
         scenario.label(),
         if a.perf_stat { " [perf attached: throughput not comparable]" } else { "" },
         r.deliveries_per_sec,
@@ -138,6 +138,7 @@ fn main() -> Result<()> {
         r.expected,
         r.duplicates,
         r.unacknowledged,
+        if r.cut_off.is_empty() { String::new() } else { format!("; cut off by the broker: {}", r.cut_off.join("; ")) },
         match (r.broker_syscalls_per_msg, r.broker_ctx_switches_per_msg) {
             (Some(s), Some(c)) => format!(", {s:.3} syscalls and {c:.3} context switches per delivery"),
             _ => String::new(),

@@ -1,8 +1,13 @@
-//! The side-by-side benchmark of SPEC §17 / issue 3: ggcore, Mosquitto and
-//! rumqttd on the same certificates, same payloads, same client harness, in one
-//! run; every scenario repeated, medians reported; plus ggcore's idle memory and
-//! start-to-ready time. Prints the markdown for BENCHMARKS.md and writes the raw
-//! runs as JSON. Reports; never asserts.
+//! The side-by-side benchmark: ggcore, Mosquitto and rumqttd on the same
+//! certificates, same payloads, same client harness, in one run; every
+//! scenario repeated, medians reported, every broker's loss computed; plus
+//! ggcore's idle memory and start-to-ready time. Prints the markdown for
+//! BENCHMARKS.md and writes the raw runs as JSON. Reports; never asserts.
+//!
+//! Passes: `--repeats` measured passes (nothing attached to any broker), then,
+//! with `--perf-stat`, one counting pass with `perf stat` attached to the
+//! broker, whose runs feed only the system-call table. Scenarios: see
+//! `scenarios()`; `--batched` adds batched-write twins in their own rows.
 //!
 //! Usually started by `benches/run.sh`, which builds ggcore and installs rumqttd.
 
@@ -451,15 +456,16 @@ fn start_brokers(a: &Args, pki: &Pki, work: &Path, kinds: &[Kind]) -> Result<Bro
 /// run's throughput is not mistaken for a measurement.
 fn progress_line(s: &Scenario, k: Kind, pass: Pass, x: &LoadResult) -> String {
     let loss = format!(
-        "lost {} of {} owed{}{}",
+        "lost {} of {} owed{}{}{}",
         x.lost,
         x.expected,
         if x.duplicates > 0 { format!(", {} dup", x.duplicates) } else { String::new() },
-        if x.unacknowledged > 0 { format!(", {} never PUBACKed", x.unacknowledged) } else { String::new() }
+        if x.unacknowledged > 0 { format!(", {} never PUBACKed", x.unacknowledged) } else { String::new() },
+        if x.cut_off.is_empty() { String::new() } else { format!(", cut off by the broker: {}", x.cut_off.join("; ")) }
     );
     let cpu = format!(
         "broker {} s/M  client {:.2} s/M  bg {:.2} cores",
-        x.broker_cpu_s_per_million.map(|c| format!("{c:.2}")).unwrap_or_default(),
+        x.broker_cpu_s_per_million.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into()),
         x.client_cpu_s_per_million,
         x.background_cores
     );

@@ -123,8 +123,17 @@ fn encode(publish: &mut Publish, buf: &mut BytesMut, i: usize, seq: u64, ts: u64
     Ok(())
 }
 
-/// Publishes until `stop`; returns how many messages it sent.
-pub(super) async fn publisher(p: PubParams, mut wr: Wr, shared: Arc<Shared>) -> Result<u64> {
+/// What a publisher did.
+#[derive(Debug)]
+pub(super) struct PubStats {
+    /// Messages written.
+    pub sent: u64,
+    /// Why the connection ended before the run did (the broker closed it).
+    pub cut: Option<String>,
+}
+
+/// Publishes until `stop`, or until the broker closes the connection.
+pub(super) async fn publisher(p: PubParams, mut wr: Wr, shared: Arc<Shared>) -> Result<PubStats> {
     let i = p.index;
     let mut publish = Publish::from_bytes(topic(i), p.qos, Bytes::from(vec![0x5au8; p.payload]));
     if p.qos != QoS::AtMostOnce {
@@ -165,18 +174,18 @@ pub(super) async fn publisher(p: PubParams, mut wr: Wr, shared: Arc<Shared>) -> 
             continue;
         }
         let n = allowed.min(max_burst);
-        match p.writes {
+        let (packets, written) = match p.writes {
             Writes::PerPacket => {
+                let mut r = Ok(());
                 for _ in 0..n {
                     buf.clear();
                     encode(&mut publish, &mut buf, i, seq, now_ns())?;
-                    // Counted as sent before the write: its PUBACK can come
-                    // back while the write is still being flushed.
-                    seq += 1;
-                    shared.sent[i].store(seq, Ordering::Release);
-                    wr.write_all(&buf).await.with_context(|| format!("{}: writing", pub_name(i)))?;
-                    wr.flush().await?;
+                    r = write(&mut wr, &buf, &shared.sent[i], &mut seq, 1).await;
+                    if r.is_err() {
+                        break;
+                    }
                 }
+                (1, r)
             }
             Writes::Batched => {
                 buf.clear();
@@ -184,18 +193,30 @@ pub(super) async fn publisher(p: PubParams, mut wr: Wr, shared: Arc<Shared>) -> 
                 for k in 0..n {
                     encode(&mut publish, &mut buf, i, seq + k, ts)?;
                 }
-                seq += n;
-                shared.sent[i].store(seq, Ordering::Release);
-                wr.write_all(&buf).await.with_context(|| format!("{}: writing", pub_name(i)))?;
-                wr.flush().await?;
+                (n, write(&mut wr, &buf, &shared.sent[i], &mut seq, n).await)
             }
+        };
+        if let Err(e) = written {
+            seq -= packets;
+            shared.sent[i].store(seq, Ordering::Release);
+            shared.pubs_cut.fetch_add(1, Ordering::AcqRel);
+            return Ok(PubStats { sent: seq, cut: Some(format!("{}: writing: {e}", pub_name(i))) });
         }
     }
     buf.clear();
     Packet::Disconnect.write(&mut buf, MAX_PACKET)?;
     let _ = wr.write_all(&buf).await;
     let _ = wr.flush().await;
-    Ok(seq)
+    Ok(PubStats { sent: seq, cut: None })
+}
+
+/// Writes `packets` encoded messages, counting them as sent first (a PUBACK
+/// can come back while the write is still being flushed).
+async fn write(wr: &mut Wr, buf: &[u8], sent: &std::sync::atomic::AtomicU64, seq: &mut u64, packets: u64) -> std::io::Result<()> {
+    *seq += packets;
+    sent.store(*seq, Ordering::Release);
+    wr.write_all(buf).await?;
+    wr.flush().await
 }
 
 /// The messages of one publisher the broker acknowledged.
@@ -251,8 +272,12 @@ pub(super) struct SubStats {
     pub received: Vec<SeqSet>,
     pub duplicates: u64,
     pub out_of_order: u64,
+    /// Why the connection ended before the run did (the broker closed it).
+    pub cut: Option<String>,
 }
 
+/// Receives (and, at QoS 1, acknowledges) until the run ends or the broker
+/// closes the connection.
 pub(super) async fn subscriber(
     j: usize,
     mut rd: Rd,
@@ -268,6 +293,7 @@ pub(super) async fn subscriber(
         received: (0..np).map(|_| SeqSet::new()).collect(),
         duplicates: 0,
         out_of_order: 0,
+        cut: None,
     };
     let mut last: Vec<u64> = vec![0; np];
     let mut advanced: Vec<usize> = Vec::with_capacity(np);
@@ -284,14 +310,13 @@ pub(super) async fn subscriber(
             _ = done.changed() => break,
         };
         match n {
-            Ok(0) => {
-                if *done.borrow() {
-                    break;
-                }
-                bail!("{}: connection closed by the broker", sub_name(j));
-            }
+            Ok(0) if *done.borrow() => break,
+            Ok(0) => stats.cut = Some(format!("{}: connection closed by the broker", sub_name(j))),
             Ok(_) => {}
-            Err(e) => bail!("{}: read failed: {e}", sub_name(j)),
+            Err(e) => stats.cut = Some(format!("{}: read failed: {e}", sub_name(j))),
+        }
+        if stats.cut.is_some() {
+            break;
         }
         let now = now_ns();
         let in_window = now >= shared.window_start.load(Ordering::Relaxed) && now < shared.window_end.load(Ordering::Relaxed);
@@ -308,9 +333,9 @@ pub(super) async fn subscriber(
                 PubAck::new(publish.pkid).write(&mut acks)?;
                 if writes == Writes::PerPacket {
                     // Acknowledged as it is handled, one write per PUBACK.
-                    wr.write_all(&acks).await.with_context(|| format!("{}: writing a PUBACK", sub_name(j)))?;
-                    wr.flush().await?;
-                    acks.clear();
+                    if let Err(e) = write_acks(&mut wr, &mut acks).await {
+                        stats.cut = Some(format!("{}: writing a PUBACK: {e}", sub_name(j)));
+                    }
                 }
             }
             let h = &publish.payload;
@@ -342,10 +367,10 @@ pub(super) async fn subscriber(
                 let _ = stats.hist.record(now.saturating_sub(ts).max(1));
             }
         }
-        if !acks.is_empty() {
-            wr.write_all(&acks).await.with_context(|| format!("{}: writing PUBACKs", sub_name(j)))?;
-            wr.flush().await?;
-            acks.clear();
+        if !acks.is_empty() && stats.cut.is_none() {
+            if let Err(e) = write_acks(&mut wr, &mut acks).await {
+                stats.cut = Some(format!("{}: writing PUBACKs: {e}", sub_name(j)));
+            }
         }
         for &pi in &advanced {
             shared.last[j][pi].store(last[pi], Ordering::Release);
@@ -354,12 +379,25 @@ pub(super) async fn subscriber(
         }
         advanced.clear();
         shared.received.fetch_add(count, Ordering::Relaxed);
+        if stats.cut.is_some() {
+            break;
+        }
+    }
+    if stats.cut.is_some() {
+        shared.subs_cut.fetch_add(1, Ordering::AcqRel);
+        return Ok(stats);
     }
     let mut b = BytesMut::new();
     Packet::Disconnect.write(&mut b, MAX_PACKET)?;
     let _ = wr.write_all(&b).await;
     let _ = wr.flush().await;
     Ok(stats)
+}
+
+async fn write_acks(wr: &mut Wr, acks: &mut BytesMut) -> std::io::Result<()> {
+    wr.write_all(acks).await?;
+    acks.clear();
+    wr.flush().await
 }
 
 #[cfg(test)]

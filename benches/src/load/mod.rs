@@ -55,7 +55,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::client::TlsStream;
 
-use clients::{connect, publisher, publisher_reader, subscribe, subscriber, AckStats, PubParams, SubStats};
+use clients::{connect, publisher, publisher_reader, subscribe, subscriber, AckStats, PubParams, PubStats, SubStats};
 use seqset::SeqSet;
 
 /// Bytes at the start of each payload: publisher index, sequence, send time.
@@ -175,6 +175,10 @@ pub struct LoadResult {
     pub out_of_order: u64,
     /// PUBACKs for no message in flight (or a second one for the same).
     pub stray_pubacks: u64,
+    /// Clients whose connection the broker closed during the run, and how
+    /// (what they would have received counts as lost).
+    #[serde(default)]
+    pub cut_off: Vec<String>,
     /// Seconds spent waiting for the last deliveries after publishing stopped.
     pub drain_seconds: f64,
     /// Broker CPU (user + system) inside the window, s.
@@ -224,6 +228,9 @@ struct Shared {
     window_end: AtomicU64,
     /// Deliveries received so far (all subscribers, duplicates included).
     received: AtomicU64,
+    /// Publishers and subscribers whose connection the broker closed.
+    pubs_cut: AtomicU64,
+    subs_cut: AtomicU64,
 }
 
 /// Runs `scenario` against `target` on a fresh current-thread runtime.
@@ -277,6 +284,8 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         window_start: AtomicU64::new(u64::MAX),
         window_end: AtomicU64::new(u64::MAX),
         received: AtomicU64::new(0),
+        pubs_cut: AtomicU64::new(0),
+        subs_cut: AtomicU64::new(0),
     });
 
     // Connect: subscribers first (CONNECT, SUBSCRIBE, SUBACK), then publishers.
@@ -362,16 +371,22 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
     let mut progress = (0u64, Instant::now());
     let watch_progress = |progress: &mut (u64, Instant)| -> Result<()> {
         let r = shared.received.load(Ordering::Relaxed);
-        if r != progress.0 {
+        if r != progress.0 || shared.subs_cut.load(Ordering::Acquire) == ns as u64 {
+            // Progress, or nobody left to receive (the broker cut every
+            // subscriber off: reported, not a harness failure).
             *progress = (r, Instant::now());
         } else if progress.1.elapsed() > opts.stall_timeout {
             bail!("no message arrived for {:?} (received {r} so far); the broker stalled or dropped connections", opts.stall_timeout);
         }
         Ok(())
     };
-    // A task that ended before the stop signal failed: stop waiting for it.
-    let fail_fast = |pubs: &[tokio::task::JoinHandle<Result<u64>>], subs: &[tokio::task::JoinHandle<Result<SubStats>>]| -> bool {
-        pubs.iter().any(|t| t.is_finished()) || subs.iter().any(|t| t.is_finished())
+    // A task that ended before the stop signal, other than one whose
+    // connection the broker closed (counted, and the run goes on), failed:
+    // stop waiting for it.
+    let fail_fast = |pubs: &[tokio::task::JoinHandle<Result<PubStats>>], subs: &[tokio::task::JoinHandle<Result<SubStats>>]| -> bool {
+        let ended = |ts: usize, cut: &AtomicU64| ts as u64 > cut.load(Ordering::Acquire);
+        ended(pubs.iter().filter(|t| t.is_finished()).count(), &shared.pubs_cut)
+            || ended(subs.iter().filter(|t| t.is_finished()).count(), &shared.subs_cut)
     };
     let sent_total = |s: &Shared| s.sent.iter().map(|x| x.load(Ordering::Relaxed)).sum::<u64>();
     // perf stat (when asked: a counting run) attaches during the last part of
@@ -424,8 +439,11 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         w.notify_one();
     }
     let mut sent = vec![0u64; np];
+    let mut cut: Vec<String> = Vec::new();
     for (i, t) in pub_tasks.into_iter().enumerate() {
-        sent[i] = t.await?.context("publisher")?;
+        let p = t.await?.context("publisher")?;
+        sent[i] = p.sent;
+        cut.extend(p.cut);
     }
 
     // Drain: wait until every route has seen its publisher's last message (and,
@@ -456,6 +474,7 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         in_window += s.in_window;
         duplicates += s.duplicates;
         out_of_order += s.out_of_order;
+        cut.extend(s.cut);
         got.push(s.received);
     }
     let mut acks = Vec::with_capacity(np);
@@ -505,6 +524,7 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
         duplicates,
         out_of_order,
         stray_pubacks: acks.iter().map(|a| a.stray).sum(),
+        cut_off: cut,
         drain_seconds,
         broker_cpu_s,
         broker_cpu_s_per_million: broker_cpu_s.filter(|_| million > 0.0).map(|c| c / million),
