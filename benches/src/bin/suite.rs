@@ -311,6 +311,7 @@ fn main() -> Result<()> {
         }
         let total = passes.len() * scenarios.len() * kinds.len();
         let mut done = 0;
+        let started = Instant::now();
         for (pass, repeat) in passes {
             let opts = Options { perf_stat: pass == Pass::Counters, ..opts.clone() };
             for s in &scenarios {
@@ -345,6 +346,9 @@ fn main() -> Result<()> {
                             _ => break r,
                         }
                     };
+                    let spent = started.elapsed().as_secs();
+                    let left = spent * (total - done) as u64 / done as u64;
+                    eprintln!("[{done}/{total}] {}:{:02} so far, about {}:{:02} left", spent / 60, spent % 60, left / 60, left % 60);
                     match &r {
                         Ok(x) => eprintln!("[{done}/{total}] {}", progress_line(s, k, pass, x)),
                         Err(e) => eprintln!("[{done}/{total}] {} {} ({pass:?} pass): FAILED: {e:#}", s.label(), k.name()),

@@ -129,7 +129,7 @@ impl Default for Options {
             connect_parallelism: 8,
             stall_timeout: Duration::from_secs(10),
             drain_quiet: Duration::from_secs(2),
-            drain_max: Duration::from_secs(60),
+            drain_max: Duration::from_secs(120),
             batch: 0,
             perf_stat: false,
         }
