@@ -124,12 +124,15 @@ fn encode(publish: &mut Publish, buf: &mut BytesMut, i: usize, seq: u64, ts: u64
 }
 
 /// What a publisher did.
-#[derive(Debug)]
 pub(super) struct PubStats {
     /// Messages written.
     pub sent: u64,
     /// Why the connection ended before the run did (the broker closed it).
     pub cut: Option<String>,
+    /// The connection, still open (without `cut`): DISCONNECT is sent once
+    /// the broker has acknowledged and delivered what it was sent
+    /// ([`disconnect`]).
+    pub wr: Option<Wr>,
 }
 
 /// Publishes until `stop`, or until the broker closes the connection.
@@ -200,14 +203,19 @@ pub(super) async fn publisher(p: PubParams, mut wr: Wr, shared: Arc<Shared>) -> 
             seq -= packets;
             shared.sent[i].store(seq, Ordering::Release);
             shared.pubs_cut.fetch_add(1, Ordering::AcqRel);
-            return Ok(PubStats { sent: seq, cut: Some(format!("{}: writing: {e}", pub_name(i))) });
+            return Ok(PubStats { sent: seq, cut: Some(format!("{}: writing: {e}", pub_name(i))), wr: None });
         }
     }
-    buf.clear();
-    Packet::Disconnect.write(&mut buf, MAX_PACKET)?;
-    let _ = wr.write_all(&buf).await;
-    let _ = wr.flush().await;
-    Ok(PubStats { sent: seq, cut: None })
+    Ok(PubStats { sent: seq, cut: None, wr: Some(wr) })
+}
+
+/// Ends a connection politely (DISCONNECT); errors do not matter any more.
+pub(super) async fn disconnect(wr: &mut Wr) {
+    let mut b = BytesMut::new();
+    if Packet::Disconnect.write(&mut b, MAX_PACKET).is_ok() {
+        let _ = wr.write_all(&b).await;
+        let _ = wr.flush().await;
+    }
 }
 
 /// Writes `packets` encoded messages, counting them as sent first (a PUBACK
@@ -331,7 +339,7 @@ pub(super) async fn subscriber(
             count += 1;
             if publish.qos == QoS::AtLeastOnce {
                 PubAck::new(publish.pkid).write(&mut acks)?;
-                if writes == Writes::PerPacket {
+                if writes == Writes::PerPacket && stats.cut.is_none() {
                     // Acknowledged as it is handled, one write per PUBACK.
                     if let Err(e) = write_acks(&mut wr, &mut acks).await {
                         stats.cut = Some(format!("{}: writing a PUBACK: {e}", sub_name(j)));
@@ -387,10 +395,7 @@ pub(super) async fn subscriber(
         shared.subs_cut.fetch_add(1, Ordering::AcqRel);
         return Ok(stats);
     }
-    let mut b = BytesMut::new();
-    Packet::Disconnect.write(&mut b, MAX_PACKET)?;
-    let _ = wr.write_all(&b).await;
-    let _ = wr.flush().await;
+    disconnect(&mut wr).await;
     Ok(stats)
 }
 

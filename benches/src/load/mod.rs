@@ -55,7 +55,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_rustls::client::TlsStream;
 
-use clients::{connect, publisher, publisher_reader, subscribe, subscriber, AckStats, PubParams, PubStats, SubStats};
+use clients::{connect, disconnect, publisher, publisher_reader, subscribe, subscriber, AckStats, PubParams, PubStats, SubStats};
 use seqset::SeqSet;
 
 /// Bytes at the start of each payload: publisher index, sequence, send time.
@@ -440,10 +440,17 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
     }
     let mut sent = vec![0u64; np];
     let mut cut: Vec<String> = Vec::new();
+    let mut pub_writers = Vec::with_capacity(np);
     for (i, t) in pub_tasks.into_iter().enumerate() {
-        let p = t.await?.context("publisher")?;
+        // A publisher blocked in a write (the broker is not reading from it)
+        // finishes once the broker reads again.
+        let p = tokio::time::timeout(opts.drain_max, t)
+            .await
+            .map_err(|_| anyhow!("{}: its last write did not complete within {:?} of the end", pub_name(i), opts.drain_max))??
+            .context("publisher")?;
         sent[i] = p.sent;
         cut.extend(p.cut);
+        pub_writers.extend(p.wr);
     }
 
     // Drain: wait until every route has seen its publisher's last message (and,
@@ -480,6 +487,9 @@ pub async fn run(target: &Target, scenario: &Scenario, opts: &Options) -> Result
     let mut acks = Vec::with_capacity(np);
     for t in ack_tasks {
         acks.push(t.await?.context("publisher (reading PUBACKs)")?);
+    }
+    for mut wr in pub_writers {
+        disconnect(&mut wr).await;
     }
     let accepted = accepted_sets(qos, &sent, &acks);
     let tally = tally(&routes, &accepted, &got);
