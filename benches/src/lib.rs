@@ -9,9 +9,11 @@
 //! - [`brokers`]: starts ggcore, Mosquitto and rumqttd on the same certificates.
 //! - [`procfs`]: CPU time and resident memory from `/proc`.
 //! - [`report`]: medians and the markdown tables of `BENCHMARKS.md`.
+//! - [`startup`]: ggcore's idle memory and start-to-ready time.
 
 pub mod brokers;
 pub mod load;
 pub mod procfs;
 pub mod report;
+pub mod startup;
 pub mod tls;
