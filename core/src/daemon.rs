@@ -275,6 +275,7 @@ impl Core {
                 "delivered": rs.delivered.load(Relaxed),
                 "dropped": rs.dropped.load(Relaxed),
                 "refused": rs.refused.load(Relaxed),
+                "notSubscribed": rs.not_subscribed.load(Relaxed),
                 "heldBack": rs.held.load(Relaxed),
             },
             "broker": {

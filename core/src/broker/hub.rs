@@ -81,6 +81,7 @@ pub struct BrokerStats {
 /// A device session, for status: connected, or offline with a persistent
 /// session that keeps its QoS 1 messages.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnectedDevice {
     pub thing: String,
     /// `None` for an offline persistent session.

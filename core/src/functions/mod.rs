@@ -439,6 +439,7 @@ impl FunctionManager {
                     "rejectedQueueFull": g(&st.rejected_queue_full),
                     "instancesStarted": g(&st.instances_started),
                     "startFailures": g(&st.start_failures),
+                    "eventsNotRun": g(&st.events_not_run),
                     "memoryKb": s.def.memory_kb,
                     "timeoutSeconds": s.def.timeout.as_secs(),
                     "log": s.log.path.display().to_string(),

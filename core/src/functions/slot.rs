@@ -78,6 +78,9 @@ pub struct SlotStats {
     pub rejected_queue_full: AtomicU64,
     pub instances_started: AtomicU64,
     pub start_failures: AtomicU64,
+    /// Routed messages (events) answered with an error without running:
+    /// the function could not start, was removed, or the core stopped.
+    pub events_not_run: AtomicU64,
 }
 
 /// What status shows of one instance.
@@ -355,13 +358,24 @@ impl FunctionSlot {
         *lock(&self.successor) = Some(next);
     }
 
-    /// Answers every queued call with an Unhandled error.
+    /// Answers every queued call with an Unhandled error. Routed messages
+    /// (events nobody waits on) that will not run are counted apart
+    /// (`eventsNotRun` in status) and logged, so they are never lost silently.
     pub fn fail_queued(&self, message: &str) -> usize {
         let items = self.take_all();
         let n = items.len();
+        let mut events = 0u64;
         for w in items {
             self.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+            if w.reply.is_none() {
+                events += 1;
+            }
             w.answer(InvokeResult::unhandled(message));
+        }
+        if events > 0 {
+            self.stats.events_not_run.fetch_add(events, Ordering::Relaxed);
+            self.log.write("ERROR", &format!("{events} queued messages were not run: {message}"));
+            tracing::warn!(function = %self.def.arn, events, reason = message, "queued messages for the function were not run");
         }
         n
     }

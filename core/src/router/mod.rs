@@ -116,6 +116,9 @@ pub struct RouterStats {
     pub dropped: AtomicU64,
     /// Copies refused by full targets (`AllOrError`).
     pub refused: AtomicU64,
+    /// Copies for devices that are offline (QoS 0, or a clean session) or
+    /// have no granted filter matching the topic: not kept, as MQTT says.
+    pub not_subscribed: AtomicU64,
     /// Times a publisher was held back by a full target.
     pub held: AtomicU64,
 }
@@ -207,6 +210,7 @@ impl Router {
             return out;
         }
         let mut blocked = 0;
+        let mut not_subscribed = 0u64;
         for i in 0..scratch.len() {
             let id = scratch[i];
             let target = table.target(id);
@@ -219,7 +223,10 @@ impl Router {
                     out.delivered += 1;
                     continue;
                 }
-                Delivery::NotSubscribed => continue,
+                Delivery::NotSubscribed => {
+                    not_subscribed += 1;
+                    continue;
+                }
                 // A publisher that does not wait is not held back: its next
                 // message to a full queue is refused instead.
                 Delivery::Full if when_full == WhenFull::Refuse => {
@@ -251,6 +258,9 @@ impl Router {
         }
         if out.refused > 0 {
             self.stats.refused.fetch_add(out.refused as u64, Ordering::Relaxed);
+        }
+        if not_subscribed > 0 {
+            self.stats.not_subscribed.fetch_add(not_subscribed, Ordering::Relaxed);
         }
         out
     }
