@@ -279,8 +279,12 @@ fn all_cases() -> Vec<Case> {
 /// The statement table is complete and consistent with the cases: every
 /// statement that binds the server has a case, no case names a statement
 /// that is not in the table (or not applicable), and docs/mqtt.md lists each
-/// statement under its verdict.
+/// statement under its verdict. With `GGCORE_CONFORMANCE_RENDER=1` (and
+/// `--nocapture`) it prints the tables for docs/mqtt.md.
 #[test]
 fn conformance_table_matches_cases_and_docs() {
+    if std::env::var_os("GGCORE_CONFORMANCE_RENDER").is_some() {
+        println!("{}", statements::render(&all_cases()));
+    }
     statements::check(&all_cases());
 }

@@ -413,8 +413,9 @@ async fn nul_in_topic_name_closes(l: Lane) {
 }
 
 /// A PUBLISH the core cannot take — its payload over `maxPayloadBytes`
-/// (default 128 KiB) — closes the connection (MQTT 3.1.1 has no negative
-/// acknowledgement); the log names device, topic and size; nothing is routed.
+/// (default 128 KiB), the most the core buffers for one packet — closes the
+/// connection (MQTT 3.1.1 has no negative acknowledgement); the log names
+/// device, topic and size; nothing is routed.
 async fn publish_over_the_payload_limit_closes(l: Lane) {
     let mut sub = l.subscriber(&l.b, &[(&l.all(), 1)]).await;
     let big = vec![0x55u8; 128 * 1024 + 1];

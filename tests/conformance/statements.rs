@@ -219,7 +219,7 @@ pub const STATEMENTS: &[Statement] = &[
     s("MQTT-4.7.3-3", Both, "Topic names and filters encode to at most 65,535 bytes.", Covered),
     s("MQTT-4.7.3-4", Server, "Matching neither normalizes names and filters nor replaces unrecognized characters.", Covered),
     s("MQTT-4.8.0-1", Both, "Unless stated otherwise, a protocol violation closes the connection it arrived on.", Covered),
-    s("MQTT-4.8.0-2", Both, "An error while processing an inbound packet closes the connection it arrived on.", Covered),
+    s("MQTT-4.8.0-2", Both, "A transient error (a full buffer, say) while processing an inbound packet closes the connection it arrived on.", Covered),
     s("MQTT-6.0.0-1", WebSocket, "Over WebSocket, packets travel in binary frames; other frames close the connection.", NotApplicable(NO_WEBSOCKET)),
     s("MQTT-6.0.0-2", WebSocket, "Over WebSocket, packets need not align with frames.", NotApplicable(NO_WEBSOCKET)),
     s("MQTT-6.0.0-3", WebSocket, "A WebSocket client offers the sub-protocol \"mqtt\".", NotApplicable(NO_WEBSOCKET)),
