@@ -327,6 +327,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     }
     let layout = Layout::new(root.clone(), config.write_directory.clone());
     let _lock = RootLock::acquire(&layout.lock_file())?;
+    layout.secure().map_err(|e| RunError::Other(format!("cannot set the permissions of the root: {e}")))?;
     if let Err(e) = crate::telemetry::open_system_log(layout.system_log_dir()) {
         tracing::warn!(error = %e, dir = %layout.system_log_dir().display(), "cannot write the system log file; logging to stderr only");
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::bundle;
 use crate::group::Group;
 use crate::layout::Layout;
+use crate::permissions;
 use crate::store::{Cf, StateStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +152,7 @@ fn set_code(group: &mut Value, arn: &str, code: &str) {
 /// Stages a validated group under `staged/<id>` atomically; the next start applies it.
 pub fn stage(layout: &Layout, group: &Group, source: &GroupSource) -> Result<String, DeployError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let staged = layout.staged_dir();
-    fs::create_dir_all(&staged).map_err(io(&staged))?;
+    let staged = make_staged_dir(layout)?;
     let tmp = staged.join(format!(".tmp-{id}"));
     let text = place(group, &source.text, &tmp)?;
     fs::write(tmp.join("group.json"), text).map_err(io(&tmp))?;
@@ -164,13 +164,19 @@ pub fn stage(layout: &Layout, group: &Group, source: &GroupSource) -> Result<Str
 /// Stages a reset.
 pub fn stage_reset(layout: &Layout) -> Result<String, DeployError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let staged = layout.staged_dir();
-    fs::create_dir_all(&staged).map_err(io(&staged))?;
+    let staged = make_staged_dir(layout)?;
     let tmp = staged.join(format!(".tmp-{id}"));
     fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     fs::write(tmp.join(RESET_MARKER), b"").map_err(io(&tmp))?;
     finish_stage(layout, &tmp, &id)?;
     Ok(id)
+}
+
+/// `staged/`, private to the core's user like the rest of its state.
+fn make_staged_dir(layout: &Layout) -> Result<PathBuf, DeployError> {
+    let staged = layout.staged_dir();
+    permissions::ensure_dir(&staged, permissions::PRIVATE_DIR).map_err(|e| DeployError::Io(e.path, e.source))?;
+    Ok(staged)
 }
 
 /// Only the newest staged deployment counts: earlier ones are removed.

@@ -17,6 +17,7 @@ pub mod deploy;
 pub mod functions;
 pub mod group;
 pub mod layout;
+pub mod permissions;
 pub mod plugins;
 pub mod router;
 pub mod store;
