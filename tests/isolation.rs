@@ -1,6 +1,8 @@
-//! What a function's user may and may not reach: never the core's state,
-//! logs, sockets or keys. The core runs as root in these tests; functions run
-//! as the default user (`nobody`, uid 65534) unless they set RunAs.
+//! What a function's user may and may not reach: its deployed code (a
+//! deployment whose function could not reach it is refused, naming the
+//! function, the user and the directory in the way), never the core's state,
+//! logs, sockets or keys. The core runs as root in these tests; functions run as
+//! the default user (`nobody`, uid 65534) unless they set RunAs.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,106 @@ use crate::common::functions::Function;
 use crate::common::mqtt::text;
 use crate::common::{connect, Group, QoS, Root};
 
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+const REACH_PY: &str = r#"
+import os
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    iot.publish(topic='reach/out', payload='uid {} read {}'.format(os.getuid(), open('main.py').read().split()[0]))
+"#;
+
+/// A root under a directory private to root (as `mktemp -d` makes it): a
+/// function running as `nobody`, or as an explicit RunAs, could not reach its
+/// deployed code, so the deployment is refused with the function, the user
+/// and the blocking directory named, and nothing changes. Search permission
+/// alone (0711) is enough: the core makes the copy itself readable by the
+/// function's user (and by no other) and the function runs. The core checks
+/// too, not only the CLI: a deployment staged while the directory was open is
+/// refused when the core starts after it was closed again, and the deployed
+/// group is not started rather than restarting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_function_whose_user_cannot_reach_its_code_is_refused() {
+    let root = Root::new();
+    let base = root.base_dir().to_path_buf();
+    chmod(&base, 0o700);
+    let reach = Function::python("reach", REACH_PY);
+    let arn = reach.arn();
+    let creds = root.device("tester");
+    let group = Group::new("e2e").device(&creds).function(reach).route("tester", "reach/in", &arn).route(&arn, "reach/out", "tester");
+    let mut core = root.start();
+
+    let out = root.deploy(&group);
+    out.assert_code(2);
+    let needles = [
+        "FunctionDefinition.Functions[Id=reach].RunAs: function 'reach' runs as nobody (uid 65534, gid 65534), the default RunAs, \
+         which cannot reach its deployed code at "
+            .to_string(),
+        format!(
+            "{}: {} (mode 0700, owner root, group root) does not let that user search (x)",
+            root.path.join("ggc/deployment/lambda/reach").display(),
+            base.display()
+        ),
+        format!("`chmod o+x {}`", base.display()),
+    ];
+    for n in &needles {
+        assert!(out.stderr.contains(n.as_str()), "no {n:?} in:\n{}", out.stderr);
+    }
+    // An explicit RunAs is named as such.
+    let explicit = Group::new("e2e").device(&creds).function(Function::python("reach", REACH_PY).run_as(1234, 4321));
+    let out = root.deploy(&explicit);
+    out.assert_code(2);
+    assert!(out.stderr.contains("function 'reach' runs as 1234 (uid 1234, gid 4321), which cannot reach its deployed code"), "{out:?}");
+    let status = root.status();
+    assert!(status["deployment"].is_null() && status["functions"] == json!([]), "nothing was deployed: {status}");
+
+    // Search permission on the private directory is all the user needs.
+    chmod(&base, 0o711);
+    root.deploy_ok(&group);
+    let code = root.path.join("ggc/deployment/lambda/reach");
+    for (dir, want) in [
+        (root.path.join("ggc"), 0o711),
+        (root.path.join("ggc/deployment"), 0o711),
+        (root.path.join("ggc/deployment/lambda"), 0o711),
+        (code.clone(), 0o750),
+    ] {
+        assert_eq!(mode(&dir), want, "{}", dir.display());
+    }
+    let main = std::fs::metadata(code.join("main.py")).unwrap();
+    assert_eq!((main.permissions().mode() & 0o777, std::os::unix::fs::MetadataExt::gid(&main)), (0o640, 65534), "readable by nogroup only");
+    let mut tester = connect(core.port, &creds).await;
+    tester.sub("reach/out", QoS::AtLeastOnce).await;
+    tester.publish("reach/in", QoS::AtLeastOnce, "{}").await;
+    tester.expect("reach/out", "uid 65534 read import").await;
+    tester.disconnect().await;
+    core.stop_ok();
+
+    // Staged while the way was open; the way is closed before the next start.
+    let staged = Group::new("e2e").device(&creds).function(Function::python("reach", REACH_PY).env("V", "2"));
+    let out = root.deploy(&staged);
+    out.assert_code(0);
+    let (staged_id, state) = out.deployment().expect("a deployment line");
+    assert_eq!(state, "Staged", "{out:?}");
+    chmod(&base, 0o700);
+    let mut core = root.start();
+    let status = root.status();
+    assert_eq!((&status["deployment"]["id"], &status["deployment"]["status"]), (&json!(staged_id), &json!("Failure")), "{status}");
+    let error = status["deployment"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("function 'reach' runs as nobody (uid 65534, gid 65534)") && error.contains(&needles[1]), "{error}");
+    assert_eq!(status["functions"], json!([]), "the deployed group no longer validates and is not started: {status}");
+    core.wait_log(&["the deployed group no longer validates"]).await;
+    core.stop_ok();
 }
 
 /// Opens, lists or connects to what it is sent and reports, for each, `ok` or
@@ -67,18 +167,23 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// A function running as its default user tries to read the state store's
 /// files, the server key, the CA keys, the deployed group, the system log,
-/// and its own log, to list the state, log and socket
+/// its own log and another function's code, to list the state, log and socket
 /// directories, and to connect to the admin and worker sockets: every attempt
 /// is refused with a permission error, while it reads its own code and the
 /// group CA's certificate (so the refusals are the modes', not wrong paths).
-/// The modes are the documented ones: directories 0700, logs 0600.
+/// The modes are the documented ones: directories 0700, files 0600.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn function_users_cannot_read_state_logs_sockets_or_keys() {
     let root = Root::new();
     let probe = Function::python("probe", PROBE_PY);
+    let other = Function::python("other", "def handler(e, c):\n    return e\n").run_as(1234, 4321);
     let arn = probe.arn();
     let creds = root.device("tester");
-    let group = Group::new("e2e").device(&creds).function(probe).route("tester", "probe/in", &arn).route(&arn, "probe/out", "tester");
+    let group = Group::new("e2e").device(&creds).function(probe).function(other).route("tester", "probe/in", &arn).route(
+        &arn,
+        "probe/out",
+        "tester",
+    );
     let mut core = root.start();
     root.deploy_ok(&group);
     let mut tester = connect(core.port, &creds).await;
@@ -94,6 +199,7 @@ async fn function_users_cannot_read_state_logs_sockets_or_keys() {
         root.path.join("certs/group-ca.key"),
         root.path.join("certs/device-ca.key"),
         ggc.join("deployment/group/group.json"),
+        ggc.join("deployment/lambda/other/main.py"),
     ]);
     for needed in [var.join("state/server/server.key"), var.join("log/system/runtime.log"), root.function_log_path("probe")] {
         assert!(secret_files.contains(&needed), "{} is missing from {secret_files:?}", needed.display());
@@ -136,7 +242,7 @@ async fn function_users_cannot_read_state_logs_sockets_or_keys() {
     ] {
         assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     }
-    for file in files_under(&var.join("log")) {
+    for file in files_under(&var) {
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
     for socket in &sockets {

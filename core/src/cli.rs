@@ -163,7 +163,7 @@ async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) 
     let source = deploy::read_source(path).map_err(|e| CliError::invalid(e.to_string()))?;
     // Validate here first so that problems are named even with no core running.
     let registry = crate::plugins::Registry::scan(&config.plugin_path);
-    let compiled = daemon::compile_source(&config, &registry, &source).map_err(|e| CliError::invalid(e.to_string()))?;
+    let compiled = daemon::compile_source(&config, &registry, &layout, &source).map_err(|e| CliError::invalid(e.to_string()))?;
     for w in &compiled.warnings {
         eprintln!("warning: {}: {w}", source.file);
     }

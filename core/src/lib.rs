@@ -5,6 +5,7 @@
 //! [`store`] (RocksDB state), [`certs`], [`config`], [`admin`] (the admin socket)
 //! and [`daemon`] (`ggcore run`).
 
+pub mod access;
 pub mod admin;
 pub mod broker;
 pub mod bundle;

@@ -3,8 +3,10 @@
 //! reach its deployed code. The rules are in docs/functions.md ("Files and
 //! permissions"); the reasons in docs/adr/0009-file-permissions.md.
 //!
-//! [`Layout::secure`] sets them at every start, tightening what an earlier
-//! version left open.
+//! `ggcore run` sets the process umask to 077 ([`restrict_umask`]) so that
+//! every file it makes without an explicit mode — RocksDB's among them — is
+//! private to the core's user; the few directories others must pass through
+//! get their modes set explicitly ([`Layout::secure`]).
 
 use std::fs;
 use std::io;
@@ -22,6 +24,8 @@ pub const PRIVATE_FILE: u32 = 0o600;
 pub const PASSAGE_DIR: u32 = 0o711;
 /// A root or write directory that the core itself makes.
 pub const OPEN_DIR: u32 = 0o755;
+/// The umask of `ggcore run`.
+pub const CORE_UMASK: u32 = 0o077;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {source}")]
@@ -32,6 +36,13 @@ pub struct PermissionError {
 
 fn err(path: &Path) -> impl FnOnce(io::Error) -> PermissionError + '_ {
     move |source| PermissionError { path: path.to_path_buf(), source }
+}
+
+/// Makes every file this process creates from now on private to its user
+/// unless a mode is set explicitly. Returns the umask it replaces.
+pub fn restrict_umask() -> u32 {
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(CORE_UMASK as libc::mode_t));
+    old.bits() as u32
 }
 
 /// Sets `path`'s permission bits to `mode` (symbolic links are not followed).

@@ -95,9 +95,8 @@ impl RocksStore {
     ///
     /// The directory and its files are the core's user's only (0700, 0600):
     /// they hold every deployment record, queued message and shadow, which no
-    /// function may read. RocksDB makes its files with the process umask; the
-    /// directory's mode keeps them from everyone else, and the files present
-    /// when it opens are tightened here.
+    /// function may read. RocksDB makes its files with the process umask, which
+    /// `ggcore run` sets to 077; files left by a laxer process are tightened here.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let private = |e: crate::permissions::PermissionError| StoreError::Io(e.path, e.source);
         crate::permissions::ensure_dir(dir, crate::permissions::PRIVATE_DIR).map_err(private)?;

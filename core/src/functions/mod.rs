@@ -17,6 +17,8 @@ mod spare;
 mod spec;
 mod zygote;
 
+pub use self::spec::sdk_dirs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

@@ -1,23 +1,31 @@
 //! What a worker needs to become a function: environment, identity, SDK dirs.
 
+use std::path::{Path, PathBuf};
+
 use ggcore_ipc::Spec;
 
 use super::slot::FunctionSlot;
 use super::{FunctionManager, ROUTER_ARN, SECRETS_ARN, SHADOW_ARN};
 use crate::group::{Lifecycle, RunAs};
 
+/// The SDK directories instances of `runtime` get: ggcore's SDK for the
+/// runtime's language, under `sdk_root`.
+pub fn sdk_dirs(sdk_root: &Path, runtime: &str) -> Vec<PathBuf> {
+    let lang = if runtime.starts_with("python") {
+        "sdk-python"
+    } else if runtime.starts_with("nodejs") {
+        "sdk-node"
+    } else if runtime.starts_with("java") {
+        "sdk-java"
+    } else {
+        "sdk-c"
+    };
+    vec![sdk_root.join(lang)]
+}
+
 impl FunctionManager {
     pub(crate) fn sdk_dirs(&self, runtime: &str) -> Vec<String> {
-        let lang = if runtime.starts_with("python") {
-            "sdk-python"
-        } else if runtime.starts_with("nodejs") {
-            "sdk-node"
-        } else if runtime.starts_with("java") {
-            "sdk-java"
-        } else {
-            "sdk-c"
-        };
-        vec![self.cfg.sdk_root.join(lang).display().to_string()]
+        sdk_dirs(&self.cfg.sdk_root, runtime).iter().map(|d| d.display().to_string()).collect()
     }
 
     /// The user and group a function runs as (None: the core's own).
