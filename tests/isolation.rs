@@ -1,7 +1,9 @@
 //! What a function's user may and may not reach: its deployed code (a
 //! deployment whose function could not reach it is refused, naming the
 //! function, the user and the directory in the way), never the core's state,
-//! logs, sockets or keys. The core runs as root in these tests; functions run as
+//! logs, sockets or keys; and what `IsolationMode` gives until ggcore has
+//! containers (a warning naming what is not isolated, the effective mode in
+//! `ggcore status`). The core runs as root in these tests; functions run as
 //! the default user (`nobody`, uid 65534) unless they set RunAs.
 
 use std::os::unix::fs::PermissionsExt;
@@ -249,5 +251,58 @@ async fn function_users_cannot_read_state_logs_sockets_or_keys() {
         assert_eq!(mode(socket), 0o600, "{}", socket.display());
     }
     tester.disconnect().await;
+    core.stop_ok();
+}
+
+/// A function that asks for `GreengrassContainer` — by the default or
+/// explicitly — deploys with a warning naming what is not isolated; one that
+/// asks for `NoContainer` gets none. `ggcore status` shows each function's
+/// effective mode and user, in JSON and in text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn isolation_mode_is_warned_about_and_shown() {
+    let root = Root::new();
+    let body = "def handler(e, c):\n    return e\n";
+    let group = Group::new("e2e")
+        .function(Function::python("bydefault", body))
+        .function(Function::python("boxed", body).isolation("GreengrassContainer"))
+        .function(Function::python("open", body).isolation("NoContainer").run_as(1234, 4321));
+    let mut core = root.start();
+    let out = root.deploy(&group);
+    out.assert_code(0);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("warning: ") && l.contains("IsolationMode")).collect();
+    assert_eq!(warnings.len(), 2, "{out:?}");
+    assert!(
+        warnings[0]
+            .contains("function 'bydefault' asks for IsolationMode GreengrassContainer (by default), which ggcore does not provide yet"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains("function 'boxed' asks for IsolationMode GreengrassContainer (in its Environment.Execution)"),
+        "{}",
+        warnings[1]
+    );
+    for needle in
+        ["host's filesystem", "devices and mounts", "no PID namespace", "IPC, host name and network", "Set IsolationMode to NoContainer"]
+    {
+        assert!(warnings[0].contains(needle), "{needle:?} in {}", warnings[0]);
+    }
+    core.wait_log(&["function 'boxed' asks for IsolationMode GreengrassContainer"]).await;
+
+    let shown = |name: &str| root.function_status(name).unwrap_or_else(|| panic!("{name} in status"));
+    let not_yet = "NoContainer (GreengrassContainer requested: not isolated yet)";
+    assert_eq!(
+        (shown("bydefault")["isolation"].as_str(), shown("bydefault")["runAs"].clone()),
+        (Some(not_yet), json!({"uid": 65534, "gid": 65534}))
+    );
+    assert_eq!(shown("boxed")["isolation"], not_yet);
+    assert_eq!(
+        (shown("open")["isolation"].as_str(), shown("open")["runAs"].clone()),
+        (Some("NoContainer"), json!({"uid": 1234, "gid": 4321}))
+    );
+    let text = root.run(&["status"]);
+    text.assert_code(0);
+    assert_eq!(text.stdout.matches(&format!("runs as uid 65534, gid 65534; isolation: {not_yet}")).count(), 2, "{}", text.stdout);
+    assert!(text.stdout.contains("runs as uid 1234, gid 4321; isolation: NoContainer\n"), "{}", text.stdout);
     core.stop_ok();
 }

@@ -164,13 +164,14 @@ async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) 
     // Validate here first so that problems are named even with no core running.
     let registry = crate::plugins::Registry::scan(&config.plugin_path);
     let compiled = daemon::compile_source(&config, &registry, &layout, &source).map_err(|e| CliError::invalid(e.to_string()))?;
-    for w in &compiled.warnings {
-        eprintln!("warning: {}: {w}", source.file);
-    }
     let req = Request::Deploy { file: source.file.clone(), text: source.text.clone(), base_dir: source.base_dir.clone() };
     match admin::call(&layout.admin_socket(), &req, ADMIN_TIMEOUT).await {
+        // The running core's own validation gives the warnings.
         Ok(r) => report_deployment(r),
         Err(ClientError::NotRunning(_)) => {
+            for w in &compiled.warnings {
+                eprintln!("warning: {}: {w}", source.file);
+            }
             let id = deploy::stage(&layout, &compiled.group, &source).map_err(|e| CliError::other(e.to_string()))?;
             println!("no core is running on {}; deployment staged, applied at next start", root.display());
             println!("deployment {id}: Staged");
@@ -269,6 +270,11 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
             g("crashes"),
             g("outOfMemory")
         );
+        let user = match (f.pointer("/runAs/uid").and_then(|v| v.as_u64()), f.pointer("/runAs/gid").and_then(|v| v.as_u64())) {
+            (Some(uid), Some(gid)) => format!("uid {uid}, gid {gid}"),
+            _ => "the core's user".to_string(),
+        };
+        println!("    runs as {user}; isolation: {}", g("isolation"));
     }
     println!("queue: {}", s("/queue/state"));
     println!("cloud: {}", s("/cloud/state"));

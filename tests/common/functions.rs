@@ -111,7 +111,13 @@ impl Function {
 
     /// `Environment.Execution.RunAs`.
     pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
-        self.config["Environment"]["Execution"] = json!({ "RunAs": { "Uid": uid, "Gid": gid } });
+        self.config["Environment"]["Execution"]["RunAs"] = json!({ "Uid": uid, "Gid": gid });
+        self
+    }
+
+    /// `Environment.Execution.IsolationMode` (`GreengrassContainer`, `NoContainer`).
+    pub fn isolation(mut self, mode: &str) -> Self {
+        self.config["Environment"]["Execution"]["IsolationMode"] = mode.into();
         self
     }
 

@@ -427,6 +427,8 @@ impl FunctionManager {
                     "runtime": s.def.runtime,
                     "plugin": s.plugin.file.display().to_string(),
                     "lifecycle": if s.def.lifecycle == Lifecycle::Pinned { "pinned" } else { "on-demand" },
+                    "isolation": s.def.isolation.effective(),
+                    "runAs": self.run_as(&s.def).map(|r| serde_json::json!({"uid": r.uid, "gid": r.gid})),
                     "instances": s.instance_list(),
                     "maxInstances": s.max_instances,
                     "queued": s.queue_len(),

@@ -29,7 +29,7 @@ impl FunctionManager {
     }
 
     /// The user and group a function runs as (None: the core's own).
-    fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
+    pub(crate) fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
         if !nix::unistd::geteuid().is_root() {
             return None;
         }
