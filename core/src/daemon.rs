@@ -84,7 +84,11 @@ pub fn compile_source(config: &CoreConfig, registry: &Registry, layout: &Layout,
         }
     }
     let sdk_root = crate::functions::sdk_root();
-    problems.extend(crate::access::check_group(layout, &compiled.group, &|f| crate::functions::sdk_dirs(&sdk_root, &f.runtime)));
+    let sdk_dirs = |f: &group::Function| {
+        let declared = registry.plugin_for(&f.runtime).ok().and_then(|p| p.sdk_dirs.as_deref());
+        crate::functions::sdk_dirs(&sdk_root, declared, &f.runtime)
+    };
+    problems.extend(crate::access::check_group(layout, &compiled.group, &sdk_dirs));
     if problems.is_empty() {
         Ok(compiled)
     } else {

@@ -216,7 +216,7 @@ impl FunctionManager {
         if lock(&self.zygote_failures).get(&file).is_some_and(|t| t.elapsed() < ZYGOTE_RETRY) {
             return None;
         }
-        let sdk = self.sdk_dirs(runtime);
+        let sdk = self.sdk_dirs(plugin, runtime);
         let runtime = if plugin.native_runtime.is_empty() { runtime.to_string() } else { plugin.native_runtime.clone() };
         let pids = self.pids.clone();
         let on_exit: zygote::ExitHook = Arc::new(move |pid, status| {
