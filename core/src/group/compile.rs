@@ -385,6 +385,12 @@ impl Compiler {
             if env.resource_access_policies.is_some_and(|p| !p.is_empty()) {
                 self.warn(join(&env_path, "ResourceAccessPolicies"), "local resources are not served yet; ignored");
             }
+            if env.access_sysfs == Some(true) {
+                self.warn(
+                    join(&env_path, "AccessSysfs"),
+                    "read-only /sys is a GreengrassContainer setting, which ggcore does not provide yet; ignored (the function sees the host's /sys)",
+                );
+            }
             if let Some(e) = env.execution {
                 let (i, r) = self.execution(&join(&env_path, "Execution"), e);
                 isolation = i.map(|i| (i, "in its Environment.Execution")).or(isolation);
@@ -738,6 +744,15 @@ mod tests {
         let c = compile_text("g.json", &text, &cx).unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(c.warnings[0].message.contains("'a' asks for IsolationMode GreengrassContainer (in FunctionDefinition.DefaultConfig)"));
+
+        // AccessSysfs is a container setting: said so.
+        let text = format!(
+            r#"{{"FunctionDefinition":{{"Functions":[{}]}}}}"#,
+            python_function("s", r#""AccessSysfs":true,"Execution":{"IsolationMode":"NoContainer"}"#)
+        );
+        let c = compile_text("g.json", &text, &cx).unwrap();
+        let warned: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(warned, ["FunctionDefinition.Functions[0].FunctionConfiguration.Environment.AccessSysfs"]);
     }
 
     #[test]
