@@ -270,7 +270,9 @@ async fn isolation_mode_is_warned_about_and_shown() {
     let out = root.deploy(&group);
     out.assert_code(0);
     let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("warning: ") && l.contains("IsolationMode")).collect();
-    assert_eq!(warnings.len(), 2, "{out:?}");
+    assert_eq!(warnings.len(), 2, "each warning once: {out:?}");
+    let file = root.scratch().join("group-1.json");
+    assert!(warnings.iter().all(|w| w.starts_with(&format!("warning: {}: FunctionDefinition.Functions[", file.display()))), "{warnings:?}");
     assert!(
         warnings[0]
             .contains("function 'bydefault' asks for IsolationMode GreengrassContainer (by default), which ggcore does not provide yet"),
