@@ -14,6 +14,7 @@ mod flow_control;
 mod function_faults;
 mod function_load;
 mod functions;
+mod isolation;
 mod lifecycle;
 mod plugins;
 mod routing;

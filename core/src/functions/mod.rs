@@ -17,6 +17,8 @@ mod spare;
 mod spec;
 mod zygote;
 
+pub use self::spec::sdk_dirs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -214,7 +216,7 @@ impl FunctionManager {
         if lock(&self.zygote_failures).get(&file).is_some_and(|t| t.elapsed() < ZYGOTE_RETRY) {
             return None;
         }
-        let sdk = self.sdk_dirs(runtime);
+        let sdk = self.sdk_dirs(plugin, runtime);
         let runtime = if plugin.native_runtime.is_empty() { runtime.to_string() } else { plugin.native_runtime.clone() };
         let pids = self.pids.clone();
         let on_exit: zygote::ExitHook = Arc::new(move |pid, status| {
@@ -425,6 +427,8 @@ impl FunctionManager {
                     "runtime": s.def.runtime,
                     "plugin": s.plugin.file.display().to_string(),
                     "lifecycle": if s.def.lifecycle == Lifecycle::Pinned { "pinned" } else { "on-demand" },
+                    "isolation": s.def.isolation.effective(),
+                    "runAs": self.run_as(&s.def).map(|r| serde_json::json!({"uid": r.uid, "gid": r.gid})),
                     "instances": s.instance_list(),
                     "maxInstances": s.max_instances,
                     "queued": s.queue_len(),
