@@ -7,6 +7,10 @@
 #   benches/profile.sh pairs:1 128 0            # topology, payload, QoS
 #   benches/profile.sh fanout:100 16384 0
 #   benches/profile.sh pairs:1 128 1 --rate 1000
+#   benches/profile.sh pairs:1 128 0 --batched  # the older batched client writes
+#
+# The load line it prints was measured with perf record attached to the core:
+# a profile's context, never a throughput figure (those come from run.sh).
 #
 # Needs a previous benches/run.sh (certificates, root and binaries in the work
 # directory) and perf (Debian linux-perf).

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Side-by-side load benchmark of ggcore's local MQTT server (SPEC §17, issue 3):
-# ggcore vs Mosquitto vs rumqttd on the same certificates, payloads and client
-# harness, in one run. Prints the tables recorded in BENCHMARKS.md; raw runs go
-# to $GGCORE_BENCH_WORK/results/.
+# Side-by-side load benchmark of ggcore's local MQTT server: ggcore vs
+# Mosquitto vs rumqttd on the same certificates, payloads and client harness,
+# in one run. Prints the tables recorded in BENCHMARKS.md; raw runs go to
+# $GGCORE_BENCH_WORK/results/.
 #
-#   benches/run.sh                      # everything, 3 repeats, medians
+#   benches/run.sh --perf-stat --batched    # what BENCHMARKS.md records
+#   benches/run.sh                          # every scenario, 3 repeats, medians
 #   benches/run.sh --repeats 1 --duration 2 --only "1→1"   # a quick look
-#   benches/run.sh --help               # all options of the suite
+#   benches/run.sh --help                   # all options of the suite
+#
+# Clients write each packet as it is produced (one TLS record and one system
+# call per PUBLISH or PUBACK, as paho and the AWS device SDKs do); --batched
+# adds rows with the older batched writes, labelled as such. --perf-stat adds
+# a separate counting pass with `perf stat` attached to each broker; its runs
+# feed only the system-call table, never a throughput or latency figure.
 #
 # What it does:
 # 1. installs Mosquitto (Debian package) when missing;

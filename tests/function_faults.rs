@@ -236,7 +236,11 @@ async fn function_that_fails_to_start() {
     let nohandler = Function::python("nohandler", "def other(e, c):\n    return 1\n");
     let arns = [broken.arn(), pinned.arn(), nohandler.arn()];
     let env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
-        with_driver(g, "tester").function(broken).function(pinned).function(nohandler).function(Function::python("calc", CALC_PY))
+        with_driver(g, "tester").function(broken).function(pinned).function(nohandler).function(Function::python("calc", CALC_PY)).route(
+            "tester",
+            "broken/in",
+            &arns[0],
+        )
     });
     let mut driver = Driver::new(env.connect("tester").await).await;
     for (arn, reason) in arns.iter().zip(["RuntimeError: init failed here", "ModuleNotFoundError", "has no function 'handler'"]) {
@@ -254,6 +258,16 @@ async fn function_that_fails_to_start() {
     env.root.wait_function_log("brokenpinned", &["[ERROR]-", "restarting in"]).await;
     let s = env.root.function_status("broken").unwrap();
     assert!(s["startFailures"].as_u64().unwrap() >= 1 && s["instances"].as_array().unwrap().is_empty(), "{s}");
+    // Messages routed to it cannot run: each is counted and logged, not lost silently.
+    for i in 0..3 {
+        driver.dev.publish("broken/in", QoS::AtLeastOnce, format!("{{\"i\": {i}}}")).await;
+    }
+    eventually("the routed messages to be counted as not run", DEADLINE, || {
+        (env.root.function_status("broken").unwrap()["eventsNotRun"].as_u64().unwrap() == 3).then_some(())
+    })
+    .await;
+    env.root.wait_function_log("broken", &["[ERROR]-", "queued messages were not run: the function failed to start"]).await;
+    env.core.wait_log(&["queued messages for the function were not run"]).await;
     // The others are fine.
     assert_eq!(driver.invoke_ok(&crate::common::functions::function_arn("calc"), json!({"op": "add", "a": 1, "b": 2})).await["sum"], 3);
     env.stop();

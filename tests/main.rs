@@ -7,11 +7,14 @@ mod common;
 
 mod admission;
 mod clients;
+mod conformance;
 mod deploy;
 mod faults;
+mod flow_control;
 mod function_faults;
 mod function_load;
 mod functions;
+mod isolation;
 mod lifecycle;
 mod plugins;
 mod routing;

@@ -6,9 +6,13 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{fixture_plugin, functions_root, Function, TEXT_RELAY_PY};
+use crate::common::functions::{fixture_plugin, functions_root, with_driver, Driver, Function, TEXT_RELAY_PY};
 use crate::common::mqtt::text;
 use crate::common::{connect, Env, Group, QoS, Root};
+
+/// The ABI version of `plugins/abi` (what plugins built in this repository
+/// report, and what the core provides).
+const ABI: &str = "1.1.0";
 
 /// A shared library that is no plugin (zlib).
 fn plain_shared_library() -> &'static Path {
@@ -80,13 +84,13 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     let echo = &plugins["libggcore_plugin_echo.so"];
     assert_eq!(
         (&echo["name"], &echo["version"], &echo["abiVersion"], &echo["runtimes"], &echo["available"], &echo["status"]),
-        (&json!("echo"), &json!("0.3.0"), &json!("1.0.0"), &json!(["echo1"]), &json!(true), &json!("ok")),
+        (&json!("echo"), &json!("0.3.0"), &json!(ABI), &json!(["echo1"]), &json!(true), &json!("ok")),
         "{echo}"
     );
     assert_eq!(plugins["libggcore_plugin_python.so"]["status"], "ok");
     let reasons = [
         ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
-        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.0.0"),
+        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.1.0"),
         ("libggcore_plugin_notaplugin.so", "not a ggcore runtime plugin"),
         ("libggcore_plugin_corrupt.so", "cannot load"),
     ];
@@ -101,7 +105,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     for (file, reason) in reasons.iter().chain(&[("libggcore_plugin_echo.so", ": ok")]) {
         assert!(out.stdout.lines().any(|l| l.contains(file) && l.contains(reason)), "no line for {file} with {reason:?}:\n{}", out.stdout);
     }
-    assert!(out.stdout.lines().any(|l| l.starts_with("echo 0.3.0 (ABI 1.0.0) runtimes echo1 ")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with(&format!("echo 0.3.0 (ABI {ABI}) runtimes echo1 "))), "{}", out.stdout);
 
     // The core starts with them all, and serves a function on echo.
     let echo_fn = Function::other("shout", "echo1", "shout.handler").env("ECHO_TOPIC", "echo/out");
@@ -283,5 +287,61 @@ async fn a_plugin_printing_while_it_loads_is_probed() {
         (env.root.function_status("talker")?["succeeded"] == 1).then_some(())
     })
     .await;
+    env.stop();
+}
+
+/// A plugin built against the previous ABI version (ggcore-plugin-abi 1.0.0,
+/// vendored in its fixture) is listed with the version it was built against
+/// and runs functions on this core: routed events and RequestResponse invokes
+/// reach it, its publishes and log lines reach the core, its results and
+/// errors come back. What 1.1 added reads as absent (it declares no SDK
+/// directories). A plugin that says 1.0.0 but whose shared types differ from
+/// 1.0's is still refused, naming the layout. Plugins of this repository
+/// declare their SDK (Python: `sdk-python`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_built_against_the_previous_abi_loads_and_runs() {
+    let root = functions_root(json!({}));
+    std::fs::copy(fixture_plugin("oldabi"), root.plugins_dir().join("libggcore_plugin_oldabi.so")).unwrap();
+    std::fs::copy(fixture_plugin("altered"), root.plugins_dir().join("libggcore_plugin_altered.so")).unwrap();
+    let (listing, plugins) = list(&root);
+    let old = &plugins["libggcore_plugin_oldabi.so"];
+    assert_eq!(
+        (&old["name"], &old["abiVersion"], &old["runtimes"], &old["status"], &old["detail"], &old["sdkDirs"]),
+        (
+            &json!("oldabi"),
+            &json!("1.0.0"),
+            &json!(["oldabi1"]),
+            &json!("ok"),
+            &json!("built against ggcore-plugin-abi 1.0.0"),
+            &Value::Null
+        ),
+        "{listing}"
+    );
+    let python = &plugins["libggcore_plugin_python.so"];
+    assert_eq!((&python["abiVersion"], &python["sdkDirs"]), (&json!(ABI), &json!(["sdk-python"])), "{listing}");
+    let altered = plugins["libggcore_plugin_altered.so"]["status"].as_str().unwrap();
+    assert!(altered.starts_with(&format!("unavailable: ABI layout differs from this core's ggcore-plugin-abi {ABI}")), "{altered}");
+
+    let elder = Function::other("elder", "oldabi1", "elder.handler").env("OLDABI_TOPIC", "elder/out");
+    let arn = elder.arn();
+    let env = Env::start_group(root, &["tester"], |g| {
+        with_driver(g, "tester").function(elder).route("tester", "elder/in", &arn).route(&arn, "elder/#", "tester")
+    });
+    let mut driver = Driver::new(env.connect("tester").await).await;
+    driver.dev.sub("elder/#", QoS::AtLeastOnce).await;
+    driver.dev.publish("elder/in", QoS::AtLeastOnce, "hello").await;
+    driver.dev.expect("elder/out", "elder.handler:hello").await;
+    env.root.wait_function_log("elder", &["[INFO]-", "oldabi (ABI 1.0.0) got 5 bytes"]).await;
+
+    assert_eq!(driver.invoke_ok(&arn, json!("abc")).await, json!("cba"), "the result crosses the old ABI");
+    let p = driver.next_other().await;
+    assert_eq!((p.topic.as_str(), text(&p).as_str()), ("elder/out", "elder.handler:\"abc\""));
+    let failed = driver.invoke(json!({ "FunctionName": arn, "Payload": "fail" })).await;
+    assert_eq!(failed["FunctionError"], "Handled", "{failed}");
+    assert!(failed["PayloadJson"]["errorMessage"].as_str().is_some_and(|m| m.contains("asked to fail")), "{failed}");
+
+    let status = env.root.function_status("elder").unwrap();
+    assert!(status["plugin"].as_str().unwrap().ends_with("libggcore_plugin_oldabi.so"), "{status}");
+    assert_eq!((status["succeeded"].as_u64(), status["handledErrors"].as_u64()), (Some(2), Some(1)), "{status}");
     env.stop();
 }

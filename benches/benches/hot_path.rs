@@ -51,7 +51,7 @@ fn setup(topology: Topology) -> Setup {
         let device = table.device(&sub_name(j)).expect("subscriber in the group").clone();
         let (s, _) = hub.attach(&device, true, j as u64 + 1, tokio_util::sync::CancellationToken::new(), peer);
         for f in topology.filters(j) {
-            s.state().subscribe(TopicFilter::new(&f).expect("filter"), Qos::AtMostOnce);
+            s.state().subscribe(TopicFilter::new(&f).expect("filter"), Qos::AtMostOnce).expect("under the subscription bound");
         }
         sessions.push(s);
     }

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Function benchmarks for ggcore (issue 4), side by side with their peers.
+"""Function benchmarks for ggcore, side by side with their peers.
 
 Run with the test venv's Python (paho-mqtt installed), after `cargo build`:
 
     $HOME/.cache/ggcore/venv/bin/python benches/functions/bench_functions.py [--quick] [--awake]
+    $HOME/.cache/ggcore/venv/bin/python benches/functions/bench_functions.py --combine IDLE.json AWAKE.json
 
 It makes a temporary root, starts `ggcore run`, deploys Python functions, and
 measures, each against the peer measured in the same run:
@@ -17,14 +18,22 @@ measures, each against the peer measured in the same run:
    sink is its own process;
 3. trivial invokes per second with both cores busy (driver threads invoking an
    on-demand no-op function that scales out), and, while that runs, a worker
-   killed with SIGKILL: every invoke is answered (success or error), none lost;
+   killed with SIGKILL. Every call is accounted for: the driver counts the
+   calls it issued and the answers it got (success, function error, host
+   error); lost = issued - answered, after waiting for the last answers. The
+   core's counters for the function (`ggcore status --json`, read before and
+   after) are set beside them and must tell the same story;
 4. cold start of an on-demand Python instance (first invoke after deploy, minus
    a warm invoke) vs spawning `python3` with the Greengrass SDK imported;
 5. idle memory of each kind of process: the core, the zygote, an instance
    (RSS and private memory).
 
-Results are printed as Markdown and written to results-functions.json beside
-the work directory. Benchmarks report; nothing here asserts a timing.
+Prints a Markdown table of every figure (one column: this run's mode) and the
+idle memory table, and writes every number to WORK/results-functions.json
+(kept; the path is printed last). `--combine IDLE.json AWAKE.json` prints the
+table of BENCHMARKS.md from two such runs: a column per run (CPUs idle,
+`--awake`), the memory table of the first. Benchmarks report; nothing here
+asserts a timing.
 """
 import argparse
 import base64
@@ -47,6 +56,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RELAY_WINDOW = 200
 # Cold starts measured besides the first (each on its own on-demand function).
 COLD_STARTS = 6
+# Timeout of the on-demand no-op of the invokes/s run; a call still unanswered
+# this long plus INVOKE_GRACE after the run ended counts as lost (the core
+# answers a call that outlives its function's timeout with an error).
+NOOP_TIMEOUT_S = 10
+INVOKE_GRACE_S = 20
 REPO = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.environ.get('CARGO_TARGET_DIR', os.path.expanduser('~/.cache/ggcore-target'))
 GGCORE = os.environ.get('GGCORE_BIN', os.path.join(TARGET, 'debug', 'ggcore'))
@@ -122,33 +136,49 @@ def latency(target, n):
         assert r['FunctionError'] == '', r
     return lat
 
-def throughput(target, threads, seconds):
-    counts = {'ok': 0, 'error': 0, 'exception': 0}
-    lock = threading.Lock()
+def throughput(target, threads, seconds, grace):
+    # Each thread counts in its own dict (no lock on the hot path): a call is
+    # counted issued before it is made, and by its answer when it returns.
+    # Threads still waiting `grace` s after the run ended are left behind
+    # (daemon threads); their calls are the lost ones.
     stop = time.time() + seconds
-    def worker():
-        ok = err = exc = 0
+    tallies = []
+    def worker(c):
         while time.time() < stop:
+            c['issued'] += 1
             try:
                 r = lam.invoke(FunctionName=target, Payload=b'{}')
-                if r['FunctionError']:
-                    err += 1
-                else:
-                    ok += 1
-            except Exception:
-                exc += 1
-        with lock:
-            counts['ok'] += ok
-            counts['error'] += err
-            counts['exception'] += exc
-    ts = [threading.Thread(target=worker) for _ in range(threads)]
+            except Exception as e:
+                key = '{}: {}'.format(type(e).__name__, str(e)[:160])
+                c['host_errors'][key] = c['host_errors'].get(key, 0) + 1
+                continue
+            err = r['FunctionError']
+            if not err:
+                c['ok'] += 1
+            elif err == 'Handled':
+                c['handled'] += 1
+            else:
+                c['unhandled'] += 1
+    ts = []
+    for _ in range(threads):
+        c = {'issued': 0, 'ok': 0, 'handled': 0, 'unhandled': 0, 'host_errors': {}}
+        tallies.append(c)
+        ts.append(threading.Thread(target=worker, args=(c,), daemon=True))
     t0 = time.time()
     for t in ts:
         t.start()
     for t in ts:
-        t.join()
-    counts['seconds'] = time.time() - t0
-    return counts
+        t.join(max(0.0, stop + grace - time.time()))
+    out = {'seconds': time.time() - t0, 'threads': threads, 'still_waiting_threads': sum(t.is_alive() for t in ts),
+           'issued': 0, 'ok': 0, 'handled': 0, 'unhandled': 0, 'host_errors': {}}
+    for c in tallies:
+        for k in ('issued', 'ok', 'handled', 'unhandled'):
+            out[k] += c[k]
+        for k, v in list(c['host_errors'].items()):
+            out['host_errors'][k] = out['host_errors'].get(k, 0) + v
+    out['answered'] = out['ok'] + out['handled'] + out['unhandled'] + sum(out['host_errors'].values())
+    out['lost'] = out['issued'] - out['answered']
+    return out
 
 def handler(event, context):
     op = event['op']
@@ -160,7 +190,7 @@ def handler(event, context):
         r = lam.invoke(FunctionName=event['target'], Payload=b'{}')
         out = {'first_us': round((time.perf_counter() - t) * 1e6, 1), 'error': r['FunctionError']}
     else:
-        out = throughput(event['target'], event['threads'], event['seconds'])
+        out = throughput(event['target'], event['threads'], event['seconds'], event['grace'])
     iot.publish(topic='bench/result', payload=json.dumps(out))
 '''
 
@@ -340,7 +370,8 @@ def pipe_round_trip(n):
 def relay_run(pub, results, n, qos, payload, window=RELAY_WINDOW):
     """Publishes n messages, at most `window` of them not yet relayed back (so
     that no queue on the way overflows and the pipeline's own rate is
-    measured), and waits for all relayed copies; returns (msgs/s, latencies, received)."""
+    measured), and waits for all relayed copies; returns (msgs/s, latencies,
+    distinct messages received, duplicates). Lost is n minus the distinct ones."""
     sent = {}
     before = len(results.items)
     t0 = time.perf_counter()
@@ -355,7 +386,8 @@ def relay_run(pub, results, n, qos, payload, window=RELAY_WINDOW):
     lat = []
     for t, i in items:
         lat.append(t - sent[i])
-    return len(items) / elapsed, lat, len(items)
+    distinct = len({i for _, i in items if i in sent})
+    return distinct / elapsed, lat, distinct, len(items) - distinct
 
 
 class Awake:
@@ -422,20 +454,37 @@ c.loop_forever()
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--quick', action='store_true', help='fewer iterations')
-    ap.add_argument('--work', default=None)
-    ap.add_argument('--awake', action='store_true',
-                    help='keep every CPU busy at nice 19 while latencies are measured (see Awake)')
-    args = ap.parse_args()
+# The core's per-function counters compared with the driver's own accounting.
+COUNTERS = ('invocations', 'succeeded', 'handledErrors', 'unhandledErrors', 'timeouts', 'crashes', 'outOfMemory',
+            'rejectedQueueFull', 'instancesStarted')
+
+
+def cross_check(tp, before, after):
+    """The core's counters for the calls of one invokes/s run (after - before)
+    against what the driver counted; 'consistent' says whether they agree."""
+    d = {k: after[k] - before[k] for k in COUNTERS}
+    host = sum(tp['host_errors'].values())
+    mismatches = []
+    for what, core_n, driver_n in (('succeeded', d['succeeded'], tp['ok']),
+                                   ('handled errors', d['handledErrors'], tp['handled']),
+                                   ('unhandled errors', d['unhandledErrors'], tp['unhandled']),
+                                   ('rejected (queue full)', d['rejectedQueueFull'], host)):
+        if core_n != driver_n:
+            mismatches.append('{}: core {} vs driver {}'.format(what, core_n, driver_n))
+    d['answered'] = d['succeeded'] + d['handledErrors'] + d['unhandledErrors'] + d['rejectedQueueFull']
+    d['consistent'] = not mismatches
+    d['mismatches'] = mismatches
+    return d
+
+
+def run_benchmarks(args):
     n_lat = 1000 if args.quick else 5000
     n_relay = 2000 if args.quick else 10000
     work = args.work or tempfile.mkdtemp(prefix='ggcore-fn-bench-')
     functions = {
         'driver': (DRIVER_PY, {'Pinned': True, 'Timeout': 300}),
         'noop': (NOOP_PY, {'Pinned': True}),
-        'noop-ondemand': (NOOP_PY, {'Pinned': False}),
+        'noop-ondemand': (NOOP_PY, {'Pinned': False, 'Timeout': NOOP_TIMEOUT_S}),
         # Each cold-N is invoked once, cold, for the cold-start figure.
         **{'cold-{}'.format(k): (NOOP_PY, {'Pinned': False}) for k in range(COLD_STARTS)},
         'relay': (RELAY_PY, {'Pinned': True, 'EncodingType': 'binary'}),
@@ -448,7 +497,7 @@ def main():
     ]
     core = Core(work, functions, subs, ['trigger', 'source', 'sink', 'relay'])
     awake = Awake(False)
-    report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0]}}
+    report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0], 'quick': args.quick}}
     try:
         trigger = client(core.certs, 'trigger', core.port)
         results = Results(trigger, 'bench/result')
@@ -491,6 +540,7 @@ def main():
                                 'warm_invoke_p50_us': pct(warm, 0.5),
                                 'cold_start_p50_us': round(pct(cold, 0.5), 1),
                                 'cold_start_min_max_us': [round(cold[0], 1), round(cold[-1], 1)],
+                                'spawn_n': len(spawn),
                                 'spawn_python_with_sdk_p50_us': round(pct(spawn, 0.5), 1)}
         awake.stop()
 
@@ -510,9 +560,12 @@ def main():
             procs['zygote'] = int(sorted(zygote, key=int)[0])
         report['idle_memory_kb'] = {name: dict(zip(('rss', 'private'), rss_kb(pid))) for name, pid in procs.items()}
 
-        # 3. invokes per second with both cores busy, and a worker killed midway.
-        call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': 8, 'seconds': 2})
+        # 3. invokes per second with both cores busy, and a worker killed midway;
+        # every call accounted for, by the driver and by the core.
+        call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': 8, 'seconds': 2,
+                                       'grace': INVOKE_GRACE_S})
         seconds = 5 if args.quick else 10
+        threads = 16
         killer_result = {}
 
         def kill_one():
@@ -522,13 +575,19 @@ def main():
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 killer_result['killed'] = pids[0]
+        before = core.function('noop-ondemand')
         threading.Thread(target=kill_one).start()
-        tp = call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': 16, 'seconds': seconds})
-        f = core.function('noop-ondemand')
-        report['invokes_per_second'] = {'threads': 16, 'seconds': round(tp['seconds'], 2), 'ok': tp['ok'], 'function_errors': tp['error'],
-                                        'exceptions': tp['exception'], 'per_s': round((tp['ok'] + tp['error']) / tp['seconds']),
-                                        'killed_pid': killer_result.get('killed'), 'instances_started': f['instancesStarted'],
-                                        'core_invocations_counted': f['invocations']}
+        tp = call_driver(trigger, results, {'op': 'throughput', 'target': arn('noop-ondemand'), 'threads': threads,
+                                            'seconds': seconds, 'grace': INVOKE_GRACE_S})
+        after = core.function('noop-ondemand')
+        report['invokes_per_second'] = {
+            'threads': threads, 'requested_seconds': seconds, 'seconds': round(tp['seconds'], 2),
+            'per_s': round((tp['ok'] + tp['handled'] + tp['unhandled']) / tp['seconds']),
+            'issued': tp['issued'], 'answered': tp['answered'], 'ok': tp['ok'], 'handled_errors': tp['handled'],
+            'unhandled_errors': tp['unhandled'], 'host_errors': tp['host_errors'], 'lost': tp['lost'],
+            'still_waiting_threads': tp['still_waiting_threads'], 'grace_s': INVOKE_GRACE_S,
+            'killed_pid': killer_result.get('killed'),
+            'core_counters': cross_check(tp, before, after)}
 
         # 2. device -> function -> device relay vs Mosquitto + paho relay.
         source = client(core.certs, 'source', core.port)
@@ -538,12 +597,14 @@ def main():
         relay = {}
         for qos in (0, 1):
             relay_run(source, res, min(n_relay, 500), qos, 'x' * 64)
-            rate, lat, got = relay_run(source, res, n_relay, qos, 'x' * 64)
-            m_rate, m_lat, m_got = mosquitto_relay(work, core.certs, n_relay, qos, 'x' * 64)
+            rate, lat, got, dup = relay_run(source, res, n_relay, qos, 'x' * 64)
+            m_rate, m_lat, m_got, m_dup = mosquitto_relay(work, core.certs, n_relay, qos, 'x' * 64)
             relay['qos{}'.format(qos)] = {
-                'n': n_relay, 'ggcore_msgs_per_s': round(rate), 'ggcore_received': got,
+                'n': n_relay, 'ggcore_msgs_per_s': round(rate), 'ggcore_received': got, 'ggcore_lost': n_relay - got,
+                'ggcore_duplicates': dup,
                 'ggcore_p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'ggcore_p99_ms': round(pct(lat, 0.99) * 1e3, 2),
-                'mosquitto_paho_msgs_per_s': round(m_rate), 'mosquitto_received': m_got,
+                'mosquitto_paho_msgs_per_s': round(m_rate), 'mosquitto_received': m_got, 'mosquitto_lost': n_relay - m_got,
+                'mosquitto_duplicates': m_dup,
                 'mosquitto_p50_ms': round(pct(m_lat, 0.5) * 1e3, 2), 'mosquitto_p99_ms': round(pct(m_lat, 0.99) * 1e3, 2),
                 'ratio': round(rate / m_rate, 2) if m_rate else None}
         report['relay'] = relay
@@ -554,12 +615,97 @@ def main():
     finally:
         awake.stop()
         core.stop()
-    print(json.dumps(report, indent=1))
-    with open(os.path.join(work, 'results-functions.json'), 'w') as f:
+    path = os.path.join(work, 'results-functions.json')
+    with open(path, 'w') as f:
         json.dump(report, f, indent=1)
-    print('work directory:', work)
     if not args.work:
         shutil.rmtree(os.path.join(work, 'ggcore-root'), ignore_errors=True)
+    return report, path
+
+
+def mode(report):
+    return '`--awake`' if report['machine'].get('awake') else 'CPUs idle'
+
+
+def figures(r):
+    """(figure, value) rows of one run: the table of BENCHMARKS.md."""
+    w, c, t, rel = r['warm_invoke'], r['cold_start'], r['invokes_per_second'], r['relay']
+    cc = t['core_counters']
+    host = sum(t['host_errors'].values())
+    q0, q1 = rel['qos0'], rel['qos1']
+
+    def rate(q):
+        return '{:,} vs {:,} ({}×)'.format(q['ggcore_msgs_per_s'], q['mosquitto_paho_msgs_per_s'], q['ratio'])
+
+    def lost(q, who):
+        extra = ' (+{} dup)'.format(q[who + '_duplicates']) if q[who + '_duplicates'] else ''
+        return '{}{}'.format(q[who + '_lost'], extra)
+    return [
+        ('warm function → function `RequestResponse` invoke of a no-op, p50 / p99 ({:,} calls)'.format(w['n']),
+         '{:.0f} / {:.0f} µs'.format(w['p50_us'], w['p99_us'])),
+        ('peer: raw pipe round trip between two Python processes, p50 / p99',
+         '{:.1f} / {:.1f} µs'.format(w['pipe_p50_us'], w['pipe_p99_us'])),
+        ('cold start of an on-demand instance, p50 (min–max) of {}'.format(c['n']),
+         '{:.1f} ms ({:.1f}–{:.1f})'.format(c['cold_start_p50_us'] / 1e3, c['cold_start_min_max_us'][0] / 1e3,
+                                           c['cold_start_min_max_us'][1] / 1e3)),
+        ('peer: spawn `python3` and import the Greengrass SDK, p50 of {}'.format(c.get('spawn_n', 10)),
+         '{:.1f} ms'.format(c['spawn_python_with_sdk_p50_us'] / 1e3)),
+        ('trivial invokes/s, {} calling threads, both cores busy, {} s'.format(t['threads'], t['requested_seconds']),
+         '{:,}'.format(t['per_s'])),
+        ('… one instance SIGKILLed mid-run: calls issued / answered ok / function errors / host errors / '
+         'lost (issued − answered, {} s after the end)'.format(t['grace_s']),
+         '{:,} / {:,} / {} / {} / {}'.format(t['issued'], t['ok'], t['handled_errors'] + t['unhandled_errors'], host,
+                                             t['lost'])),
+        ("… the core's counters for the same calls (`ggcore status --json`, after − before): invocations / "
+         'succeeded / function errors / rejected; agree with the driver',
+         '{:,} / {:,} / {} / {}; {}'.format(cc['invocations'], cc['succeeded'], cc['handledErrors'] + cc['unhandledErrors'],
+                                            cc['rejectedQueueFull'],
+                                            'yes' if cc['consistent'] else 'NO: ' + '; '.join(cc['mismatches']))),
+        ('device → Python function → device relay, QoS 0: ggcore vs Mosquitto + paho (msg/s)', rate(q0)),
+        ('same, QoS 1', rate(q1)),
+        ('relay messages lost of {:,}, QoS 0 / QoS 1: ggcore vs Mosquitto + paho'.format(q0['n']),
+         '{} / {} vs {} / {}'.format(lost(q0, 'ggcore'), lost(q1, 'ggcore'), lost(q0, 'mosquitto'), lost(q1, 'mosquitto'))),
+        ('relay latency p50 / p99, QoS 1: ggcore vs Mosquitto + paho',
+         '{} / {} vs {} / {} ms'.format(q1['ggcore_p50_ms'], q1['ggcore_p99_ms'], q1['mosquitto_p50_ms'], q1['mosquitto_p99_ms'])),
+    ]
+
+
+def markdown(reports):
+    """The figures table (a column per run) and the idle memory table of the
+    first run."""
+    rows = [figures(r) for r in reports]
+    out = ['| figure | ' + ' | '.join(mode(r) for r in reports) + ' |',
+           '|---|' + '---:|' * len(reports)]
+    for k, (label, _) in enumerate(rows[0]):
+        out.append('| {} | {} |'.format(label, ' | '.join(r[k][1] for r in rows)))
+    out += ['', 'Idle memory ({} run; RSS counts the pages an instance shares with the zygote, private is what each '
+                'process adds):'.format(mode(reports[0])), '',
+            '| process | RSS | private |', '|---|---:|---:|']
+    for name, m in sorted(reports[0]['idle_memory_kb'].items(), key=lambda kv: (kv[0] not in ('core', 'zygote'), kv[0])):
+        out.append('| {} | {:.1f} MB | {:.1f} MB |'.format(name, m['rss'] / 1024, m['private'] / 1024))
+    return '\n'.join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quick', action='store_true', help='fewer iterations')
+    ap.add_argument('--work', default=None)
+    ap.add_argument('--awake', action='store_true',
+                    help='keep every CPU busy at nice 19 while latencies are measured (see Awake)')
+    ap.add_argument('--combine', nargs='+', metavar='JSON',
+                    help='print the table of two (or more) earlier runs side by side, from their results-functions.json')
+    args = ap.parse_args()
+    if args.combine:
+        reports = []
+        for p in args.combine:
+            with open(p) as f:
+                reports.append(json.load(f))
+        print(markdown(reports))
+        return
+    report, path = run_benchmarks(args)
+    print(markdown([report]))
+    print()
+    print('results:', path)
 
 
 if __name__ == '__main__':

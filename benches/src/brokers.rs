@@ -148,7 +148,7 @@ fn thing_arn(thing: &str) -> String {
     format!("arn:aws:iot:{REGION_ACCOUNT}:thing/{thing}")
 }
 
-/// The group of one scenario (SPEC §5): its devices, and one subscription per
+/// The group of one scenario: its devices, and one subscription per
 /// routed (publisher, subscriber) pair, Subject = the publisher's topic. Nothing
 /// else is routed.
 pub fn group_json(topology: Topology, arns: &BTreeMap<String, String>) -> Result<serde_json::Value> {

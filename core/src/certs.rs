@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -52,6 +52,8 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> 
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
+    // Exactly `mode`, whatever the umask (`ggcore run`'s is 077).
+    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io(&tmp))?;
     f.write_all(data).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -233,7 +235,8 @@ pub fn ensure_server_cert(layout: &Layout, group_ca: &CertificateAuthority, name
     if let Some(r) = reason {
         let issued = issue_server(group_ca, names)?;
         write_file(&key, issued.key_pem.as_bytes(), 0o600)?;
-        write_file(&cert, issued.cert_pem.as_bytes(), 0o644)?;
+        // Under ggc/var/state, where every file is the core's alone.
+        write_file(&cert, issued.cert_pem.as_bytes(), 0o600)?;
         return Ok(Some(r));
     }
     Ok(None)

@@ -147,7 +147,7 @@ async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) 
     let (layout, config) = layout_of(root)?;
     if reset {
         return match admin::call(&layout.admin_socket(), &Request::Reset { force }, ADMIN_TIMEOUT).await {
-            Ok(r) => report_deployment(r),
+            Ok(r) => report_deployment(r, None),
             Err(ClientError::NotRunning(_)) => {
                 let id = deploy::stage_reset(&layout).map_err(|e| CliError::other(e.to_string()))?;
                 println!("no core is running on {}; reset staged, applied at next start", root.display());
@@ -163,14 +163,15 @@ async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) 
     let source = deploy::read_source(path).map_err(|e| CliError::invalid(e.to_string()))?;
     // Validate here first so that problems are named even with no core running.
     let registry = crate::plugins::Registry::scan(&config.plugin_path);
-    let compiled = daemon::compile_source(&config, &registry, &source).map_err(|e| CliError::invalid(e.to_string()))?;
-    for w in &compiled.warnings {
-        eprintln!("warning: {}: {w}", source.file);
-    }
+    let compiled = daemon::compile_source(&config, &registry, &layout, &source).map_err(|e| CliError::invalid(e.to_string()))?;
     let req = Request::Deploy { file: source.file.clone(), text: source.text.clone(), base_dir: source.base_dir.clone() };
     match admin::call(&layout.admin_socket(), &req, ADMIN_TIMEOUT).await {
-        Ok(r) => report_deployment(r),
+        // The running core's own validation gives the warnings.
+        Ok(r) => report_deployment(r, Some(&source.file)),
         Err(ClientError::NotRunning(_)) => {
+            for w in &compiled.warnings {
+                eprintln!("warning: {}: {w}", source.file);
+            }
             let id = deploy::stage(&layout, &compiled.group, &source).map_err(|e| CliError::other(e.to_string()))?;
             println!("no core is running on {}; deployment staged, applied at next start", root.display());
             println!("deployment {id}: Staged");
@@ -180,12 +181,16 @@ async fn deploy_cmd(root: &Path, path: Option<&Path>, reset: bool, force: bool) 
     }
 }
 
-fn report_deployment(r: admin::Response) -> Result<(), CliError> {
+/// Prints a deployment's outcome; warnings are prefixed with `file` when given.
+fn report_deployment(r: admin::Response, file: Option<&str>) -> Result<(), CliError> {
     let id = r.body.as_ref().and_then(|b| b.get("id")).and_then(|v| v.as_str()).unwrap_or("-").to_string();
     let status = r.body.as_ref().and_then(|b| b.get("status")).and_then(|v| v.as_str()).unwrap_or("Failure").to_string();
     if r.ok {
         for w in &r.warnings {
-            eprintln!("warning: {w}");
+            match file {
+                Some(f) => eprintln!("warning: {f}: {w}"),
+                None => eprintln!("warning: {w}"),
+            }
         }
         println!("deployment {id}: {status}");
         Ok(())
@@ -223,14 +228,27 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
     println!("devices connected: {}", s("/devices/connected"));
     for d in body.pointer("/devices/list").and_then(|v| v.as_array()).into_iter().flatten() {
         let g = |k: &str| d.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
-        println!("  {} from {} ({} pending, {} dropped)", g("thing"), g("peer"), g("pending"), g("dropped"));
+        println!(
+            "  {} from {} ({} pending, {} delivered, held back publishers {} times)",
+            g("thing"),
+            g("peer"),
+            g("pending"),
+            g("delivered"),
+            g("held")
+        );
+    }
+    for d in body.pointer("/devices/offline").and_then(|v| v.as_array()).into_iter().flatten() {
+        let g = |k: &str| d.get(k).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+        println!("  {} offline, persistent session ({} queued, {} dropped while full)", g("thing"), g("pending"), g("dropped"));
     }
     println!(
-        "router: {} received, {} delivered, {} unrouted, {} dropped",
+        "router: {} received, {} delivered, {} unrouted, {} dropped, {} refused (AllOrError), publishers held back {} times",
         s("/router/received"),
         s("/router/delivered"),
         s("/router/unrouted"),
-        s("/router/dropped")
+        s("/router/dropped"),
+        s("/router/refused"),
+        s("/router/heldBack")
     );
     let functions = body.pointer("/functions").and_then(|v| v.as_array()).cloned().unwrap_or_default();
     println!("functions: {} (memory limits: {})", functions.len(), s("/memoryLimits"));
@@ -256,6 +274,11 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
             g("crashes"),
             g("outOfMemory")
         );
+        let user = match (f.pointer("/runAs/uid").and_then(|v| v.as_u64()), f.pointer("/runAs/gid").and_then(|v| v.as_u64())) {
+            (Some(uid), Some(gid)) => format!("uid {uid}, gid {gid}"),
+            _ => "the core's user".to_string(),
+        };
+        println!("    runs as {user}; isolation: {}", g("isolation"));
     }
     println!("queue: {}", s("/queue/state"));
     println!("cloud: {}", s("/cloud/state"));

@@ -101,6 +101,9 @@ struct RawMqtt {
     host: Option<String>,
     port: Option<u16>,
     max_payload_bytes: Option<usize>,
+    max_queued_messages: Option<usize>,
+    stall_timeout_seconds: Option<u64>,
+    max_subscriptions: Option<usize>,
     #[serde(flatten)]
     extra: Extra,
 }
@@ -178,6 +181,13 @@ pub struct MqttConfig {
     pub host: String,
     pub port: u16,
     pub max_payload_bytes: usize,
+    /// Messages queued and in flight per device session (docs/config.md).
+    pub max_queued_messages: usize,
+    /// A connected device whose queue is full and that makes no progress
+    /// for this long is disconnected.
+    pub stall_timeout: Duration,
+    /// Subscriptions one device session may hold.
+    pub max_subscriptions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,10 +360,25 @@ impl CoreConfig {
         if max_payload_bytes == 0 || max_payload_bytes > 256 * 1024 * 1024 {
             return Err(err("ggcore.mqtt.maxPayloadBytes", format!("{max_payload_bytes} is outside 1-268435456")));
         }
+        let max_queued_messages = m.max_queued_messages.unwrap_or(crate::broker::session::DEFAULT_MAX_QUEUED);
+        if !(1..=1_000_000).contains(&max_queued_messages) {
+            return Err(err("ggcore.mqtt.maxQueuedMessages", format!("{max_queued_messages} is outside 1-1000000")));
+        }
+        let stall_timeout_seconds = m.stall_timeout_seconds.unwrap_or(crate::broker::session::DEFAULT_STALL_TIMEOUT.as_secs());
+        if !(1..=86_400).contains(&stall_timeout_seconds) {
+            return Err(err("ggcore.mqtt.stallTimeoutSeconds", format!("{stall_timeout_seconds} is outside 1-86400")));
+        }
+        let max_subscriptions = m.max_subscriptions.unwrap_or(crate::broker::session::DEFAULT_MAX_SUBSCRIPTIONS);
+        if !(1..=100_000).contains(&max_subscriptions) {
+            return Err(err("ggcore.mqtt.maxSubscriptions", format!("{max_subscriptions} is outside 1-100000")));
+        }
         let mqtt = MqttConfig {
             host: m.host.unwrap_or_else(|| "0.0.0.0".to_string()),
             port: m.port.or(ct.gg_mqtt_port).unwrap_or(DEFAULT_MQTT_PORT),
             max_payload_bytes,
+            max_queued_messages,
+            stall_timeout: Duration::from_secs(stall_timeout_seconds),
+            max_subscriptions,
         };
         if mqtt.host.parse::<std::net::IpAddr>().is_err() {
             return Err(err("ggcore.mqtt.host", format!("'{}' is not an IP address", mqtt.host)));
@@ -473,12 +498,30 @@ mod tests {
         let c = parse("{}").unwrap();
         assert_eq!(c.mqtt.port, 8883);
         assert_eq!(c.mqtt.max_payload_bytes, 131072);
+        assert_eq!(c.mqtt.max_queued_messages, 1000);
+        assert_eq!(c.mqtt.stall_timeout, Duration::from_secs(30));
+        assert_eq!(c.mqtt.max_subscriptions, 1000);
         assert_eq!(c.runtime.max_work_item_count, 1024);
         assert_eq!(c.event_loop_threads(), 1);
         assert_eq!(c.device_ca_path, PathBuf::from("/r/certs/device-ca.pem"));
         assert!(c.spooler.file_system);
         assert!(c.warnings.is_empty());
         assert_eq!(c.region_account(), ("us-east-1".to_string(), "000000000000".to_string()));
+    }
+
+    #[test]
+    fn device_flow_control_settings_are_read_and_bounded() {
+        let c = parse(r#"{"ggcore":{"mqtt":{"maxQueuedMessages":50,"stallTimeoutSeconds":3,"maxSubscriptions":7}}}"#).unwrap();
+        assert_eq!((c.mqtt.max_queued_messages, c.mqtt.stall_timeout, c.mqtt.max_subscriptions), (50, Duration::from_secs(3), 7));
+        for (text, path) in [
+            (r#"{"ggcore":{"mqtt":{"maxQueuedMessages":0}}}"#, "ggcore.mqtt.maxQueuedMessages"),
+            (r#"{"ggcore":{"mqtt":{"stallTimeoutSeconds":0}}}"#, "ggcore.mqtt.stallTimeoutSeconds"),
+            (r#"{"ggcore":{"mqtt":{"maxSubscriptions":0}}}"#, "ggcore.mqtt.maxSubscriptions"),
+            (r#"{"ggcore":{"mqtt":{"stallTimeoutSeconds":-1}}}"#, "ggcore.mqtt.stallTimeoutSeconds"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.path, path, "{text}");
+        }
     }
 
     #[test]

@@ -55,8 +55,9 @@ impl RunError {
 const UNSERVED: &[&str] = &[group::CLOUD, group::SHADOW_SERVICE];
 
 /// Validates a group's source for this core: runtimes must be served by a
-/// plugin on the path, and RunAs root needs `allowFunctionsToRunAsRoot`.
-pub fn compile_source(config: &CoreConfig, registry: &Registry, source: &GroupSource) -> Result<Compiled, GroupError> {
+/// plugin on the path, RunAs root needs `allowFunctionsToRunAsRoot`, and each
+/// function's user must be able to reach its deployed code and SDK.
+pub fn compile_source(config: &CoreConfig, registry: &Registry, layout: &Layout, source: &GroupSource) -> Result<Compiled, GroupError> {
     let check = |runtime: &str| registry.check(runtime);
     let cx = CompileContext { base_dir: Some(&source.base_dir), runtimes: &check, unserved: UNSERVED };
     let mut compiled = group::compile_text(&source.file, &source.text, &cx)?;
@@ -78,6 +79,12 @@ pub fn compile_source(config: &CoreConfig, registry: &Registry, source: &GroupSo
             });
         }
     }
+    let sdk_root = crate::functions::sdk_root();
+    let sdk_dirs = |f: &group::Function| {
+        let declared = registry.plugin_for(&f.runtime).ok().and_then(|p| p.sdk_dirs.as_deref());
+        crate::functions::sdk_dirs(&sdk_root, declared, &f.runtime)
+    };
+    problems.extend(crate::access::check_group(layout, &compiled.group, &sdk_dirs));
     if problems.is_empty() {
         Ok(compiled)
     } else {
@@ -161,7 +168,7 @@ impl Core {
         let _serial = self.deploy_lock.lock().await;
         let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let registry = self.rescan_plugins().await;
-        let compiled = match compile_source(&self.config, &registry, &source) {
+        let compiled = match compile_source(&self.config, &registry, &self.layout, &source) {
             Ok(c) => c,
             Err(e) => {
                 let mut r = DeploymentRecord::new(id.clone(), DeploymentType::NewDeployment, None);
@@ -191,7 +198,7 @@ impl Core {
             Err(e) => return self.fail(record, format!("deployment task failed: {e}")),
         };
         // Recompile from the installed copy so that code paths point at it.
-        let group = match compile_source(&self.config, &registry, &installed) {
+        let group = match compile_source(&self.config, &registry, &self.layout, &installed) {
             Ok(c) => c.group,
             Err(e) => return self.fail(record, e.to_string()),
         };
@@ -251,6 +258,10 @@ impl admin::Handler for Core {
 /// Runs the core on `layout` until SIGINT/SIGTERM.
 pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let started = Instant::now();
+    // What the core makes is its own unless a mode says otherwise; a root it
+    // makes is open like /greengrass (docs/functions.md, "Files and permissions").
+    crate::permissions::restrict_umask();
+    crate::permissions::create_dirs(&root, crate::permissions::OPEN_DIR).map_err(|e| RunError::Other(e.to_string()))?;
     let fresh = Layout::is_empty_root(&root);
     let bootstrap_layout = Layout::new(root.clone(), None);
     // The demo's config must exist before the configuration is read.
@@ -272,6 +283,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     }
     let layout = Layout::new(root.clone(), config.write_directory.clone());
     let _lock = RootLock::acquire(&layout.lock_file())?;
+    layout.secure().map_err(|e| RunError::Other(format!("cannot set the permissions of the root: {e}")))?;
     if let Err(e) = crate::telemetry::open_system_log(layout.system_log_dir()) {
         tracing::warn!(error = %e, dir = %layout.system_log_dir().display(), "cannot write the system log file; logging to stderr only");
     }
@@ -286,7 +298,12 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let store: Arc<dyn StateStore> = Arc::new(RocksStore::open(&layout.store_dir())?);
 
     let router = Arc::new(Router::new());
-    let hub = Arc::new(DeviceHub::new(SessionLimits::default()));
+    let hub = Arc::new(DeviceHub::new(SessionLimits {
+        max_queued: config.mqtt.max_queued_messages,
+        stall_timeout: config.mqtt.stall_timeout,
+        max_subscriptions: config.mqtt.max_subscriptions,
+        ..SessionLimits::default()
+    }));
     router.attach(TargetKind::Device, hub.clone());
     let shutdown = Shutdown::new();
     let functions_cfg = FunctionsConfig {
@@ -347,7 +364,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         }
     } else {
         match deploy::deployed_source(&layout) {
-            Ok(Some(src)) => match compile_source(&config, &core.registry(), &src) {
+            Ok(Some(src)) => match compile_source(&config, &core.registry(), &layout, &src) {
                 Ok(c) => core.activate(c.group).await,
                 Err(e) => tracing::error!("the deployed group no longer validates; running with no group: {e}"),
             },

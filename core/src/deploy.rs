@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::access;
 use crate::bundle;
 use crate::group::Group;
 use crate::layout::Layout;
+use crate::permissions;
 use crate::store::{Cf, StateStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +153,7 @@ fn set_code(group: &mut Value, arn: &str, code: &str) {
 /// Stages a validated group under `staged/<id>` atomically; the next start applies it.
 pub fn stage(layout: &Layout, group: &Group, source: &GroupSource) -> Result<String, DeployError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let staged = layout.staged_dir();
-    fs::create_dir_all(&staged).map_err(io(&staged))?;
+    let staged = make_staged_dir(layout)?;
     let tmp = staged.join(format!(".tmp-{id}"));
     let text = place(group, &source.text, &tmp)?;
     fs::write(tmp.join("group.json"), text).map_err(io(&tmp))?;
@@ -164,13 +165,19 @@ pub fn stage(layout: &Layout, group: &Group, source: &GroupSource) -> Result<Str
 /// Stages a reset.
 pub fn stage_reset(layout: &Layout) -> Result<String, DeployError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let staged = layout.staged_dir();
-    fs::create_dir_all(&staged).map_err(io(&staged))?;
+    let staged = make_staged_dir(layout)?;
     let tmp = staged.join(format!(".tmp-{id}"));
     fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     fs::write(tmp.join(RESET_MARKER), b"").map_err(io(&tmp))?;
     finish_stage(layout, &tmp, &id)?;
     Ok(id)
+}
+
+/// `staged/`, private to the core's user like the rest of its state.
+fn make_staged_dir(layout: &Layout) -> Result<PathBuf, DeployError> {
+    let staged = layout.staged_dir();
+    permissions::ensure_dir(&staged, permissions::PRIVATE_DIR).map_err(|e| DeployError::Io(e.path, e.source))?;
+    Ok(staged)
 }
 
 /// Only the newest staged deployment counts: earlier ones are removed.
@@ -218,18 +225,28 @@ pub fn take_staged(layout: &Layout) -> Result<Option<(Staged, PathBuf)>, DeployE
 
 /// Makes `group` the deployed group: code under `lambda/`, group.json under
 /// `group/`, both replaced atomically. Returns the deployed source.
+///
+/// Each function's copy is readable by the function's user and nobody else but
+/// the core, and the directories above it up to the root are passable
+/// (docs/functions.md, "RunAs and access to code").
 pub fn install(layout: &Layout, group: &Group, source: &GroupSource, id: &str) -> Result<GroupSource, DeployError> {
+    for dir in layout.passage_dirs().iter().rev() {
+        permissions::ensure_dir(dir, permissions::PASSAGE_DIR).map_err(|e| DeployError::Io(e.path, e.source))?;
+    }
     let deployment = layout.deployment_dir();
     let new_dir = deployment.join(format!(".new-{id}"));
     let _ = fs::remove_dir_all(&new_dir);
     let text = place(group, &source.text, &new_dir)?;
     // Code goes to lambda/<name>; unchanged functions keep their directory.
     let lambda = layout.lambda_dir();
-    fs::create_dir_all(&lambda).map_err(io(&lambda))?;
     let mut value: Value = serde_json::from_str(&text).map_err(|e| DeployError::Invalid(e.to_string()))?;
     for f in &group.functions {
         let from = new_dir.join("code").join(f.arn.name());
         let to = lambda.join(f.arn.name());
+        let run_as = access::effective_run_as(f.run_as);
+        if from.exists() {
+            access::prepare_code(&from, run_as).map_err(io(&from))?;
+        }
         // Unchanged code stays where it is, so running instances keep their files.
         let unchanged = from.exists() && to.exists() && {
             let h = bundle::tree_hash(&from);
@@ -242,6 +259,9 @@ pub fn install(layout: &Layout, group: &Group, source: &GroupSource, id: &str) -
             }
             fs::rename(&from, &to).map_err(io(&to))?;
             let _ = fs::remove_dir_all(&old);
+        } else if unchanged {
+            // Same code, maybe another RunAs: the kept copy follows it.
+            access::prepare_code(&to, run_as).map_err(io(&to))?;
         }
         set_code(&mut value, f.arn.as_str(), &to.display().to_string());
     }

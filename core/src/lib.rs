@@ -5,6 +5,7 @@
 //! [`store`] (RocksDB state), [`certs`], [`config`], [`admin`] (the admin socket)
 //! and [`daemon`] (`ggcore run`).
 
+pub mod access;
 pub mod admin;
 pub mod broker;
 pub mod bundle;
@@ -17,6 +18,7 @@ pub mod deploy;
 pub mod functions;
 pub mod group;
 pub mod layout;
+pub mod permissions;
 pub mod plugins;
 pub mod renewal;
 pub mod router;

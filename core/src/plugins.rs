@@ -37,6 +37,10 @@ pub struct PluginEntry {
     /// The runtime actually served (`python3.11`).
     #[serde(default)]
     pub native_runtime: String,
+    /// The SDK directories the plugin declares (ABI 1.1); `None` for a plugin
+    /// built against 1.0: its instances get the SDK of their language.
+    #[serde(default)]
+    pub sdk_dirs: Option<Vec<String>>,
 }
 
 impl PluginEntry {
@@ -98,6 +102,7 @@ fn unavailable(file: &Path, detail: String) -> PluginEntry {
         available: false,
         detail,
         native_runtime: String::new(),
+        sdk_dirs: None,
     }
 }
 
@@ -260,6 +265,7 @@ mod tests {
             available,
             detail: if available { String::new() } else { "libpython not found".into() },
             native_runtime: if name == "python" { "python3.11".into() } else { String::new() },
+            sdk_dirs: None,
         }
     }
 

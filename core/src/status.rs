@@ -10,7 +10,7 @@ impl Core {
         let table = self.router.table();
         let rs = &self.router.stats;
         let bs = &self.hub.stats;
-        let connected = self.hub.connected();
+        let (connected, offline): (Vec<_>, Vec<_>) = self.hub.sessions().into_iter().partition(|d| d.peer.is_some());
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
@@ -26,8 +26,10 @@ impl Core {
             },
             "devices": {
                 "connected": connected.len(),
-                "sessions": self.hub.session_count(),
+                "sessions": connected.len() + offline.len(),
+                "droppedOffline": connected.iter().chain(&offline).map(|d| d.dropped).sum::<u64>(),
                 "list": connected,
+                "offline": offline,
             },
             "functions": self.functions.status(),
             "memoryLimits": self.functions.memory_mechanism(),
@@ -37,6 +39,9 @@ impl Core {
                 "unrouted": rs.unrouted.load(Relaxed),
                 "delivered": rs.delivered.load(Relaxed),
                 "dropped": rs.dropped.load(Relaxed),
+                "refused": rs.refused.load(Relaxed),
+                "notSubscribed": rs.not_subscribed.load(Relaxed),
+                "heldBack": rs.held.load(Relaxed),
             },
             "broker": {
                 "connectionsAccepted": bs.connections_accepted.load(Relaxed),
@@ -45,6 +50,7 @@ impl Core {
                 "protocolErrors": bs.protocol_errors.load(Relaxed),
                 "oversizedPayloads": bs.oversized_payloads.load(Relaxed),
                 "takeovers": bs.takeovers.load(Relaxed),
+                "stalledDevices": bs.stalled_devices.load(Relaxed),
             },
             "queue": { "state": "not served yet (cloud link arrives with the spooler)" },
             "cloud": { "state": if self.config.core_thing.iot_host.is_some() { "not served yet" } else { "disabled (coreThing.iotHost not set)" } },

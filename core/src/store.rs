@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -91,8 +92,14 @@ fn db_err(e: rocksdb::Error) -> StoreError {
 
 impl RocksStore {
     /// Opens (creating where missing) the store at `dir`. Take the [`RootLock`] first.
+    ///
+    /// The directory and its files are the core's user's only (0700, 0600):
+    /// they hold every deployment record, queued message and shadow, which no
+    /// function may read. RocksDB makes its files with the process umask, which
+    /// `ggcore run` sets to 077; files left by a laxer process are tightened here.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
+        let private = |e: crate::permissions::PermissionError| StoreError::Io(e.path, e.source);
+        crate::permissions::ensure_dir(dir, crate::permissions::PRIVATE_DIR).map_err(private)?;
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -111,6 +118,7 @@ impl RocksStore {
             .map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.into_string() })?;
         let store = Self { db };
         store.check_schema()?;
+        crate::permissions::make_private_tree(dir).map_err(private)?;
         Ok(store)
     }
 
@@ -218,7 +226,14 @@ impl RootLock {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.to_path_buf(), e))?;
         }
-        let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(crate::permissions::PRIVATE_FILE)
+            .open(path)
+            .map_err(io)?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(mut lock) => {
                 lock.set_len(0).map_err(io)?;
@@ -268,6 +283,24 @@ mod tests {
         }
         let s = RocksStore::open(dir.path()).unwrap();
         assert_eq!(s.get(Cf::Deployments, b"a/9").unwrap(), Some(b"q".to_vec()));
+    }
+
+    #[test]
+    fn the_store_is_private_to_the_core() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        fs::create_dir(&db).unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o755)).unwrap();
+        let s = RocksStore::open(&db).unwrap();
+        s.put(Cf::Shadows, b"k", b"v").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db), 0o700);
+        let files: Vec<PathBuf> = fs::read_dir(&db).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(files.len() > 2, "{files:?}");
+        for f in files.iter().filter(|f| f.is_file()) {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
     }
 
     #[test]

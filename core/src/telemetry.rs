@@ -79,11 +79,14 @@ pub struct RotatingFile {
 }
 
 impl RotatingFile {
+    /// Opens (creating) `path` for appending. The file is the core's only
+    /// (0600; directories it makes 0700): logs are read by the operator, never
+    /// by functions, their own included.
     pub fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
         if let Some(d) = path.parent() {
-            fs::create_dir_all(d)?;
+            crate::permissions::create_dirs(d, crate::permissions::PRIVATE_DIR).map_err(|e| e.source)?;
         }
-        let file = fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = Self::open_file(&path)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Self { path, file: Some(file), written, max_bytes: max_bytes.max(16 * 1024) })
     }
@@ -121,8 +124,19 @@ impl RotatingFile {
         let mut old = self.path.clone().into_os_string();
         old.push(".1");
         let _ = fs::rename(&self.path, &old);
-        self.file = fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        self.file = Self::open_file(&self.path).ok();
         self.written = 0;
+    }
+
+    fn open_file(path: &std::path::Path) -> std::io::Result<fs::File> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = crate::permissions::PRIVATE_FILE;
+        let file = fs::OpenOptions::new().create(true).append(true).mode(mode).open(path)?;
+        // A file made earlier with a laxer mode is tightened.
+        if file.metadata()?.permissions().mode() & 0o777 != mode {
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+        }
+        Ok(file)
     }
 }
 
@@ -257,6 +271,27 @@ mod tests {
         let a = fs::metadata(dir.path().join("runtime.log")).unwrap().len();
         let b = fs::metadata(dir.path().join("runtime.log.1")).unwrap().len();
         assert!(a + b <= 16 * 1024, "{a} + {b}");
+    }
+
+    #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user/us-east-1/000000000000/f.log");
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mut f = RotatingFile::open(path.clone(), 16 * 1024).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("user/us-east-1")), 0o700);
+        let line = "y".repeat(99) + "\n";
+        for _ in 0..200 {
+            f.write_line(&line);
+        }
+        assert_eq!(mode(&dir.path().join("user/us-east-1/000000000000/f.log.1")), 0o600, "a rotated file too");
+        drop(f);
+        // A file an earlier version left readable is tightened when opened.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let _f = RotatingFile::open(path.clone(), 16 * 1024).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

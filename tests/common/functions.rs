@@ -111,7 +111,13 @@ impl Function {
 
     /// `Environment.Execution.RunAs`.
     pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
-        self.config["Environment"]["Execution"] = json!({ "RunAs": { "Uid": uid, "Gid": gid } });
+        self.config["Environment"]["Execution"]["RunAs"] = json!({ "Uid": uid, "Gid": gid });
+        self
+    }
+
+    /// `Environment.Execution.IsolationMode` (`GreengrassContainer`, `NoContainer`).
+    pub fn isolation(mut self, mode: &str) -> Self {
+        self.config["Environment"]["Execution"]["IsolationMode"] = mode.into();
         self
     }
 
@@ -491,7 +497,8 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).expect("test executable is in target/<profile>/deps").to_path_buf()
 }
 
-/// Builds fixture plugin `name` (`echo`, `panicky`, `wrongabi`, `slowstart`, `chatty`) once per test
+/// Builds fixture plugin `name` (`echo`, `panicky`, `wrongabi`, `oldabi`,
+/// `altered`, `slowstart`, `chatty`) once per test
 /// run, into `target/fixtures`; returns its `.so`.
 pub fn fixture_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
@@ -500,7 +507,11 @@ pub fn fixture_plugin(name: &str) -> PathBuf {
         return p.clone();
     }
     let target = target_dir().join("fixtures");
-    let manifest = if name == "wrongabi" { wrongabi_project(&target) } else { fixtures_dir().join(name).join("Cargo.toml") };
+    let manifest = match name {
+        "wrongabi" => wrongabi_project(&target),
+        "altered" => altered_project(&target),
+        _ => fixtures_dir().join(name).join("Cargo.toml"),
+    };
     cargo_build(&manifest, &target);
     let so = target.join("debug").join(format!("libggcore_plugin_{name}.so"));
     assert!(so.is_file(), "building {} made no {}", manifest.display(), so.display());
@@ -596,4 +607,29 @@ fn wrongabi_project(target: &Path) -> PathBuf {
     write_if_changed(&plugin.join("Cargo.toml"), text.as_bytes());
     copy_tree(&fixture.join("src"), &plugin.join("src"));
     plugin.join("Cargo.toml")
+}
+
+/// The altered project: the oldabi fixture and its ABI 1.0.0 snapshot, with
+/// one field of a shared type changed (`FunctionSpec.memory_limit_kb` a u32,
+/// not a u64) and the plugin renamed `altered`: a plugin that claims ABI 1.0
+/// but does not match it. Returns its manifest.
+fn altered_project(target: &Path) -> PathBuf {
+    let src = target.join("altered-src");
+    // Not at `abi-1.0` as in oldabi: cargo names a path package's artifacts
+    // by its path relative to the workspace, so the same path would share
+    // (and overwrite) the unaltered snapshot's library in this target dir.
+    let abi = src.join("abi-1.0-altered");
+    copy_tree(&fixtures_dir().join("oldabi/abi-1.0"), &abi);
+    copy_tree(&fixtures_dir().join("oldabi/src"), &src.join("src"));
+    let manifest = std::fs::read_to_string(fixtures_dir().join("oldabi/Cargo.toml"))
+        .unwrap()
+        .replace("name = \"ggcore-plugin-oldabi\"", "name = \"ggcore-plugin-altered\"")
+        .replace("path = \"abi-1.0\"", "path = \"abi-1.0-altered\"");
+    assert!(manifest.contains("ggcore-plugin-altered") && manifest.contains("abi-1.0-altered"), "the oldabi fixture's Cargo.toml changed");
+    write_if_changed(&src.join("Cargo.toml"), manifest.as_bytes());
+    let lib = abi.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    assert!(text.contains("    pub memory_limit_kb: u64,"), "the ABI 1.0 snapshot changed");
+    write_if_changed(&lib, text.replace("    pub memory_limit_kb: u64,", "    pub memory_limit_kb: u32,").as_bytes());
+    src.join("Cargo.toml")
 }

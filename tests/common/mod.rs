@@ -17,6 +17,7 @@ pub mod group;
 pub mod mqtt;
 pub mod process;
 pub mod raw;
+pub mod slow;
 
 use std::time::Duration;
 

@@ -155,3 +155,145 @@ pub fn publish_packet(topic: &[u8], qos: u8, pkid: u16, payload: &[u8]) -> Vec<u
     p.extend(body);
     p
 }
+
+/// The length of the first complete MQTT packet in `buf` (fixed header
+/// included), or `None` while it is incomplete. Panics on a remaining length
+/// longer than four bytes (the core never sends one).
+pub fn frame_len(buf: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for i in 0..4 {
+        let b = *buf.get(1 + i)?;
+        remaining |= ((b & 0x7f) as usize) << (7 * i);
+        if b & 0x80 == 0 {
+            let total = 2 + i + remaining;
+            return (buf.len() >= total).then_some(total);
+        }
+    }
+    panic!("the core sent a remaining length longer than four bytes: {:02x?}", &buf[..buf.len().min(8)]);
+}
+
+/// A raw MQTT connection for byte-exact tests: bytes go out exactly as
+/// given; what comes back is cut into packets by their fixed headers and
+/// compared as bytes.
+pub struct Conn {
+    pub stream: Stream,
+    buf: Vec<u8>,
+    /// Set once the core closed the connection (EOF or reset).
+    closed: bool,
+}
+
+impl Conn {
+    /// TLS as `creds`; nothing sent yet.
+    pub async fn open(port: u16, creds: &Creds) -> Conn {
+        Conn { stream: tls(port, creds).await, buf: Vec::new(), closed: false }
+    }
+
+    /// Writes `bytes` (one write, flushed: one TLS record up to 16 KiB).
+    /// Panics if the write fails; see [`Conn::try_send`].
+    pub async fn send(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.try_send(bytes).await {
+            panic!("writing {} bytes failed: {e}", bytes.len());
+        }
+    }
+
+    /// Writes `bytes` and flushes; the write's result (the core may have
+    /// closed the connection already).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
+    /// Writes `bytes` one byte per TLS record, pausing `pause` between them,
+    /// so that the core reads them in as many pieces as the network allows.
+    pub async fn send_bytewise(&mut self, bytes: &[u8], pause: Duration) {
+        for b in bytes {
+            self.send(std::slice::from_ref(b)).await;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// Reads more bytes until `deadline`; false when the connection ended or
+    /// the deadline passed.
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+            Err(_) => false,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                self.closed = true;
+                false
+            }
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next whole packet the core sent, as bytes; `None` if the connection
+    /// ends (or nothing whole arrives) within `timeout`.
+    pub async fn next_within(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(n) = frame_len(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            if !self.fill(deadline).await {
+                return None;
+            }
+        }
+    }
+
+    /// The next whole packet (within the deadline); panics naming `what` if
+    /// none comes.
+    pub async fn next(&mut self, what: &str) -> Vec<u8> {
+        match self.next_within(DEADLINE).await {
+            Some(p) => p,
+            None if self.closed => panic!("{what}: the core closed the connection (unread bytes: {:02x?})", self.buf),
+            None => panic!("{what}: nothing within {DEADLINE:?} (unread bytes: {:02x?})", self.buf),
+        }
+    }
+
+    /// Asserts that the next packet is exactly `want`.
+    pub async fn expect(&mut self, want: &[u8], what: &str) {
+        let got = self.next(what).await;
+        assert_eq!(got, want, "{what}: got {got:02x?}, expected {want:02x?}");
+    }
+
+    /// Waits (up to the deadline) for the core to close the connection;
+    /// returns the bytes it sent before closing that were not read yet.
+    pub async fn closed(&mut self, what: &str) -> Vec<u8> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !self.closed {
+            if !self.fill(deadline).await && !self.closed {
+                panic!("{what}: the core kept the connection open for {DEADLINE:?} (it sent {:02x?})", self.buf);
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Asserts that the core closes the connection without sending anything
+    /// (more).
+    pub async fn closed_silently(&mut self, what: &str) {
+        let sent = self.closed(what).await;
+        assert!(sent.is_empty(), "{what}: the core sent {sent:02x?} before closing, expected nothing");
+    }
+
+    /// Asserts that the connection is still open and nothing arrives for
+    /// `quiet`: used after a barrier has shown that everything sent before it
+    /// was delivered.
+    pub async fn quiet_for(&mut self, quiet: Duration, what: &str) {
+        if let Some(p) = self.next_within(quiet).await {
+            panic!("{what}: unexpected packet {p:02x?}");
+        }
+        assert!(!self.closed, "{what}: the core closed the connection");
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}

@@ -14,6 +14,8 @@ pub fn become_function(spec: &Spec) -> Result<(), String> {
     for (k, v) in &spec.environment {
         std::env::set_var(k, v);
     }
+    // The core runs with umask 077; a function gets the usual 022.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     std::env::set_current_dir(&spec.code_dir).map_err(|e| format!("entering the code directory {}: {e}", spec.code_dir))?;
     if let (Some(uid), Some(gid)) = (spec.uid, spec.gid) {
         let gid = nix::unistd::Gid::from_raw(gid);

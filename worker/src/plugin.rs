@@ -8,7 +8,15 @@ use ggcore_plugin_abi::{PluginModRef, ABI_VERSION};
 
 /// Loads the plugin at `path`, checking its ABI layout and version.
 pub fn load(path: &Path) -> Result<PluginModRef, String> {
-    abi_stable::library::lib_header_from_path(path).and_then(|h| h.init_root_module::<PluginModRef>()).map_err(|e| describe(path, &e))
+    load_versioned(path).map(|(module, _)| module)
+}
+
+/// [`load`], also giving the ABI version the plugin was built against.
+fn load_versioned(path: &Path) -> Result<(PluginModRef, String), String> {
+    let header = abi_stable::library::lib_header_from_path(path).map_err(|e| describe(path, &e))?;
+    // Plugins built against an older 1.x load too (abi_stable alone refuses them).
+    let module = ggcore_plugin_abi::init_plugin(header).map_err(|e| describe(path, &e))?;
+    Ok((module, header.version_strings().to_string()))
 }
 
 /// A one-line reason for a load failure, naming both versions on a mismatch.
@@ -36,7 +44,7 @@ pub fn describe(path: &Path, e: &LibraryError) -> String {
 /// `ggcore-worker probe FILE`: prints one JSON object describing the plugin.
 pub fn probe(path: &Path) -> serde_json::Value {
     let file = path.display().to_string();
-    let module = match load(path) {
+    let (module, abi_version) = match load_versioned(path) {
         Ok(m) => m,
         Err(reason) => {
             return serde_json::json!({ "file": file, "available": false, "detail": reason, "name": "", "version": "", "abiVersion": "", "runtimes": [] })
@@ -45,7 +53,7 @@ pub fn probe(path: &Path) -> serde_json::Value {
     let info = match (module.info())() {
         RResult::ROk(i) => i,
         RResult::RErr(e) => {
-            return serde_json::json!({ "file": file, "available": false, "detail": e.message.to_string(), "name": "", "version": "", "abiVersion": ABI_VERSION, "runtimes": [] })
+            return serde_json::json!({ "file": file, "available": false, "detail": e.message.to_string(), "name": "", "version": "", "abiVersion": abi_version, "runtimes": [] })
         }
     };
     let report = (module.probe())();
@@ -53,8 +61,10 @@ pub fn probe(path: &Path) -> serde_json::Value {
         "file": file,
         "name": info.name.as_str(),
         "version": info.version.as_str(),
-        "abiVersion": ABI_VERSION,
+        "abiVersion": abi_version,
         "runtimes": info.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        // Declared from ABI 1.1 on; null for older plugins.
+        "sdkDirs": module.sdk_dirs().map(|f| f().iter().map(|d| d.to_string()).collect::<Vec<_>>()),
         "available": report.available,
         "detail": report.detail.as_str(),
         "nativeRuntime": report.native_runtime.as_str(),

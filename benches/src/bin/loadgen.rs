@@ -2,8 +2,14 @@
 //!
 //! ```text
 //! loadgen --addr 127.0.0.1:8883 --ca CA.pem --certs-dir DIR [--broker-pid PID] \
-//!         --topology pairs:1 --payload 128 --qos 0 [--rate N] [--duration 5] [--warmup 2]
+//!         --topology pairs:1 --payload 128 --qos 0 [--rate N | --flat-out] [--batched] \
+//!         [--duration 5] [--warmup 2] [--perf-stat]
 //! ```
+//!
+//! Clients write each packet as it is produced (one TLS record and one system
+//! call per PUBLISH or PUBACK) unless `--batched`. With `--perf-stat` the run
+//! is a counting run: `perf stat` taxes the broker while it is attached, so its
+//! throughput is printed but marked as not comparable.
 //!
 //! Devices are `pub-I` and `sub-J` (client id = thing name) with
 //! `DIR/THING.cert.pem` and `DIR/THING.private.key`; publisher I publishes on
@@ -15,10 +21,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use ggcore_benches::load::{self, Options, Scenario, Target, Topology};
+use ggcore_benches::load::{self, Options, Pace, Scenario, Target, Topology, Writes};
 
 #[derive(Parser)]
-#[command(about = "MQTT-over-TLS device→device load: msgs/s, latency, CPU")]
+#[command(about = "MQTT-over-TLS device→device load: deliveries/s, loss, latency, CPU")]
 struct Args {
     /// Broker address.
     #[arg(long)]
@@ -43,9 +49,21 @@ struct Args {
     payload: usize,
     #[arg(long, default_value_t = 0)]
     qos: u8,
-    /// Total offered messages/s; default: as fast as the window allows.
-    #[arg(long)]
+    /// Total offered messages/s (a latency run); default: as fast as the
+    /// end-to-end window allows (a throughput run).
+    #[arg(long, conflicts_with = "flat_out")]
     rate: Option<u64>,
+    /// No end-to-end window: publish as fast as the broker reads (QoS 1: at
+    /// most --inflight unacknowledged).
+    #[arg(long)]
+    flat_out: bool,
+    /// Write up to 64 KiB of PUBLISH packets per write (and all PUBACKs of one
+    /// read in one write) instead of each packet as it is produced.
+    #[arg(long)]
+    batched: bool,
+    /// --flat-out at QoS 1: most messages a publisher keeps unacknowledged.
+    #[arg(long, default_value_t = 100)]
+    inflight: usize,
     /// Seconds of warm-up before measuring.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
@@ -58,7 +76,8 @@ struct Args {
     /// Most payload bytes in flight towards one subscriber.
     #[arg(long, default_value_t = 4 << 20)]
     window_bytes: usize,
-    /// Count the broker's system calls and context switches (perf stat).
+    /// Count the broker's system calls and context switches (perf stat). A
+    /// counting run: perf taxes the broker, so the throughput is not comparable.
     #[arg(long)]
     perf_stat: bool,
     /// Before running, deploy the scenario's group (exactly its routes) to the
@@ -69,15 +88,21 @@ struct Args {
     /// The suite's work directory (core-root/, devices/).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Most PUBLISH packets per write (0: as many as fit in 64 KiB).
-    #[arg(long, default_value_t = 0)]
+    /// With --batched: most PUBLISH packets per write (0: as many as fit in 64 KiB).
+    #[arg(long, default_value_t = 0, requires = "batched")]
     batch: usize,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
     let target = Target { addr: a.addr, server_name: a.server_name, ca: a.ca, certs_dir: a.certs_dir, broker_pid: a.broker_pid };
-    let scenario = Scenario { topology: Topology::parse(&a.topology)?, payload: a.payload, qos: a.qos, rate: a.rate };
+    let pace = match (a.rate, a.flat_out) {
+        (Some(r), _) => Pace::Rate(r),
+        (None, true) => Pace::FlatOut,
+        (None, false) => Pace::Window,
+    };
+    let writes = if a.batched { Writes::Batched } else { Writes::PerPacket };
+    let scenario = Scenario { topology: Topology::parse(&a.topology)?, payload: a.payload, qos: a.qos, pace, writes };
     if let (Some(ggcore), Some(work)) = (&a.deploy_with, &a.work) {
         let t = scenario.topology;
         let pki = ggcore_benches::brokers::prepare_pki(ggcore, work, &load::all_things(t.publishers().max(t.subscribers())))?;
@@ -88,20 +113,36 @@ fn main() -> Result<()> {
         duration: Duration::from_secs_f64(a.duration),
         window: a.window,
         window_bytes: a.window_bytes,
+        inflight: a.inflight,
         perf_stat: a.perf_stat,
         batch: a.batch,
         ..Options::default()
     };
     let r = load::run_blocking(&target, &scenario, &opts)?;
+    let latency = match pace {
+        Pace::Rate(_) => "latency",
+        _ => "latency through the window (restates throughput)",
+    };
     eprintln!(
-        "{}: {:.0} msg/s, p50 {:.0} µs, p99 {:.0} µs, broker CPU {} s/M, client CPU {:.2} s/M, lost {}",
+        "{}{}: {:.0} deliveries/s ({:.0} published/s), {latency} p50 {:.0} µs p99 {:.0} µs, broker CPU {} s/M, client CPU {:.2} s/M, \
+         lost {} of {} owed ({} duplicates, {} never PUBACKed){}{}",
         scenario.label(),
-        r.msgs_per_sec,
+        if a.perf_stat { " [perf attached: throughput not comparable]" } else { "" },
+        r.deliveries_per_sec,
+        r.published_per_sec,
         r.p50_us,
         r.p99_us,
         r.broker_cpu_s_per_million.map(|c| format!("{c:.2}")).unwrap_or_else(|| "?".into()),
         r.client_cpu_s_per_million,
-        r.lost
+        r.lost,
+        r.expected,
+        r.duplicates,
+        r.unacknowledged,
+        if r.cut_off.is_empty() { String::new() } else { format!("; cut off by the broker: {}", r.cut_off.join("; ")) },
+        match (r.broker_syscalls_per_msg, r.broker_ctx_switches_per_msg) {
+            (Some(s), Some(c)) => format!(", {s:.3} syscalls and {c:.3} context switches per delivery"),
+            _ => String::new(),
+        }
     );
     println!("{}", serde_json::to_string(&r)?);
     Ok(())

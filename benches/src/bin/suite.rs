@@ -1,8 +1,13 @@
-//! The side-by-side benchmark of SPEC §17 / issue 3: ggcore, Mosquitto and
-//! rumqttd on the same certificates, same payloads, same client harness, in one
-//! run; every scenario repeated, medians reported; plus ggcore's idle memory and
-//! start-to-ready time. Prints the markdown for BENCHMARKS.md and writes the raw
-//! runs as JSON. Reports; never asserts.
+//! The side-by-side benchmark: ggcore, Mosquitto and rumqttd on the same
+//! certificates, same payloads, same client harness, in one run; every
+//! scenario repeated, medians reported, every broker's loss computed; plus
+//! ggcore's idle memory and start-to-ready time. Prints the markdown for
+//! BENCHMARKS.md and writes the raw runs as JSON. Reports; never asserts.
+//!
+//! Passes: `--repeats` measured passes (nothing attached to any broker), then,
+//! with `--perf-stat`, one counting pass with `perf stat` attached to the
+//! broker, whose runs feed only the system-call table. Scenarios: see
+//! `scenarios()`; `--batched` adds batched-write twins in their own rows.
 //!
 //! Usually started by `benches/run.sh`, which builds ggcore and installs rumqttd.
 
@@ -12,13 +17,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ggcore_benches::brokers::{self, Kind, Pki, Running};
-use ggcore_benches::load::{self, Options, Scenario, Target, Topology};
+use ggcore_benches::load::{self, LoadResult, Options, Pace, Scenario, Target, Topology, Writes};
 use ggcore_benches::procfs;
-use ggcore_benches::report::{self, median, Record};
+use ggcore_benches::report::{self, Pass, Record};
+use ggcore_benches::startup;
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(about = "ggcore vs Mosquitto vs rumqttd: device→device msgs/s, latency, CPU; idle RSS; start-to-ready")]
+#[command(
+    about = "ggcore vs Mosquitto vs rumqttd: device→device deliveries/s and loss, latency at fixed rates, CPU; idle RSS; start-to-ready"
+)]
 struct Args {
     /// Scratch directory (roots, certificates, broker configs and logs, results).
     #[arg(long, default_value_os_t = default_work())]
@@ -33,7 +41,8 @@ struct Args {
     /// Brokers to compare, comma-separated.
     #[arg(long, default_value = "ggcore,mosquitto,rumqttd")]
     brokers: String,
-    /// Runs of each (scenario, broker); medians are reported.
+    /// Measured runs of each (scenario, broker); medians are reported (0: only
+    /// the counting pass of --perf-stat).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     #[arg(long, default_value_t = 2.0)]
@@ -46,13 +55,25 @@ struct Args {
     /// Most payload bytes in flight towards one subscriber.
     #[arg(long, default_value_t = 4 << 20)]
     window_bytes: usize,
+    /// Flat-out scenarios at QoS 1: most messages a publisher keeps
+    /// unacknowledged.
+    #[arg(long, default_value_t = 100)]
+    inflight: usize,
     /// Only scenarios whose label contains one of these (comma-separated).
     #[arg(long)]
     only: Option<String>,
-    /// Also count each broker's system calls and context switches per message
-    /// (perf stat; a separate pass, as counting costs the broker a little).
+    /// Also count each broker's system calls and context switches per
+    /// delivery: after the measured runs, one more run of each (scenario,
+    /// broker) with `perf stat` attached to the broker. Counting taxes the
+    /// broker, so these runs feed only the counters table, never a throughput,
+    /// latency or CPU figure.
     #[arg(long)]
     perf_stat: bool,
+    /// Also run the 128 B saturated scenarios with batched writes (up to 64 KiB
+    /// of PUBLISH packets per write, as this harness used to), in rows and a
+    /// table of their own.
+    #[arg(long)]
+    batched: bool,
     /// Skip the load scenarios (only idle RSS and start-to-ready).
     #[arg(long)]
     no_load: bool,
@@ -118,22 +139,42 @@ fn default_rumqttd() -> PathBuf {
     home().join(".cache/ggcore-peers/bin/rumqttd")
 }
 
-/// The scenarios of issue 3: 1→1, 10→10, 100→1 fan-in, 1→100 fan-out; 128 B and
-/// 16 KiB; QoS 0 and 1; each at the highest rate the window allows. Then the
-/// latency of a lightly loaded broker: 1→1 and 100→1 at a fixed offered rate.
-fn scenarios() -> Vec<Scenario> {
+/// Every scenario, each packet its own write: 1→1, 10→10, 100→1 fan-in,
+/// 1→100 fan-out; 128 B and 16 KiB; QoS 0 and 1; each at the highest rate the
+/// end-to-end window allows (throughput). Then flat out, no end-to-end window:
+/// 1→1 and 100→1 fan-in, 128 B (throughput and loss when the broker's queues
+/// fill). Then latency at fixed offered rates: 1→1 at 1,000 and 10,000/s, 100→1
+/// at 10,000/s, 1→100 at 100/s (10,000 deliveries/s). With `batched`, the 128 B
+/// throughput scenarios once more with batched writes.
+fn scenarios(batched: bool) -> Vec<Scenario> {
     let mut v = Vec::new();
+    let s = |topology, payload, qos, pace, writes| Scenario { topology, payload, qos, pace, writes };
     for topology in [Topology::Pairs(1), Topology::Pairs(10), Topology::FanIn(100), Topology::FanOut(100)] {
         for payload in [128, 16 * 1024] {
             for qos in [0, 1] {
-                v.push(Scenario { topology, payload, qos, rate: None });
+                v.push(s(topology, payload, qos, Pace::Window, Writes::PerPacket));
             }
         }
     }
-    for (topology, rate) in [(Topology::Pairs(1), 1000), (Topology::FanIn(100), 10_000), (Topology::FanOut(100), 100)] {
+    for topology in [Topology::Pairs(1), Topology::FanIn(100)] {
         for qos in [0, 1] {
-            v.push(Scenario { topology, payload: 128, qos, rate: Some(rate) });
+            v.push(s(topology, 128, qos, Pace::FlatOut, Writes::PerPacket));
         }
+    }
+    for (topology, rate) in
+        [(Topology::Pairs(1), 1000), (Topology::Pairs(1), 10_000), (Topology::FanIn(100), 10_000), (Topology::FanOut(100), 100)]
+    {
+        for qos in [0, 1] {
+            v.push(s(topology, 128, qos, Pace::Rate(rate), Writes::PerPacket));
+        }
+    }
+    if batched {
+        let twins: Vec<Scenario> = v
+            .iter()
+            .filter(|x| x.pace == Pace::Window && x.payload == 128)
+            .map(|x| Scenario { writes: Writes::Batched, ..x.clone() })
+            .collect();
+        v.extend(twins);
     }
     v
 }
@@ -218,15 +259,19 @@ fn main() -> Result<()> {
         if !busy.is_empty() {
             eprintln!("measuring start-up while busy: {}", busy.join(" "));
         }
-        startup = measure_startup(&a, &work, &kinds)?;
-        report.push_str(&startup_markdown(&startup));
+        let bins =
+            startup::Binaries { ggcore: a.ggcore.clone(), mosquitto: a.mosquitto.clone(), rumqttd: a.rumqttd.clone(), starts: a.starts };
+        startup = startup::measure(&bins, &work, &kinds)?;
+        report.push_str(&startup::markdown(&startup));
     }
 
     let mut records: Vec<Record> = Vec::new();
     if !a.no_load {
         let only: Option<Vec<String>> = a.only.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-        let scenarios: Vec<Scenario> =
-            scenarios().into_iter().filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|x| s.label().contains(x.as_str())))).collect();
+        let scenarios: Vec<Scenario> = scenarios(a.batched)
+            .into_iter()
+            .filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|x| s.label().contains(x.as_str()))))
+            .collect();
         let n = scenarios.iter().map(|s| s.topology.publishers().max(s.topology.subscribers())).max().unwrap_or(1);
         let pki = brokers::prepare_pki(&a.ggcore, &work, &load::all_things(n))?;
         let mut running = start_brokers(&a, &pki, &work, &kinds)?;
@@ -258,12 +303,20 @@ fn main() -> Result<()> {
             duration: Duration::from_secs_f64(a.duration),
             window: a.window,
             window_bytes: a.window_bytes,
-            perf_stat: a.perf_stat,
+            inflight: a.inflight,
             ..Options::default()
         };
-        let total = a.repeats * scenarios.len() * kinds.len();
+        // The measured repeats, then (with --perf-stat) the counting pass: one
+        // more run of each (scenario, broker) with perf attached.
+        let mut passes: Vec<(Pass, usize)> = (0..a.repeats).map(|r| (Pass::Measured, r)).collect();
+        if a.perf_stat {
+            passes.push((Pass::Counters, 0));
+        }
+        let total = passes.len() * scenarios.len() * kinds.len();
         let mut done = 0;
-        for repeat in 0..a.repeats {
+        let started = Instant::now();
+        for (pass, repeat) in passes {
+            let opts = Options { perf_stat: pass == Pass::Counters, ..opts.clone() };
             for s in &scenarios {
                 // Rotate the order of brokers between repeats so that none always
                 // runs first (or right after the heaviest).
@@ -296,28 +349,19 @@ fn main() -> Result<()> {
                             _ => break r,
                         }
                     };
+                    let spent = started.elapsed().as_secs();
+                    let left = spent * (total - done) as u64 / done as u64;
+                    eprintln!("[{done}/{total}] {}:{:02} so far, about {}:{:02} left", spent / 60, spent % 60, left / 60, left % 60);
                     match &r {
-                        Ok(x) => eprintln!(
-                            "[{done}/{total}] {} {:<10} {:>9.0} msg/s  p50 {:>8.0} µs  p99 {:>8.0} µs  broker {:>6} s/M  client {:.2} s/M  lost {}  bg {:.2} cores",
-                            s.label(),
-                            k.name(),
-                            x.msgs_per_sec,
-                            x.p50_us,
-                            x.p99_us,
-                            x.broker_cpu_s_per_million
-                                .map(|c| format!("{c:.2}"))
-                                .unwrap_or_default(),
-                            x.client_cpu_s_per_million,
-                            x.lost,
-                            x.background_cores
-                        ),
-                        Err(e) => eprintln!("[{done}/{total}] {} {}: FAILED: {e:#}", s.label(), k.name()),
+                        Ok(x) => eprintln!("[{done}/{total}] {}", progress_line(s, k, pass, x)),
+                        Err(e) => eprintln!("[{done}/{total}] {} {} ({pass:?} pass): FAILED: {e:#}", s.label(), k.name()),
                     }
                     records.push(Record {
                         scenario: s.clone(),
                         label: s.label(),
                         broker: k,
                         repeat,
+                        pass,
                         result: r.map_err(|e| format!("{e:#}")),
                     });
                     // Let the broker close the connections before the next run.
@@ -335,10 +379,18 @@ fn main() -> Result<()> {
             .into_iter()
             .collect();
         report.push_str(&format!(
-            "\n### Device → device through each broker (median of {} runs; {} s measured after {} s warm-up)\n\nNegotiated TLS: {}.\n\n",
+            "\n### Device → device through each broker (median of {} runs; {} s measured after {} s warm-up)\n\n\
+             Clients write each packet as it is produced unless a row says `batched writes`. \
+             Loss: deliveries owed (QoS 0: messages written; QoS 1: messages PUBACKed; × subscribers) and not received, summed over the runs. \
+             {}\n\nNegotiated TLS: {}.\n\n",
             a.repeats,
             a.duration,
             a.warmup,
+            if a.perf_stat {
+                "System calls and context switches come from a separate counting pass (one run per row with `perf stat` attached), never from the measured runs."
+            } else {
+                "No perf counters (run with --perf-stat for a separate counting pass)."
+            },
             tls.join("; ")
         ));
         report.push_str(&idle_line);
@@ -406,6 +458,47 @@ fn start_brokers(a: &Args, pki: &Pki, work: &Path, kinds: &[Kind]) -> Result<Bro
     Ok(b)
 }
 
+/// One line per run on stderr: what it measured, labelled so that a
+/// saturated run's latency is not mistaken for a latency figure and a counting
+/// run's throughput is not mistaken for a measurement.
+fn progress_line(s: &Scenario, k: Kind, pass: Pass, x: &LoadResult) -> String {
+    let loss = format!(
+        "lost {} of {} owed{}{}{}",
+        x.lost,
+        x.expected,
+        if x.duplicates > 0 { format!(", {} dup", x.duplicates) } else { String::new() },
+        if x.unacknowledged > 0 { format!(", {} never PUBACKed", x.unacknowledged) } else { String::new() },
+        if x.cut_off.is_empty() { String::new() } else { format!(", cut off by the broker: {}", x.cut_off.join("; ")) }
+    );
+    let cpu = format!(
+        "broker {} s/M  client {:.2} s/M  bg {:.2} cores",
+        x.broker_cpu_s_per_million.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into()),
+        x.client_cpu_s_per_million,
+        x.background_cores
+    );
+    let latency = match s.pace {
+        Pace::Rate(_) => format!("latency p50 {:.0} µs p99 {:.0} µs", x.p50_us, x.p99_us),
+        _ => format!("(through the window: p50 {:.0} µs p99 {:.0} µs)", x.p50_us, x.p99_us),
+    };
+    match pass {
+        Pass::Measured => format!(
+            "{} {:<10} {:>9.0} {}  published {:.0}/s  {loss}  {latency}  {cpu}",
+            s.label(),
+            k.name(),
+            x.deliveries_per_sec,
+            if matches!(s.topology, Topology::FanOut(n) if n > 1) { "deliveries/s" } else { "msg/s" },
+            x.published_per_sec
+        ),
+        Pass::Counters => format!(
+            "{} {:<10} counting pass (perf attached; not a measurement): {} syscalls, {} context switches per delivery; {loss}",
+            s.label(),
+            k.name(),
+            x.broker_syscalls_per_msg.map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into()),
+            x.broker_ctx_switches_per_msg.map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into()),
+        ),
+    }
+}
+
 fn run_one(a: &Args, pki: &Pki, work: &Path, running: &mut Brokers, kind: Kind, s: &Scenario, opts: &Options) -> Result<load::LoadResult> {
     // A broker that exited (crashed, or was killed from outside) is started again
     // and the event recorded.
@@ -437,165 +530,4 @@ fn run_one(a: &Args, pki: &Pki, work: &Path, running: &mut Brokers, kind: Kind, 
         broker_pid: Some(r.pid()),
     };
     load::run_blocking(&target, s, opts)
-}
-
-/// Idle RSS and start-to-ready of ggcore (and, for context, the idle RSS of the
-/// peers as configured here).
-fn measure_startup(a: &Args, work: &Path, kinds: &[Kind]) -> Result<serde_json::Value> {
-    let root = work.join("demo-root");
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
-    }
-    let log = work.join("core-demo.log");
-    // First start: bootstraps the embedded demo (CAs, server and device keys).
-    let first = brokers::start_ggcore(&a.ggcore, &root, &log, &[("GGCORE_MQTT_PORT", "0")])?;
-    let cold_ms = first.ready_after.as_secs_f64() * 1000.0;
-    std::thread::sleep(Duration::from_secs(3));
-    let idle_first = procfs::status_kb(first.pid(), "VmRSS")?;
-    first.stop()?;
-
-    // Warm starts on the same root.
-    let mut ready_ms = Vec::new();
-    let mut self_ms = Vec::new();
-    let mut rss = Vec::new();
-    let mut hwm = Vec::new();
-    let mut threads = Vec::new();
-    let mut tree_rss = Vec::new();
-    let mut rss_anon = Vec::new();
-    let mut rss_file = Vec::new();
-    let mut children = Vec::new();
-    let mut exits = Vec::new();
-    for _ in 0..a.starts {
-        let r = brokers::start_ggcore(&a.ggcore, &root, &log, &[("GGCORE_MQTT_PORT", "0")])?;
-        ready_ms.push(r.ready_after.as_secs_f64() * 1000.0);
-        // startup_ms= as the core itself reports it on the ready line.
-        if let Some(v) = std::fs::read_to_string(&log).ok().and_then(|s| {
-            s.lines()
-                .rev()
-                .find(|l| l.contains("ggcore ready"))
-                .and_then(|l| l.split("startup_ms=").nth(1))
-                .and_then(|v| v.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse::<f64>().ok())
-        }) {
-            self_ms.push(v);
-        }
-        std::thread::sleep(Duration::from_secs(2));
-        rss.push(procfs::status_kb(r.pid(), "VmRSS")? as f64);
-        hwm.push(procfs::status_kb(r.pid(), "VmHWM")? as f64);
-        rss_anon.push(procfs::status_kb(r.pid(), "RssAnon")? as f64);
-        rss_file.push(procfs::status_kb(r.pid(), "RssFile")? as f64);
-        threads.push(procfs::threads(r.pid()) as f64);
-        // Function workers and the like, started by the core.
-        let kids = procfs::descendants(r.pid());
-        tree_rss.push(
-            (procfs::status_kb(r.pid(), "VmRSS")? + kids.iter().filter_map(|k| procfs::status_kb(*k, "VmRSS").ok()).sum::<u64>()) as f64,
-        );
-        children.push(kids.len() as f64);
-        let t = Instant::now();
-        let code = r.stop()?;
-        exits.push(json!({"code": code, "stop_ms": t.elapsed().as_secs_f64() * 1000.0}));
-    }
-
-    // Peers, idle, as configured for the load runs.
-    let mut peers = serde_json::Map::new();
-    let pki_needed = kinds.iter().any(|k| *k != Kind::Ggcore);
-    if pki_needed {
-        let pki = brokers::prepare_pki(&a.ggcore, work, &[])?;
-        for k in kinds.iter().filter(|k| **k != Kind::Ggcore) {
-            let r = match k {
-                Kind::Mosquitto => brokers::start_mosquitto(&a.mosquitto, &pki, &work.join("mosquitto")),
-                Kind::Rumqttd => brokers::start_rumqttd(&a.rumqttd, &pki, &work.join("rumqttd")),
-                Kind::Ggcore => unreachable!(),
-            };
-            match r {
-                Ok(r) => {
-                    std::thread::sleep(Duration::from_secs(2));
-                    peers.insert(
-                        k.name().into(),
-                        json!({
-                            "idle_rss_kb": procfs::status_kb(r.pid(), "VmRSS")?,
-                            "threads": procfs::threads(r.pid()),
-                            "listening_after_ms": r.ready_after.as_secs_f64() * 1000.0,
-                        }),
-                    );
-                    r.stop()?;
-                }
-                Err(e) => {
-                    peers.insert(k.name().into(), json!({"error": format!("{e:#}")}));
-                }
-            }
-        }
-    }
-    Ok(json!({
-        "cold_bootstrap_ready_ms": cold_ms,
-        "idle_rss_kb_after_bootstrap": idle_first,
-        "starts": a.starts,
-        "warm_ready_ms": ready_ms,
-        "warm_ready_ms_median": median(ready_ms.clone()),
-        "self_reported_startup_ms_median": median(self_ms.clone()),
-        "idle_rss_kb": rss,
-        "idle_rss_kb_median": median(rss.clone()),
-        "idle_hwm_kb_median": median(hwm.clone()),
-        "idle_rss_anon_kb_median": median(rss_anon.clone()),
-        "idle_rss_file_kb_median": median(rss_file.clone()),
-        "threads_median": median(threads.clone()),
-        "tree_rss_kb_median": median(tree_rss.clone()),
-        "children_median": median(children.clone()),
-        "stops": exits,
-        "peers": peers,
-    }))
-}
-
-fn startup_markdown(s: &serde_json::Value) -> String {
-    let f = |v: &serde_json::Value| v.as_f64().map(|x| format!("{x:.1}")).unwrap_or("—".into());
-    let mb = |v: &serde_json::Value| v.as_f64().map(|x| format!("{:.1} MB ({x:.0} kB)", x / 1024.0)).unwrap_or("—".into());
-    let mut out = String::new();
-    out.push_str("### ggcore idle memory and start-to-ready\n\n");
-    out.push_str("| measure | value |\n|---|---:|\n");
-    out.push_str(&format!(
-        "| idle VmRSS, demo group, no clients (median of {} warm starts, 2 s after ready) | {} |\n",
-        s["starts"],
-        mb(&s["idle_rss_kb_median"])
-    ));
-    out.push_str(&format!(
-        "| of which anonymous (heap, stacks) / file-backed (mapped binary and libraries) | {} / {} |\n",
-        mb(&s["idle_rss_anon_kb_median"]),
-        mb(&s["idle_rss_file_kb_median"])
-    ));
-    out.push_str(&format!("| idle VmHWM (peak RSS) over the same starts | {} |\n", mb(&s["idle_hwm_kb_median"])));
-    out.push_str(&format!(
-        "| idle VmRSS right after bootstrapping the empty root (3 s after ready) | {} |\n",
-        mb(&s["idle_rss_kb_after_bootstrap"])
-    ));
-    out.push_str(&format!("| threads when idle | {} |\n", f(&s["threads_median"])));
-    out.push_str(&format!(
-        "| processes the core started (function workers), and VmRSS of core + them | {} / {} |\n",
-        f(&s["children_median"]),
-        mb(&s["tree_rss_kb_median"])
-    ));
-    out.push_str(&format!(
-        "| start → `ggcore ready` line, warm root (median of {}; spawn to line read) | {} ms |\n",
-        s["starts"],
-        f(&s["warm_ready_ms_median"])
-    ));
-    out.push_str(&format!(
-        "| same, as the core reports it (`startup_ms=` on the ready line) | {} ms |\n",
-        f(&s["self_reported_startup_ms_median"])
-    ));
-    out.push_str(&format!(
-        "| first start on an empty root (bootstraps the demo: CA and device keys) | {} ms |\n",
-        f(&s["cold_bootstrap_ready_ms"])
-    ));
-    if let Some(p) = s["peers"].as_object() {
-        for (k, v) in p {
-            out.push_str(&format!("| {k} idle VmRSS (bench config, no clients), for context | {} |\n", mb(&v["idle_rss_kb"])));
-        }
-    }
-    out.push_str(&format!(
-        "\nWarm start-to-ready, each start (ms): {}.\n",
-        s["warm_ready_ms"]
-            .as_array()
-            .map(|v| v.iter().map(|x| format!("{:.1}", x.as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
-    ));
-    out
 }

@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Offer, SessionLimits, SessionState};
 use crate::group::{Device, Endpoint};
-use crate::router::{Deliver, Delivery, Message, RouteTable};
+use crate::router::{Deliver, Delivery, Message, RouteTable, WhenFull};
 
 /// The connection a session is attached to.
 #[derive(Debug)]
@@ -32,6 +32,9 @@ pub struct Session {
     state: Mutex<SessionState>,
     /// Wakes the connection's writer.
     pub wake: Notify,
+    /// Wakes publishers held back by this session's full queue
+    /// (`notify_waiters` when [`SessionState::take_room_signal`] says so).
+    pub room: Arc<Notify>,
     attachment: Mutex<Option<Attachment>>,
 }
 
@@ -44,6 +47,14 @@ impl Session {
 
     fn attachment(&self) -> MutexGuard<'_, Option<Attachment>> {
         self.attachment.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes held-back publishers if the queue has room again (call after
+    /// anything that drains the queue or detaches the session).
+    pub fn signal_room(&self) {
+        if self.state().take_room_signal() {
+            self.room.notify_waiters();
+        }
     }
 
     /// Closes the attached connection, if any.
@@ -63,17 +74,28 @@ pub struct BrokerStats {
     pub protocol_errors: AtomicU64,
     pub oversized_payloads: AtomicU64,
     pub takeovers: AtomicU64,
+    /// Connections closed because the device stalled with a full queue.
+    pub stalled_devices: AtomicU64,
 }
 
-/// A connected device, for status.
+/// A device session, for status: connected, or offline with a persistent
+/// session that keeps its QoS 1 messages.
 #[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnectedDevice {
     pub thing: String,
-    pub peer: String,
+    /// `None` for an offline persistent session.
+    pub peer: Option<String>,
     pub since_unix: u64,
     pub subscriptions: Vec<String>,
+    /// Messages queued and in flight.
     pub pending: usize,
+    /// Messages dropped because the device was offline with a full session.
     pub dropped: u64,
+    /// Messages written (QoS 0) or acknowledged (QoS 1).
+    pub delivered: u64,
+    /// Times a publisher was held back by this device's full queue.
+    pub held: u64,
 }
 
 pub struct DeviceHub {
@@ -112,6 +134,7 @@ impl DeviceHub {
                 self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
                 a.cancel.cancel();
                 old.state().detach(a.conn);
+                old.room.notify_waiters();
             }
         }
         let reusable = existing.filter(|s| !clean && !s.state().clean && s.device.certificate == device.certificate);
@@ -124,6 +147,7 @@ impl DeviceHub {
                     device: device.clone(),
                     state: Mutex::new(SessionState::new(clean, self.limits)),
                     wake: Notify::new(),
+                    room: Arc::new(Notify::new()),
                     attachment: Mutex::new(None),
                 });
                 map.insert(thing, s.clone());
@@ -147,6 +171,8 @@ impl DeviceHub {
             let mut st = session.state();
             (st.detach(conn), st.clean)
         };
+        // Offline sessions hold nobody back.
+        session.room.notify_waiters();
         if was_attached && clean {
             let mut map = self.write();
             if map.get(&session.thing).is_some_and(|s| Arc::ptr_eq(s, session)) {
@@ -182,26 +208,37 @@ impl DeviceHub {
         }
     }
 
-    pub fn connected(&self) -> Vec<ConnectedDevice> {
+    /// Every session: connected devices, and offline persistent sessions.
+    pub fn sessions(&self) -> Vec<ConnectedDevice> {
         let map = self.read();
         let mut out: Vec<ConnectedDevice> = map
             .values()
-            .filter_map(|s| {
+            .map(|s| {
                 let a = s.attachment();
-                let a = a.as_ref()?;
                 let st = s.state();
-                Some(ConnectedDevice {
+                ConnectedDevice {
                     thing: s.thing.to_string(),
-                    peer: a.peer.to_string(),
-                    since_unix: a.since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                    peer: a.as_ref().map(|a| a.peer.to_string()),
+                    since_unix: a
+                        .as_ref()
+                        .and_then(|a| a.since.duration_since(SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0),
                     subscriptions: st.subscriptions().iter().map(|(f, q)| format!("{f} (QoS {})", *q as u8)).collect(),
                     pending: st.pending(),
                     dropped: st.counters.dropped,
-                })
+                    delivered: st.counters.delivered,
+                    held: st.counters.held,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.thing.cmp(&b.thing));
         out
+    }
+
+    /// The connected devices.
+    pub fn connected(&self) -> Vec<ConnectedDevice> {
+        self.sessions().into_iter().filter(|d| d.peer.is_some()).collect()
     }
 
     pub fn session_count(&self) -> usize {
@@ -209,27 +246,44 @@ impl DeviceHub {
     }
 }
 
+impl DeviceHub {
+    fn session(&self, thing: &str) -> Option<Arc<Session>> {
+        self.read().get(thing).cloned()
+    }
+}
+
 impl Deliver for DeviceHub {
-    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message) -> Delivery {
+    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
         let Endpoint::Device(thing) = target else {
             return Delivery::Dropped("not a device");
         };
-        let session = match self.read().get(thing.name()) {
-            Some(s) => s.clone(),
-            None => return Delivery::NotSubscribed,
+        let Some(session) = self.session(thing.name()) else {
+            return Delivery::NotSubscribed;
         };
-        let offer = session.state().offer(msg);
+        let offer = session.state().offer(msg, when_full == WhenFull::Hold, Instant::now);
         match offer {
             Offer::Queued => {
                 session.wake.notify_one();
                 Delivery::Accepted
             }
-            Offer::Overflow => {
+            Offer::Full => {
                 session.wake.notify_one();
-                Delivery::Accepted
+                Delivery::Full
             }
+            Offer::Refused => Delivery::Refused,
             Offer::NotSubscribed | Offer::Offline => Delivery::NotSubscribed,
             Offer::Dropped(reason) => Delivery::Dropped(reason),
+        }
+    }
+
+    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>> {
+        let Endpoint::Device(thing) = target else { return None };
+        let session = self.session(thing.name())?;
+        let room = session.state().room_or_wait();
+        if room {
+            None
+        } else {
+            Some(session.room.clone())
         }
     }
 }

@@ -4,8 +4,12 @@
 
 pub mod connection;
 pub mod hub;
+mod packet;
+pub mod reader;
 pub mod session;
 pub mod tls;
+pub mod validate;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,11 +2,16 @@
 //! QoS 1 messages in flight. Plain data changed by methods that never touch a
 //! socket; the connection's writer drains it.
 //!
-//! Bounds (SPEC §7): queued + in-flight messages are limited to
-//! [`SessionLimits::max_queued`]. QoS 0 overflow is dropped and counted; a QoS 1
-//! overflow marks the session so that its connection is closed (the session and
-//! its messages are kept, up to twice the limit, beyond which the newest are
-//! dropped and counted).
+//! Bounds and flow control (docs/mqtt.md, "Flow control"): queued plus
+//! in-flight messages are limited to [`SessionLimits::max_queued`]. While the
+//! device is connected nothing is dropped: a message that fills the queue is
+//! still taken ([`Offer::Full`]) and its publisher is held back until the
+//! device drains the queue ([`SessionState::has_room`]). A device that makes
+//! no progress (no PUBACK, nothing written) for
+//! [`SessionLimits::stall_timeout`] while its queue is full is disconnected
+//! ([`SessionState::stalled_since`]); a persistent session is kept. For an
+//! offline persistent session, QoS 1 messages are queued up to the bound and
+//! dropped beyond it (counted).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,23 +22,39 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::router::{Message, Qos};
 use crate::topic::TopicFilter;
 
-/// A QoS 1 session over its limit is cut only when its device has acknowledged
-/// nothing for this long.
-pub const SLOW_READER_AFTER: Duration = Duration::from_secs(2);
+/// Default of [`SessionLimits::max_queued`].
+pub const DEFAULT_MAX_QUEUED: usize = 1000;
+/// Default of [`SessionLimits::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`SessionLimits::max_subscriptions`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 1000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
-    /// Queued plus in-flight messages before overflow handling starts.
+    /// Queued plus in-flight messages: at this many, publishers to the
+    /// device are held back (connected) or further messages dropped (offline).
     pub max_queued: usize,
     /// QoS 1 messages sent and not yet acknowledged.
     pub max_inflight: usize,
     /// Unacknowledged QoS 1 messages are sent again (DUP) after this long.
     pub retry_after: Duration,
+    /// A connected device whose queue is full and that makes no progress for
+    /// this long is disconnected.
+    pub stall_timeout: Duration,
+    /// Granted subscriptions a session may hold; further filters get SUBACK
+    /// 0x80 (each one costs a match on every message routed to the device).
+    pub max_subscriptions: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
-        Self { max_queued: 1000, max_inflight: 128, retry_after: Duration::from_secs(30) }
+        Self {
+            max_queued: DEFAULT_MAX_QUEUED,
+            max_inflight: 128,
+            retry_after: Duration::from_secs(30),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+        }
     }
 }
 
@@ -56,20 +77,35 @@ struct InFlight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
     Queued,
+    /// Queued, and the queue is now at its bound: hold the publisher back
+    /// until [`SessionState::has_room`].
+    Full,
+    /// Not queued: the queue is full and the publisher asked not to wait.
+    Refused,
     /// No granted filter matches the topic.
     NotSubscribed,
-    /// The device is offline and the message is QoS 0 (not kept, as MQTT says).
+    /// The device is offline and the message is QoS 0, or the session is
+    /// clean (not kept, as MQTT says).
     Offline,
-    /// Dropped: over the limit.
+    /// Dropped: the device is offline and its persistent session is full.
     Dropped(&'static str),
-    /// Queued, but the QoS 1 queue overflowed: the connection must be closed.
-    Overflow,
+}
+
+/// Why a subscription was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeRefused {
+    /// The session holds [`SessionLimits::max_subscriptions`] already.
+    TooMany,
 }
 
 #[derive(Debug, Default)]
 pub struct SessionCounters {
+    /// Messages dropped because the device was offline with a full session.
     pub dropped: u64,
+    /// Messages written (QoS 0) or acknowledged (QoS 1).
     pub delivered: u64,
+    /// Times a publisher was held back by this session's full queue.
+    pub held: u64,
 }
 
 #[derive(Debug)]
@@ -82,15 +118,19 @@ pub struct SessionState {
     next_pkid: u16,
     /// Encoded control packets (acks, pings) waiting for the writer.
     control: BytesMut,
+    /// Packet ids of QoS 2 publishes of the device not released yet (PUBREL).
+    pub qos2_awaiting_release: Vec<u16>,
     /// Connection currently attached, if any.
     pub attached: Option<u64>,
-    /// Set on QoS 1 overflow; the writer closes the connection.
-    pub overflowed: bool,
     /// In-flight messages must be sent again (after a reconnect).
     resend: bool,
-    /// When the device last acknowledged a message on this connection: a
-    /// backlog that is being worked off is not a slow reader.
+    /// Since when the queue has been at its bound (connected), if it is.
+    full_since: Option<Instant>,
+    /// When the device last made progress on this connection: acknowledged a
+    /// QoS 1 message or had QoS 0 messages written to it.
     last_progress: Option<Instant>,
+    /// A publisher waits for room: signal it when the queue drains.
+    room_wanted: bool,
     pub counters: SessionCounters,
 }
 
@@ -104,24 +144,36 @@ impl SessionState {
             inflight: VecDeque::new(),
             next_pkid: 1,
             control: BytesMut::new(),
+            qos2_awaiting_release: Vec::new(),
             attached: None,
-            overflowed: false,
             resend: false,
+            full_since: None,
             last_progress: None,
+            room_wanted: false,
             counters: SessionCounters::default(),
         }
+    }
+
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
     }
 
     pub fn subscriptions(&self) -> &[(TopicFilter, Qos)] {
         &self.subscriptions
     }
 
-    /// Adds or replaces a granted subscription.
-    pub fn subscribe(&mut self, filter: TopicFilter, qos: Qos) {
-        match self.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
-            Some(entry) => entry.1 = qos,
-            None => self.subscriptions.push((filter, qos)),
+    /// Adds or replaces a granted subscription; refused when the session holds
+    /// [`SessionLimits::max_subscriptions`] other filters.
+    pub fn subscribe(&mut self, filter: TopicFilter, qos: Qos) -> Result<(), SubscribeRefused> {
+        if let Some(entry) = self.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
+            entry.1 = qos;
+            return Ok(());
         }
+        if self.subscriptions.len() >= self.limits.max_subscriptions {
+            return Err(SubscribeRefused::TooMany);
+        }
+        self.subscriptions.push((filter, qos));
+        Ok(())
     }
 
     pub fn unsubscribe(&mut self, filter: &str) {
@@ -137,15 +189,52 @@ impl SessionState {
 
     /// Delivery QoS for `topic`: the highest granted among matching filters, or None.
     fn granted_qos(&self, topic: &str) -> Option<Qos> {
-        self.subscriptions.iter().filter(|(f, _)| f.matches(topic)).map(|(_, q)| *q).max()
+        let mut best = None;
+        for (f, q) in &self.subscriptions {
+            if best < Some(*q) && f.matches(topic) {
+                best = Some(*q);
+                if *q == Qos::AtLeastOnce {
+                    break;
+                }
+            }
+        }
+        best
     }
 
     pub fn pending(&self) -> usize {
         self.queue.len() + self.inflight.len()
     }
 
-    /// Offers a routed message to this session.
-    pub fn offer(&mut self, msg: &Message) -> Offer {
+    /// Whether a publisher held back by this session may go on: the queue
+    /// is under its bound, or nobody is connected to drain it (an offline
+    /// session drops beyond its bound instead of holding anyone back).
+    pub fn has_room(&self) -> bool {
+        self.attached.is_none() || self.pending() < self.limits.max_queued
+    }
+
+    /// [`SessionState::has_room`], registering that a publisher waits when not.
+    pub fn room_or_wait(&mut self) -> bool {
+        let room = self.has_room();
+        if !room {
+            self.room_wanted = true;
+        }
+        room
+    }
+
+    /// Whether publishers waiting for room must be woken now (taken once).
+    pub fn take_room_signal(&mut self) -> bool {
+        if self.room_wanted && self.has_room() {
+            self.room_wanted = false;
+            return true;
+        }
+        false
+    }
+
+    /// Offers a routed message to this session. `hold` says what to do when
+    /// the queue is full while the device is connected: take it and answer
+    /// [`Offer::Full`] (the publisher waits), or refuse it.
+    /// `now` is read only when the offer fills the queue (not on the hot path).
+    pub fn offer(&mut self, msg: &Message, hold: bool, now: impl FnOnce() -> Instant) -> Offer {
         let Some(granted) = self.granted_qos(&msg.topic) else {
             return Offer::NotSubscribed;
         };
@@ -154,28 +243,57 @@ impl SessionState {
             // Nobody to send QoS 0 to; clean sessions end with their connection.
             return Offer::Offline;
         }
-        let out = Outgoing { topic: msg.topic.clone(), payload: msg.payload.clone(), qos };
         let pending = self.pending();
-        if pending >= self.limits.max_queued {
-            if qos == Qos::AtMostOnce {
+        if self.attached.is_none() {
+            if pending >= self.limits.max_queued {
                 self.counters.dropped += 1;
-                return Offer::Dropped("device queue full (QoS 0)");
+                return Offer::Dropped("device offline and its persistent session is full");
             }
-            if self.attached.is_none() || pending >= 2 * self.limits.max_queued {
-                self.counters.dropped += 1;
-                return Offer::Dropped("device session full (QoS 1)");
-            }
-            self.queue.push_back(out);
-            // A device that keeps acknowledging is working off a backlog (after a
-            // reconnect, say); only one that stopped is a slow reader to cut.
-            if self.last_progress.is_some_and(|t| t.elapsed() < SLOW_READER_AFTER) {
-                return Offer::Queued;
-            }
-            self.overflowed = true;
-            return Offer::Overflow;
+        } else if pending >= self.limits.max_queued && !hold {
+            return Offer::Refused;
         }
-        self.queue.push_back(out);
+        self.queue.push_back(Outgoing { topic: msg.topic.clone(), payload: msg.payload.clone(), qos });
+        if self.attached.is_some() && pending + 1 >= self.limits.max_queued {
+            if self.full_since.is_none() {
+                self.full_since = Some(now());
+            }
+            self.counters.held += 1;
+            return Offer::Full;
+        }
         Offer::Queued
+    }
+
+    /// Since when the connected device has been stalled: its queue full and no
+    /// progress made. The connection is closed once this is
+    /// [`SessionLimits::stall_timeout`] ago.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        if self.attached.is_none() || self.pending() < self.limits.max_queued {
+            return None;
+        }
+        let full = self.full_since?;
+        Some(match self.last_progress {
+            Some(p) if p > full => p,
+            _ => full,
+        })
+    }
+
+    /// When a stalled device must be disconnected, if it is stalled.
+    pub fn stall_deadline(&self) -> Option<Instant> {
+        self.stalled_since().map(|t| t + self.limits.stall_timeout)
+    }
+
+    /// Progress matters only while the queue is full: a queue that fills
+    /// later starts its stall clock then, after any earlier progress. So the
+    /// clock is read only then.
+    fn progressed(&mut self, now: impl FnOnce() -> Instant) {
+        if self.full_since.is_none() {
+            return;
+        }
+        if self.pending() < self.limits.max_queued {
+            self.full_since = None;
+        } else {
+            self.last_progress = Some(now());
+        }
     }
 
     /// Queues an encoded control packet (PUBACK, SUBACK, PINGRESP, ...).
@@ -183,19 +301,27 @@ impl SessionState {
         self.control.extend_from_slice(encoded);
     }
 
+    /// Takes the control packets not written yet (a closing connection's last
+    /// answers).
+    pub fn take_control(&mut self) -> BytesMut {
+        self.control.split()
+    }
+
     /// Marks a connection attached; in-flight messages will be sent again.
     pub fn attach(&mut self, conn: u64) {
         self.attached = Some(conn);
         self.last_progress = None;
-        self.overflowed = false;
+        self.full_since = None;
         self.resend = !self.inflight.is_empty();
         self.control.clear();
     }
 
     /// Detaches `conn` if it is the attached one; returns whether it was.
+    /// Publishers waiting for room go on (see [`SessionState::has_room`]).
     pub fn detach(&mut self, conn: u64) -> bool {
         if self.attached == Some(conn) {
             self.attached = None;
+            self.full_since = None;
             if self.clean {
                 self.queue.clear();
                 self.inflight.clear();
@@ -210,13 +336,14 @@ impl SessionState {
         }
     }
 
-    /// A PUBACK arrived for `pkid`.
-    pub fn acknowledge(&mut self, pkid: u16) -> bool {
+    /// A PUBACK arrived for `pkid`; returns whether it matched one in flight
+    /// (a PUBACK for an unknown packet id is ignored).
+    pub fn acknowledge(&mut self, pkid: u16, now: impl FnOnce() -> Instant) -> bool {
         match self.inflight.iter().position(|f| f.pkid == pkid) {
             Some(i) => {
                 self.inflight.remove(i);
                 self.counters.delivered += 1;
-                self.last_progress = Some(Instant::now());
+                self.progressed(now);
                 true
             }
             None => false,
@@ -248,6 +375,7 @@ impl SessionState {
                 n += 1;
             }
         }
+        let mut written_qos0 = false;
         while n < max_batch {
             if self.queue.front().is_some_and(|m| m.qos == Qos::AtLeastOnce) && self.inflight.len() >= self.limits.max_inflight {
                 break;
@@ -259,6 +387,7 @@ impl SessionState {
                 Qos::AtMostOnce => {
                     encode_publish(buf, &msg.topic, &msg.payload, Qos::AtMostOnce, 0, false);
                     self.counters.delivered += 1;
+                    written_qos0 = true;
                 }
                 Qos::AtLeastOnce => {
                     let pkid = self.alloc_pkid();
@@ -267,6 +396,9 @@ impl SessionState {
                 }
             }
             n += 1;
+        }
+        if written_qos0 {
+            self.progressed(|| now);
         }
         n
     }
@@ -324,9 +456,20 @@ mod tests {
 
     fn subscribed(clean: bool, limits: SessionLimits) -> SessionState {
         let mut s = SessionState::new(clean, limits);
-        s.subscribe(TopicFilter::new("a/#").unwrap(), Qos::AtLeastOnce);
+        s.subscribe(TopicFilter::new("a/#").unwrap(), Qos::AtLeastOnce).unwrap();
         s.attach(1);
         s
+    }
+
+    fn offer(s: &mut SessionState, topic: &str, qos: Qos) -> Offer {
+        s.offer(&msg(topic, qos), true, Instant::now)
+    }
+
+    fn read_publish(buf: &mut BytesMut) -> rumqttc::mqttbytes::v4::Publish {
+        match Packet::read(buf, 1 << 20) {
+            Ok(Packet::Publish(p)) => p,
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
     }
 
     #[test]
@@ -336,7 +479,7 @@ mod tests {
                 let payload = vec![0xabu8; size];
                 let mut buf = BytesMut::new();
                 encode_publish(&mut buf, "$aws/things/x/shadow/get", &payload, qos, pkid, pkid != 0);
-                let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!("not a publish") };
+                let p = read_publish(&mut buf);
                 assert_eq!(p.topic, "$aws/things/x/shadow/get");
                 assert_eq!(p.payload.len(), size);
                 assert_eq!(p.pkid, pkid);
@@ -350,36 +493,64 @@ mod tests {
     #[test]
     fn offers_only_what_is_subscribed_at_the_lower_qos() {
         let mut s = SessionState::new(true, SessionLimits::default());
-        s.subscribe(TopicFilter::new("a/+").unwrap(), Qos::AtMostOnce);
+        s.subscribe(TopicFilter::new("a/+").unwrap(), Qos::AtMostOnce).unwrap();
         s.attach(1);
-        assert_eq!(s.offer(&msg("b", Qos::AtLeastOnce)), Offer::NotSubscribed);
-        assert_eq!(s.offer(&msg("a/x", Qos::AtLeastOnce)), Offer::Queued);
+        assert_eq!(offer(&mut s, "b", Qos::AtLeastOnce), Offer::NotSubscribed);
+        assert_eq!(offer(&mut s, "a/x", Qos::AtLeastOnce), Offer::Queued);
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, Instant::now(), 100), 1);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
-        assert_eq!(p.qos as u8, 0, "granted QoS 0 wins over message QoS 1");
+        assert_eq!(read_publish(&mut buf).qos as u8, 0, "granted QoS 0 wins over message QoS 1");
+    }
+
+    #[test]
+    fn the_highest_granted_qos_among_matching_filters_wins() {
+        let mut s = SessionState::new(true, SessionLimits::default());
+        s.subscribe(TopicFilter::new("a/+").unwrap(), Qos::AtMostOnce).unwrap();
+        s.subscribe(TopicFilter::new("a/#").unwrap(), Qos::AtLeastOnce).unwrap();
+        s.subscribe(TopicFilter::new("#").unwrap(), Qos::AtMostOnce).unwrap();
+        s.attach(1);
+        assert_eq!(offer(&mut s, "a/x", Qos::AtLeastOnce), Offer::Queued);
+        let mut buf = BytesMut::new();
+        s.drain_into(&mut buf, Instant::now(), 100);
+        let p = read_publish(&mut buf);
+        assert_eq!(p.qos as u8, 1);
+        assert!(buf.is_empty(), "one copy, however many filters match");
+    }
+
+    #[test]
+    fn subscriptions_are_bounded_but_replacing_one_is_not_refused() {
+        let limits = SessionLimits { max_subscriptions: 2, ..SessionLimits::default() };
+        let mut s = SessionState::new(true, limits);
+        s.subscribe(TopicFilter::new("a").unwrap(), Qos::AtMostOnce).unwrap();
+        s.subscribe(TopicFilter::new("b").unwrap(), Qos::AtMostOnce).unwrap();
+        assert_eq!(s.subscribe(TopicFilter::new("c").unwrap(), Qos::AtMostOnce), Err(SubscribeRefused::TooMany));
+        assert_eq!(s.subscribe(TopicFilter::new("a").unwrap(), Qos::AtLeastOnce), Ok(()));
+        s.unsubscribe("b");
+        assert_eq!(s.subscribe(TopicFilter::new("c").unwrap(), Qos::AtMostOnce), Ok(()));
+        assert_eq!(s.subscriptions().len(), 2);
     }
 
     #[test]
     fn qos1_is_kept_until_acknowledged_and_resent_after_reconnect() {
         let mut s = subscribed(false, SessionLimits::default());
-        s.offer(&msg("a/1", Qos::AtLeastOnce));
+        offer(&mut s, "a/1", Qos::AtLeastOnce);
         let mut buf = BytesMut::new();
         let now = Instant::now();
         s.drain_into(&mut buf, now, 100);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
+        let p = read_publish(&mut buf);
         assert!(s.detach(1));
-        assert_eq!(s.offer(&msg("a/2", Qos::AtMostOnce)), Offer::Offline);
-        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce)), Offer::Queued);
+        assert_eq!(offer(&mut s, "a/2", Qos::AtMostOnce), Offer::Offline);
+        assert_eq!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Queued);
         s.attach(2);
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, now, 100), 2);
-        let Packet::Publish(again) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
+        let again = read_publish(&mut buf);
         assert_eq!((again.pkid, again.dup), (p.pkid, true));
-        let Packet::Publish(third) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
+        let third = read_publish(&mut buf);
         assert_eq!(&*third.topic, "a/3");
-        assert!(s.acknowledge(p.pkid));
-        assert!(s.acknowledge(third.pkid));
+        assert!(s.acknowledge(p.pkid, || now));
+        assert!(s.acknowledge(third.pkid, || now));
+        assert!(!s.acknowledge(third.pkid, || now), "a second PUBACK for the same id matches nothing");
         assert_eq!(s.pending(), 0);
     }
 
@@ -387,7 +558,7 @@ mod tests {
     fn unacknowledged_messages_are_retried_while_connected() {
         let limits = SessionLimits { retry_after: Duration::from_secs(5), ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
-        s.offer(&msg("a/1", Qos::AtLeastOnce));
+        offer(&mut s, "a/1", Qos::AtLeastOnce);
         let t0 = Instant::now();
         let mut buf = BytesMut::new();
         s.drain_into(&mut buf, t0, 100);
@@ -395,52 +566,104 @@ mod tests {
         assert_eq!(s.drain_into(&mut buf, t0 + Duration::from_secs(1), 100), 0);
         assert_eq!(s.next_retry(), Some(t0 + Duration::from_secs(5)));
         assert_eq!(s.drain_into(&mut buf, t0 + Duration::from_secs(6), 100), 1);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
-        assert!(p.dup);
+        assert!(read_publish(&mut buf).dup);
     }
 
     #[test]
-    fn overflow_drops_qos0_and_flags_qos1() {
-        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
+    fn a_full_queue_takes_the_message_and_holds_the_publisher_at_either_qos() {
+        let limits = SessionLimits { max_queued: 3, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
-        s.offer(&msg("a/1", Qos::AtLeastOnce));
-        s.offer(&msg("a/2", Qos::AtLeastOnce));
-        assert_eq!(s.offer(&msg("a/3", Qos::AtMostOnce)), Offer::Dropped("device queue full (QoS 0)"));
-        assert_eq!(s.offer(&msg("a/4", Qos::AtLeastOnce)), Offer::Overflow);
-        assert!(s.overflowed);
-        assert_eq!(s.offer(&msg("a/5", Qos::AtLeastOnce)), Offer::Overflow);
-        assert!(matches!(s.offer(&msg("a/6", Qos::AtLeastOnce)), Offer::Dropped(_)));
-        assert_eq!(s.counters.dropped, 2);
-    }
-
-    #[test]
-    fn a_backlog_being_acknowledged_is_not_a_slow_reader() {
-        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
-        let mut s = subscribed(false, limits);
-        s.offer(&msg("a/1", Qos::AtLeastOnce));
+        assert_eq!(offer(&mut s, "a/1", Qos::AtLeastOnce), Offer::Queued);
+        assert_eq!(offer(&mut s, "a/2", Qos::AtMostOnce), Offer::Queued);
+        assert_eq!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Full, "the message that fills the queue is taken");
+        assert!(!s.room_or_wait());
+        // Publishers held back meanwhile each add at most the message they hold.
+        assert_eq!(offer(&mut s, "a/4", Qos::AtMostOnce), Offer::Full);
+        assert_eq!(s.pending(), 4);
+        assert_eq!(s.counters.dropped, 0, "nothing sent to a connected device is dropped");
+        assert!(!s.take_room_signal());
         let mut buf = BytesMut::new();
         s.drain_into(&mut buf, Instant::now(), 100);
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
-        s.acknowledge(p.pkid);
-        s.offer(&msg("a/2", Qos::AtLeastOnce));
-        s.offer(&msg("a/2b", Qos::AtLeastOnce));
-        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce)), Offer::Queued, "acknowledging: working off the backlog");
-        assert!(!s.overflowed);
-        s.offer(&msg("a/4", Qos::AtLeastOnce));
-        assert!(matches!(s.offer(&msg("a/5", Qos::AtLeastOnce)), Offer::Dropped(_)), "the hard cap still holds");
+        // Two QoS 0 out of the queue; two QoS 1 in flight still count.
+        assert_eq!(s.pending(), 2);
+        assert!(s.take_room_signal(), "the waiting publisher is woken once");
+        assert!(!s.take_room_signal());
+        let topics: Vec<String> = (0..4).map(|_| read_publish(&mut buf).topic.to_string()).collect();
+        assert_eq!(topics, ["a/1", "a/2", "a/3", "a/4"], "in order");
+    }
+
+    #[test]
+    fn a_full_queue_refuses_a_publisher_that_does_not_wait() {
+        let limits = SessionLimits { max_queued: 1, ..SessionLimits::default() };
+        let mut s = subscribed(true, limits);
+        assert_eq!(offer(&mut s, "a/1", Qos::AtLeastOnce), Offer::Full);
+        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), false, Instant::now), Offer::Refused);
+        assert_eq!(s.pending(), 1);
+    }
+
+    #[test]
+    fn an_offline_persistent_session_keeps_qos1_up_to_its_bound_then_drops_and_counts() {
+        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
+        let mut s = subscribed(false, limits);
+        s.detach(1);
+        assert!(s.has_room(), "nobody connected: nobody to wait for");
+        assert_eq!(offer(&mut s, "a/1", Qos::AtLeastOnce), Offer::Queued);
+        assert_eq!(offer(&mut s, "a/2", Qos::AtLeastOnce), Offer::Queued);
+        assert!(matches!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Dropped(_)));
+        assert_eq!(offer(&mut s, "a/4", Qos::AtMostOnce), Offer::Offline);
+        assert_eq!(s.counters.dropped, 1);
+        assert_eq!(s.pending(), 2);
+    }
+
+    #[test]
+    fn a_stall_is_a_full_queue_without_progress_and_progress_restarts_it() {
+        let limits = SessionLimits { max_queued: 2, max_inflight: 1, ..SessionLimits::default() };
+        let mut s = subscribed(true, limits);
+        let t0 = Instant::now();
+        assert_eq!(s.stalled_since(), None);
+        s.offer(&msg("a/1", Qos::AtLeastOnce), true, || t0);
+        let mut buf = BytesMut::new();
+        s.drain_into(&mut buf, t0, 100);
+        let first = read_publish(&mut buf);
+        assert_eq!(s.offer(&msg("a/2", Qos::AtLeastOnce), true, || t0), Offer::Full);
+        assert_eq!(s.stalled_since(), Some(t0));
+        assert_eq!(s.stall_deadline(), Some(t0 + limits.stall_timeout));
+        // The device acknowledges: room, and no longer stalled.
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(s.acknowledge(first.pkid, || t1));
+        assert_eq!(s.stalled_since(), None);
+        s.drain_into(&mut buf, t1, 100);
+        // Full again: the stall counts from the later of filling and progress.
+        assert_eq!(s.offer(&msg("a/3", Qos::AtLeastOnce), true, || t1), Offer::Full);
+        assert_eq!(s.stalled_since(), Some(t1));
+        s.detach(1);
+        assert_eq!(s.stalled_since(), None, "an offline device is not stalled");
+    }
+
+    #[test]
+    fn qos0_written_out_is_progress() {
+        let limits = SessionLimits { max_queued: 1, ..SessionLimits::default() };
+        let mut s = subscribed(true, limits);
+        let t0 = Instant::now();
+        assert_eq!(s.offer(&msg("a/1", Qos::AtMostOnce), true, || t0), Offer::Full);
+        assert!(s.stalled_since().is_some());
+        let mut buf = BytesMut::new();
+        s.drain_into(&mut buf, t0 + Duration::from_secs(1), 100);
+        assert_eq!(s.stalled_since(), None);
+        assert!(s.has_room());
     }
 
     #[test]
     fn inflight_window_holds_back_qos1_but_not_qos0() {
         let limits = SessionLimits { max_inflight: 1, ..SessionLimits::default() };
         let mut s = subscribed(true, limits);
-        s.offer(&msg("a/1", Qos::AtLeastOnce));
-        s.offer(&msg("a/2", Qos::AtLeastOnce));
+        offer(&mut s, "a/1", Qos::AtLeastOnce);
+        offer(&mut s, "a/2", Qos::AtLeastOnce);
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, Instant::now(), 100), 1);
         assert!(!s.has_work());
-        let Packet::Publish(p) = Packet::read(&mut buf, 1 << 20).unwrap() else { panic!() };
-        s.acknowledge(p.pkid);
+        let p = read_publish(&mut buf);
+        s.acknowledge(p.pkid, Instant::now);
         assert!(s.has_work());
     }
 }

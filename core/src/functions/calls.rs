@@ -13,7 +13,7 @@ use ggcore_plugin_abi::{HostErrorCode, LogLevel};
 use super::slot::{FunctionSlot, InvokeResult, WorkItem};
 use super::{error, FunctionManager};
 use crate::group::{Endpoint, FunctionArn};
-use crate::router::{Message, Qos};
+use crate::router::{Message, Qos, WhenFull};
 
 impl FunctionManager {
     /// Answers a worker's host call.
@@ -59,22 +59,25 @@ impl FunctionManager {
         let msg = Message { topic: Arc::from(topic), payload: Bytes::from(payload), qos: Qos::AtLeastOnce };
         let mut scratch = Vec::new();
         let source = Endpoint::Function(arn.clone());
-        let mut out = self.router.route(&source, &msg, &mut scratch);
-        if policy == "AllOrError" && out.blocked > 0 {
+        let when_full = if policy == "AllOrError" { WhenFull::Refuse } else { WhenFull::Hold };
+        let out = self.router.route_with(&source, &msg, &mut scratch, when_full);
+        if out.refused > 0 {
             return error(
                 HostErrorCode::Full,
-                format!("the message could not reach every destination ({} of {} work queues full)", out.blocked, out.targets),
+                format!("the message could not reach every destination ({} of {} queues full)", out.refused, out.targets),
             );
-        }
-        if out.blocked > 0 {
-            // Held back until the full queues take it: an accepted publish is delivered.
-            out = self.router.retry(&source, &msg, &mut scratch, out).await;
         }
         if policy == "AllOrError" && out.dropped > 0 {
             return error(
                 HostErrorCode::Full,
                 format!("the message could not reach every destination ({} of {} dropped)", out.dropped, out.targets),
             );
+        }
+        if out.blocked > 0 {
+            // Accepted (every target took it); the publish returns once the
+            // full queues have room again.
+            let full = self.router.full_targets(&out, &scratch);
+            self.router.hold(&source, &full).await;
         }
         Reply::Done
     }

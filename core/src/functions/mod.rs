@@ -24,6 +24,8 @@ mod stopping;
 mod worker;
 mod zygote;
 
+pub use self::spec::sdk_dirs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use ggcore_ipc::Reply;
 use ggcore_plugin_abi::{HostErrorCode, LogLevel};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,12 +42,12 @@ use self::instance::{Ended, Starting};
 use self::ipc::IpcHub;
 use self::memory::MemoryControl;
 use self::process::Exit;
-use self::slot::{FunctionSlot, WorkItem};
+use self::slot::{Enqueued, FunctionSlot, WorkItem};
 use self::zygote::Zygote;
 use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
 use crate::layout::Layout;
 use crate::plugins::{PluginEntry, Registry};
-use crate::router::{Deliver, Delivery, Message, Router};
+use crate::router::{Deliver, Delivery, Message, Router, WhenFull};
 use crate::telemetry::RateLimit;
 
 /// ARNs of the original's system functions that the SDKs address.
@@ -135,6 +138,7 @@ pub struct FunctionManager {
     zygotes: Mutex<HashMap<PathBuf, Arc<ZygoteCell>>>,
     spares: Mutex<HashMap<PathBuf, spare::SpareSlot>>,
     spare_seq: std::sync::atomic::AtomicU64,
+    cgroup_seq: std::sync::atomic::AtomicU64,
     pids: Arc<Mutex<HashMap<u32, Arc<Exit>>>>,
     default_run_as: Option<RunAs>,
     zygotes_enabled: bool,
@@ -175,6 +179,7 @@ impl FunctionManager {
             zygotes: Mutex::new(HashMap::new()),
             spares: Mutex::new(HashMap::new()),
             spare_seq: std::sync::atomic::AtomicU64::new(1),
+            cgroup_seq: std::sync::atomic::AtomicU64::new(1),
             pids: Arc::new(Mutex::new(HashMap::new())),
             default_run_as: default_run_as(),
             zygotes_enabled: zygotes_enabled(),
@@ -221,6 +226,11 @@ impl FunctionManager {
         None
     }
 
+    /// A number for an instance's memory cgroup, unique in this core.
+    pub(crate) fn next_cgroup_id(&self) -> u64 {
+        self.cgroup_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Registers a zygote child so that its exit status reaches its instance.
     pub(crate) fn watch_pid(&self, pid: u32, exit: Arc<Exit>) {
         lock(&self.pids).insert(pid, exit);
@@ -260,7 +270,7 @@ impl FunctionManager {
 
     async fn start_zygote(self: &Arc<Self>, plugin: &PluginEntry, runtime: &str) -> Result<Arc<Zygote>, Instant> {
         let file = &plugin.file;
-        let sdk = self.sdk_dirs(runtime);
+        let sdk = self.sdk_dirs(plugin, runtime);
         let runtime = if plugin.native_runtime.is_empty() { runtime.to_string() } else { plugin.native_runtime.clone() };
         let pids = self.pids.clone();
         let on_exit: zygote::ExitHook = Arc::new(move |pid, status| {
@@ -476,6 +486,8 @@ impl FunctionManager {
                     "runtime": s.def.runtime,
                     "plugin": s.plugin.file.display().to_string(),
                     "lifecycle": if s.def.lifecycle == Lifecycle::Pinned { "pinned" } else { "on-demand" },
+                    "isolation": s.def.isolation.effective(),
+                    "runAs": self.run_as(&s.def).map(|r| serde_json::json!({"uid": r.uid, "gid": r.gid})),
                     "instances": s.instance_list(),
                     "maxInstances": s.max_instances,
                     "queued": s.queue_len(),
@@ -490,6 +502,7 @@ impl FunctionManager {
                     "rejectedQueueFull": g(&st.rejected_queue_full),
                     "instancesStarted": g(&st.instances_started),
                     "startFailures": g(&st.start_failures),
+                    "eventsNotRun": g(&st.events_not_run),
                     "memoryKb": s.def.memory_kb,
                     "timeoutSeconds": s.def.timeout.as_secs(),
                     "log": s.log.path.display().to_string(),
@@ -502,7 +515,7 @@ impl FunctionManager {
 }
 
 impl Deliver for Arc<FunctionManager> {
-    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message) -> Delivery {
+    fn deliver(&self, target: &Endpoint, _source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
         let Endpoint::Function(arn) = target else { return Delivery::Dropped("not a function") };
         if self.stopping.is_cancelled() {
             return Delivery::Dropped("the core is stopping");
@@ -519,11 +532,25 @@ impl Deliver for Arc<FunctionManager> {
             reply: None,
             enqueued: Instant::now(),
         };
-        if slot.enqueue(item).is_err() {
-            // The router holds the publisher back and retries.
-            return Delivery::Full;
-        }
+        let delivery = match slot.enqueue_routed(item, when_full == WhenFull::Hold) {
+            Ok(Enqueued::Queued) => Delivery::Accepted,
+            Ok(Enqueued::Full) => Delivery::Full,
+            Err(_) => {
+                slot.stats.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+                return Delivery::Refused;
+            }
+        };
         self.ensure_capacity(&slot);
-        Delivery::Accepted
+        delivery
+    }
+
+    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>> {
+        let Endpoint::Function(arn) = target else { return None };
+        let slot = self.slot(arn)?;
+        if slot.room_or_wait() {
+            None
+        } else {
+            Some(slot.room.clone())
+        }
     }
 }

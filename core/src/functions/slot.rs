@@ -78,6 +78,9 @@ pub struct SlotStats {
     pub rejected_queue_full: AtomicU64,
     pub instances_started: AtomicU64,
     pub start_failures: AtomicU64,
+    /// Routed messages (events) answered with an error without running:
+    /// the function could not start, was removed, or the core stopped.
+    pub events_not_run: AtomicU64,
 }
 
 /// What status shows of one instance.
@@ -97,9 +100,11 @@ pub struct FunctionSlot {
     /// Hash of the code directory (an unchanged function keeps running on redeploy).
     pub code_hash: String,
     pub plugin: PluginEntry,
-    queue: Mutex<VecDeque<WorkItem>>,
+    queue: Mutex<Queue>,
     pub capacity: usize,
     work_ready: Notify,
+    /// Wakes publishers held back by this function's full queue.
+    pub room: std::sync::Arc<Notify>,
     /// Instances waiting for work.
     pub idle: AtomicUsize,
     /// Instances alive (started or starting).
@@ -114,6 +119,24 @@ pub struct FunctionSlot {
     next_instance: AtomicU64,
     /// The new version that took over this function's queue at a redeploy.
     successor: Mutex<Option<std::sync::Arc<FunctionSlot>>>,
+}
+
+/// The work queue, and whether a publisher waits for room in it (both
+/// under one lock, so that a wake-up cannot slip between the check and the
+/// registration).
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<WorkItem>,
+    room_wanted: bool,
+}
+
+/// What [`FunctionSlot::enqueue_routed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued, with room left.
+    Queued,
+    /// Queued, and the queue is now at (or over) its capacity: hold the publisher back.
+    Full,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -136,9 +159,10 @@ impl FunctionSlot {
             log,
             code_hash,
             plugin,
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             capacity: capacity.max(1),
             work_ready: Notify::new(),
+            room: std::sync::Arc::new(Notify::new()),
             idle: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             starting: AtomicUsize::new(0),
@@ -156,22 +180,81 @@ impl FunctionSlot {
     }
 
     pub fn queue_len(&self) -> usize {
-        lock(&self.queue).len()
+        lock(&self.queue).items.len()
     }
 
     /// Queues a call; a full queue gives the item back (the caller gets an error).
     pub fn enqueue(&self, item: WorkItem) -> Result<(), WorkItem> {
         {
             let mut q = lock(&self.queue);
-            if q.len() >= self.capacity {
-                // Counted by the caller when the refusal is final (a held-back
-                // QoS 1 message is retried, not refused).
+            if q.items.len() >= self.capacity {
                 return Err(item);
             }
-            q.push_back(item);
+            q.items.push_back(item);
         }
         self.work_ready.notify_one();
         Ok(())
+    }
+
+    /// Queues a routed message's invocation. With `hold`, a full queue still
+    /// takes it and answers [`Enqueued::Full`]: the publisher waits for room
+    /// ([`FunctionSlot::room_or_wait`]) before its next message, so the queue
+    /// exceeds its capacity by at most one item per held publisher. Without
+    /// it (`AllOrError`), a full queue gives the item back.
+    pub fn enqueue_routed(&self, item: WorkItem, hold: bool) -> Result<Enqueued, WorkItem> {
+        let full = {
+            let mut q = lock(&self.queue);
+            if !hold && q.items.len() >= self.capacity {
+                return Err(item);
+            }
+            q.items.push_back(item);
+            q.items.len() >= self.capacity
+        };
+        self.work_ready.notify_one();
+        Ok(if full { Enqueued::Full } else { Enqueued::Queued })
+    }
+
+    /// Whether the queue has room (or the function is gone: nobody to wait
+    /// for); when not, a publisher is registered to be woken through
+    /// [`FunctionSlot::room`].
+    pub fn room_or_wait(&self) -> bool {
+        if self.removed.is_cancelled() {
+            return true;
+        }
+        let mut q = lock(&self.queue);
+        let room = q.items.len() < self.capacity;
+        if !room {
+            q.room_wanted = true;
+        }
+        room
+    }
+
+    /// Takes the front item, waking held-back publishers when that made room.
+    fn pop(&self) -> Option<WorkItem> {
+        let (item, wake) = {
+            let mut q = lock(&self.queue);
+            let item = q.items.pop_front();
+            let wake = q.room_wanted && q.items.len() < self.capacity;
+            if wake {
+                q.room_wanted = false;
+            }
+            (item, wake)
+        };
+        if wake {
+            self.room.notify_waiters();
+        }
+        item
+    }
+
+    /// Takes every queued item, waking held-back publishers.
+    fn take_all(&self) -> Vec<WorkItem> {
+        let items: Vec<WorkItem> = {
+            let mut q = lock(&self.queue);
+            q.room_wanted = false;
+            q.items.drain(..).collect()
+        };
+        self.room.notify_waiters();
+        items
     }
 
     /// Whether another on-demand instance should start: more queued work than
@@ -194,7 +277,7 @@ impl FunctionSlot {
             if self.removed.is_cancelled() {
                 return None;
             }
-            if let Some(w) = lock(&self.queue).pop_front() {
+            if let Some(w) = self.pop() {
                 return Some(w);
             }
             self.idle.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +298,7 @@ impl FunctionSlot {
                 if self.removed.is_cancelled() {
                     return None;
                 }
-                return lock(&self.queue).pop_front();
+                return self.pop();
             }
         }
     }
@@ -225,7 +308,7 @@ impl FunctionSlot {
         if self.removed.is_cancelled() {
             return None;
         }
-        lock(&self.queue).pop_front()
+        self.pop()
     }
 
     /// Puts calls an instance had taken but not started back at the front of
@@ -241,7 +324,7 @@ impl FunctionSlot {
         {
             let mut q = lock(&self.queue);
             for item in items.into_iter().rev() {
-                q.push_front(item);
+                q.items.push_front(item);
             }
         }
         if self.removed.is_cancelled() {
@@ -275,29 +358,39 @@ impl FunctionSlot {
         *lock(&self.successor) = Some(next);
     }
 
-    /// Answers every queued call with an Unhandled error.
+    /// Answers every queued call with an Unhandled error. Routed messages
+    /// (events nobody waits on) that will not run are counted apart
+    /// (`eventsNotRun` in status) and logged, so they are never lost silently.
     pub fn fail_queued(&self, message: &str) -> usize {
-        let items: Vec<WorkItem> = lock(&self.queue).drain(..).collect();
+        let items = self.take_all();
         let n = items.len();
+        let mut events = 0u64;
         for w in items {
             self.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
+            if w.reply.is_none() {
+                events += 1;
+            }
             w.answer(InvokeResult::unhandled(message));
+        }
+        if events > 0 {
+            self.stats.events_not_run.fetch_add(events, Ordering::Relaxed);
+            self.log.write(ggcore_plugin_abi::LogLevel::Error, &format!("{events} queued messages were not run: {message}"));
+            tracing::warn!(function = %self.def.arn, events, reason = message, "queued messages for the function were not run");
         }
         n
     }
 
-    /// Moves every queued call to `next` (the new version of this function);
-    /// calls over its capacity are answered with an error. Returns how many moved.
+    /// Moves every queued call to `next` (the new version of this function),
+    /// in order. None is refused: they were accepted, and the new queue
+    /// exceeds its capacity by at most this queue's length (its publishers
+    /// are held back until it drains). Returns how many moved.
     pub fn hand_over(&self, next: &FunctionSlot) -> usize {
-        let items: Vec<WorkItem> = lock(&self.queue).drain(..).collect();
-        let mut moved = 0;
+        let items = self.take_all();
+        let moved = items.len();
         for item in items {
-            match next.enqueue(item) {
-                Ok(()) => moved += 1,
-                Err(item) => {
-                    self.stats.unhandled_errors.fetch_add(1, Ordering::Relaxed);
-                    item.answer(InvokeResult::unhandled("the new version's work queue is full"));
-                }
+            // With `hold` an item is always taken; answer it should that change.
+            if let Err(item) = next.enqueue_routed(item, true) {
+                item.answer(InvokeResult::unhandled("the new version's work queue refused the call"));
             }
         }
         moved

@@ -1,27 +1,41 @@
 //! What a worker needs to become a function: environment, identity, SDK dirs.
 
+use std::path::{Path, PathBuf};
+
 use ggcore_ipc::Spec;
 
 use super::slot::FunctionSlot;
 use super::{FunctionManager, ROUTER_ARN, SECRETS_ARN, SHADOW_ARN};
 use crate::group::{Lifecycle, RunAs};
+use crate::plugins::PluginEntry;
+
+/// The SDK directories instances of `runtime` get: those its plugin declares
+/// (`declared`, ABI 1.1: names under `sdk_root` or absolute paths), else — a
+/// plugin built against ABI 1.0 declares none — ggcore's SDK for the
+/// runtime's language.
+pub fn sdk_dirs(sdk_root: &Path, declared: Option<&[String]>, runtime: &str) -> Vec<PathBuf> {
+    if let Some(dirs) = declared {
+        return dirs.iter().map(|d| sdk_root.join(d)).collect();
+    }
+    let lang = if runtime.starts_with("python") {
+        "sdk-python"
+    } else if runtime.starts_with("nodejs") {
+        "sdk-node"
+    } else if runtime.starts_with("java") {
+        "sdk-java"
+    } else {
+        "sdk-c"
+    };
+    vec![sdk_root.join(lang)]
+}
 
 impl FunctionManager {
-    pub(crate) fn sdk_dirs(&self, runtime: &str) -> Vec<String> {
-        let lang = if runtime.starts_with("python") {
-            "sdk-python"
-        } else if runtime.starts_with("nodejs") {
-            "sdk-node"
-        } else if runtime.starts_with("java") {
-            "sdk-java"
-        } else {
-            "sdk-c"
-        };
-        vec![self.cfg.sdk_root.join(lang).display().to_string()]
+    pub(crate) fn sdk_dirs(&self, plugin: &PluginEntry, runtime: &str) -> Vec<String> {
+        sdk_dirs(&self.cfg.sdk_root, plugin.sdk_dirs.as_deref(), runtime).iter().map(|d| d.display().to_string()).collect()
     }
 
     /// The user and group a function runs as (None: the core's own).
-    fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
+    pub(crate) fn run_as(&self, f: &crate::group::Function) -> Option<RunAs> {
         if !nix::unistd::geteuid().is_root() {
             return None;
         }
@@ -76,11 +90,29 @@ impl FunctionManager {
             memory_limit_kb: f.memory_kb,
             timeout_ms: f.timeout.as_millis() as u64,
             pinned: f.lifecycle == Lifecycle::Pinned,
-            sdk_dirs: self.sdk_dirs(&f.runtime),
+            sdk_dirs: self.sdk_dirs(&slot.plugin, &f.runtime),
             uid: run_as.map(|r| r.uid),
             gid: run_as.map(|r| r.gid),
             cgroup_procs,
             max_payload: self.cfg.max_payload as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_sdk_dirs_win_and_older_plugins_get_their_language() {
+        let root = Path::new("/opt/ggcore");
+        let declared = vec!["sdk-python".to_string(), "/usr/share/extra".to_string()];
+        assert_eq!(
+            sdk_dirs(root, Some(&declared), "whatever1"),
+            vec![PathBuf::from("/opt/ggcore/sdk-python"), PathBuf::from("/usr/share/extra")]
+        );
+        assert_eq!(sdk_dirs(root, Some(&[]), "python3.11"), Vec::<PathBuf>::new(), "a plugin may need none");
+        assert_eq!(sdk_dirs(root, None, "python3.8"), vec![PathBuf::from("/opt/ggcore/sdk-python")]);
+        assert_eq!(sdk_dirs(root, None, "nodejs18.x"), vec![PathBuf::from("/opt/ggcore/sdk-node")]);
     }
 }

@@ -9,8 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ggcore_plugin_abi::LogLevel;
-
 use super::process::WorkerProcess;
 use super::slot::FunctionSlot;
 use super::zygote::Zygote;
@@ -80,10 +78,7 @@ impl FunctionManager {
         let slots = self.all_slots();
         for s in &slots {
             s.removed.cancel();
-            let failed = s.fail_queued("the core is stopping");
-            if failed > 0 {
-                s.log.write(LogLevel::Error, &format!("{failed} queued invocation(s) not run: the core is stopping"));
-            }
+            s.fail_queued("the core is stopping");
         }
         // Instances: each asks its worker to stop, kills it if it must, and
         // waits until it has ended.

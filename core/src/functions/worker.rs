@@ -56,7 +56,9 @@ pub(crate) async fn start_worker(
         mgr.discard(spare.process, spare.cg_name).await;
     }
     let arn = &slot.def.arn;
-    let cg_name = format!("{}-{}", arn.name(), id);
+    // Unique in this core: two versions of a function (a redeploy) share
+    // the name and count their instances from 1 each.
+    let cg_name = format!("{}-{}", arn.name(), mgr.next_cgroup_id());
     let cgroup_procs = mgr.memory.create(&cg_name, Some(limit)).map(|p| p.display().to_string());
     let spec = mgr.spec_for(slot, cgroup_procs);
     let exit = Exit::new();

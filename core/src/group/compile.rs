@@ -65,6 +65,18 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// What a function asking for `GreengrassContainer` gets instead, until
+/// ggcore has containers (docs/functions.md, "IsolationMode").
+fn not_isolated_warning(name: &str, asked: &str) -> String {
+    format!(
+        "function '{name}' asks for IsolationMode GreengrassContainer ({asked}), which ggcore does not provide yet: it runs as \
+         NoContainer, not isolated from the host: it sees the host's filesystem (not a root of its own holding only its code, \
+         /tmp and its granted resources; /sys without AccessSysfs), the host's devices and mounts, every process (no PID \
+         namespace), and the host's IPC, host name and network. Its RunAs user, memory limit and timeout still apply. Set \
+         IsolationMode to NoContainer to run it so knowingly, without this warning"
+    )
+}
+
 fn valid_id(id: &str) -> bool {
     arn::valid_thing_name(id)
 }
@@ -357,7 +369,8 @@ impl Compiler {
             self.error(join(&cfg_path, "MemorySize"), format!("{memory_kb} KB is outside 2048-4194304 KB"));
         }
         let mut environment = BTreeMap::new();
-        let (mut isolation, mut run_as) = default_exec;
+        let (default_isolation, mut run_as) = default_exec;
+        let mut isolation = default_isolation.map(|i| (i, "in FunctionDefinition.DefaultConfig"));
         if let Some(env) = cfg.environment {
             let env_path = join(&cfg_path, "Environment");
             self.unknown(&env_path, &env.extra);
@@ -372,11 +385,21 @@ impl Compiler {
             if env.resource_access_policies.is_some_and(|p| !p.is_empty()) {
                 self.warn(join(&env_path, "ResourceAccessPolicies"), "local resources are not served yet; ignored");
             }
+            if env.access_sysfs == Some(true) {
+                self.warn(
+                    join(&env_path, "AccessSysfs"),
+                    "read-only /sys is a GreengrassContainer setting, which ggcore does not provide yet; ignored (the function sees the host's /sys)",
+                );
+            }
             if let Some(e) = env.execution {
                 let (i, r) = self.execution(&join(&env_path, "Execution"), e);
-                isolation = i.or(isolation);
+                isolation = i.map(|i| (i, "in its Environment.Execution")).or(isolation);
                 run_as = r.or(run_as);
             }
+        }
+        let (isolation, asked) = isolation.unwrap_or((IsolationMode::GreengrassContainer, "by default"));
+        if isolation == IsolationMode::GreengrassContainer {
+            self.warn(path, not_isolated_warning(arn.name(), asked));
         }
         Some(Function {
             id,
@@ -390,7 +413,7 @@ impl Compiler {
             lifecycle: if cfg.pinned.unwrap_or(false) { Lifecycle::Pinned } else { Lifecycle::OnDemand },
             encoding,
             environment,
-            isolation: isolation.unwrap_or(IsolationMode::GreengrassContainer),
+            isolation,
             run_as,
         })
     }
@@ -672,6 +695,61 @@ mod tests {
             "FunctionConfiguration":{"Executable":"spooler","Environment":{"Variables":{"GG_CONFIG_STORAGE_TYPE":"FileSystem","GG_CONFIG_MAX_SIZE_BYTES":"1000"}}}}]}}"#;
         let e = compile_text("g.json", text, &cx()).unwrap_err();
         assert_eq!(e.problems[0].message, "Spool size should be at least 262144 bytes.");
+    }
+
+    fn python_function(id: &str, execution: &str) -> String {
+        format!(
+            r#"{{"Id":"{id}","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:{id}:1","Runtime":"python3.11","Code":".",
+                "FunctionConfiguration":{{"Executable":"m.h","Environment":{{{execution}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn greengrass_container_warns_what_is_not_isolated() {
+        let python = |_: &str| -> Result<Option<String>, String> { Ok(None) };
+        let cx = CompileContext { base_dir: Some(Path::new("/")), runtimes: &python, unserved: &[] };
+        let functions = [
+            python_function("plain", ""),
+            python_function("boxed", r#""Execution":{"IsolationMode":"GreengrassContainer"}"#),
+            python_function("open", r#""Execution":{"IsolationMode":"NoContainer"}"#),
+        ]
+        .join(",");
+        let text = format!(r#"{{"FunctionDefinition":{{"Functions":[{functions}]}}}}"#);
+        let c = compile_text("g.json", &text, &cx).unwrap();
+        let warned: Vec<(&str, &str)> = c.warnings.iter().map(|w| (w.path.as_str(), w.message.as_str())).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert_eq!(warned[0].0, "FunctionDefinition.Functions[0]");
+        assert!(warned[0].1.starts_with("function 'plain' asks for IsolationMode GreengrassContainer (by default)"), "{}", warned[0].1);
+        assert!(
+            warned[1].1.contains("'boxed' asks for IsolationMode GreengrassContainer (in its Environment.Execution)"),
+            "{}",
+            warned[1].1
+        );
+        for needle in ["filesystem", "mounts", "PID", "network", "NoContainer"] {
+            assert!(warned[0].1.contains(needle), "{needle}: {}", warned[0].1);
+        }
+        let modes: Vec<IsolationMode> = c.group.functions.iter().map(|f| f.isolation).collect();
+        assert_eq!(modes, [IsolationMode::GreengrassContainer, IsolationMode::GreengrassContainer, IsolationMode::NoContainer]);
+        assert_eq!(c.group.functions[0].isolation.effective(), "NoContainer (GreengrassContainer requested: not isolated yet)");
+        assert_eq!(c.group.functions[2].isolation.effective(), "NoContainer");
+
+        // From DefaultConfig: said so; a function's own NoContainer wins.
+        let functions = [python_function("a", ""), python_function("b", r#""Execution":{"IsolationMode":"NoContainer"}"#)].join(",");
+        let text = format!(
+            r#"{{"FunctionDefinition":{{"DefaultConfig":{{"Execution":{{"IsolationMode":"GreengrassContainer"}}}},"Functions":[{functions}]}}}}"#
+        );
+        let c = compile_text("g.json", &text, &cx).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].message.contains("'a' asks for IsolationMode GreengrassContainer (in FunctionDefinition.DefaultConfig)"));
+
+        // AccessSysfs is a container setting: said so.
+        let text = format!(
+            r#"{{"FunctionDefinition":{{"Functions":[{}]}}}}"#,
+            python_function("s", r#""AccessSysfs":true,"Execution":{"IsolationMode":"NoContainer"}"#)
+        );
+        let c = compile_text("g.json", &text, &cx).unwrap();
+        let warned: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(warned, ["FunctionDefinition.Functions[0].FunctionConfiguration.Environment.AccessSysfs"]);
     }
 
     #[test]

@@ -80,10 +80,23 @@ impl Encoding {
     }
 }
 
+/// `Execution.IsolationMode` as the group asks for it (default:
+/// `GreengrassContainer`, as in Greengrass).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IsolationMode {
     GreengrassContainer,
     NoContainer,
+}
+
+impl IsolationMode {
+    /// How a function asking for this mode runs, as `ggcore status` shows it:
+    /// every function runs without a container until ggcore has them.
+    pub fn effective(self) -> &'static str {
+        match self {
+            IsolationMode::GreengrassContainer => "NoContainer (GreengrassContainer requested: not isolated yet)",
+            IsolationMode::NoContainer => "NoContainer",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +120,7 @@ pub struct Function {
     pub lifecycle: Lifecycle,
     pub encoding: Encoding,
     pub environment: BTreeMap<String, String>,
+    /// The mode asked for; see [`IsolationMode::effective`] for what runs.
     pub isolation: IsolationMode,
     pub run_as: Option<RunAs>,
 }

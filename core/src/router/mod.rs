@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 pub use table::{RouteTable, TargetId};
 
@@ -42,17 +43,43 @@ pub enum Delivery {
     Accepted,
     /// The target is a device with no granted filter matching the topic.
     NotSubscribed,
-    /// Dropped, for the given reason (counted).
+    /// Dropped, for the given reason (counted). Only the bounded drops the
+    /// contract names end here (an offline persistent session past its bound).
     Dropped(&'static str),
-    /// The target's queue is full right now; the message waits for room (the
-    /// publisher is held back, at either QoS) instead of being dropped.
+    /// Queued, but the target's queue is now at (or over) its bound: the
+    /// publisher must wait for [`Deliver::room`] before it sends more. The
+    /// message itself is in the queue and is not lost.
     Full,
+    /// Not taken: the target's queue is full and the publisher asked not to
+    /// wait (`queueFullPolicy` `AllOrError`). The publisher gets an error.
+    Refused,
 }
 
-/// One kind of target (devices, functions, cloud, shadows).
+/// What a target does when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Take the message and hold the publisher back until there is room
+    /// (device publishes, SDK publishes with `BestEffort`).
+    Hold,
+    /// Refuse it ([`Delivery::Refused`]); the publisher gets an error
+    /// (`queueFullPolicy` `AllOrError`).
+    Refuse,
+}
+
+/// One kind of target (devices, functions, cloud, shadows): a link that takes
+/// routed messages. Flow control is the same for every kind: a message is
+/// taken, and when the target's queue is at its bound the publisher waits for
+/// room before its next message (see docs/mqtt.md, "Flow control").
 pub trait Deliver: Send + Sync {
-    /// Takes a message for `target`. Must not block: queue it or drop it.
-    fn deliver(&self, target: &Endpoint, source: &Endpoint, msg: &Message) -> Delivery;
+    /// Takes a message for `target`. Must not block.
+    fn deliver(&self, target: &Endpoint, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery;
+
+    /// `None` when `target` has room (or is gone: nothing to wait for);
+    /// otherwise what is notified (`notify_waiters`) when that may have
+    /// changed. Registering interest and reading the state are one step, so
+    /// a notification between this call and the wait is not lost as long as
+    /// the caller enables its `Notified` before asking again.
+    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>>;
 }
 
 /// Kinds of target, each served by one [`Deliver`].
@@ -84,8 +111,16 @@ pub struct RouterStats {
     pub unrouted: AtomicU64,
     /// Copies accepted by targets.
     pub delivered: AtomicU64,
-    /// Copies dropped by targets (queue full, target not served, ...).
+    /// Copies dropped by targets (an offline session past its bound, a
+    /// target not served, ...).
     pub dropped: AtomicU64,
+    /// Copies refused by full targets (`AllOrError`).
+    pub refused: AtomicU64,
+    /// Copies for devices that are offline (QoS 0, or a clean session) or
+    /// have no granted filter matching the topic: not kept, as MQTT says.
+    pub not_subscribed: AtomicU64,
+    /// Times a publisher was held back by a full target.
+    pub held: AtomicU64,
 }
 
 /// The result of routing one message.
@@ -94,16 +129,19 @@ pub struct RouteOutcome {
     pub targets: usize,
     pub delivered: usize,
     pub dropped: usize,
-    /// Targets whose queue was full; their ids are left in
-    /// the caller's scratch buffer, to be retried with [`Router::retry`].
+    /// Targets that refused the message because their queue was full
+    /// ([`WhenFull::Refuse`]).
+    pub refused: usize,
+    /// Targets that took the message and are now full; their ids are left
+    /// in the caller's scratch buffer: wait for room with [`Router::hold`]
+    /// before the publisher's next message.
     pub blocked: usize,
     /// The table the ids refer to.
     pub generation: u64,
 }
 
-/// How long a message waits for room in a full target queue before it
-/// is dropped (counted and logged).
-pub const BLOCKED_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A publisher held back longer than this is logged (again every period).
+pub const HELD_LOG_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Router {
     table: ArcSwap<RouteTable>,
@@ -151,8 +189,14 @@ impl Router {
     }
 
     /// Routes `msg` from `source` to every target the table names, once each.
-    /// `scratch` is a reusable buffer owned by the caller.
+    /// `scratch` is a reusable buffer owned by the caller; the targets left
+    /// full are in it afterwards (`RouteOutcome::blocked` of them).
     pub fn route(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>) -> RouteOutcome {
+        self.route_with(source, msg, scratch, WhenFull::Hold)
+    }
+
+    /// [`Router::route`] with the publisher's choice for full targets.
+    pub fn route_with(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, when_full: WhenFull) -> RouteOutcome {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         scratch.clear();
         let table = self.table.load();
@@ -165,19 +209,13 @@ impl Router {
             }
             return out;
         }
-        self.deliver_each(&table, source, msg, scratch, &mut out);
-        out
-    }
-
-    /// Delivers to each target in `scratch`, leaving there the ones that were
-    /// full.
-    fn deliver_each(&self, table: &RouteTable, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, out: &mut RouteOutcome) {
         let mut blocked = 0;
+        let mut not_subscribed = 0u64;
         for i in 0..scratch.len() {
             let id = scratch[i];
             let target = table.target(id);
             let result = match self.sinks[TargetKind::of(target) as usize].get() {
-                Some(sink) => sink.deliver(target, source, msg),
+                Some(sink) => sink.deliver(target, source, msg, when_full),
                 None => Delivery::Dropped("target not served by this core"),
             };
             let reason = match result {
@@ -185,10 +223,24 @@ impl Router {
                     out.delivered += 1;
                     continue;
                 }
-                Delivery::NotSubscribed => continue,
+                Delivery::NotSubscribed => {
+                    not_subscribed += 1;
+                    continue;
+                }
+                // A publisher that does not wait is not held back: its next
+                // message to a full queue is refused instead.
+                Delivery::Full if when_full == WhenFull::Refuse => {
+                    out.delivered += 1;
+                    continue;
+                }
                 Delivery::Full => {
+                    out.delivered += 1;
                     scratch[blocked] = id;
                     blocked += 1;
+                    continue;
+                }
+                Delivery::Refused => {
+                    out.refused += 1;
                     continue;
                 }
                 Delivery::Dropped(r) => r,
@@ -201,37 +253,61 @@ impl Router {
         scratch.truncate(blocked);
         out.blocked = blocked;
         self.stats.delivered.fetch_add(out.delivered as u64, Ordering::Relaxed);
-        self.stats.dropped.fetch_add(out.dropped as u64, Ordering::Relaxed);
+        if out.dropped > 0 {
+            self.stats.dropped.fetch_add(out.dropped as u64, Ordering::Relaxed);
+        }
+        if out.refused > 0 {
+            self.stats.refused.fetch_add(out.refused as u64, Ordering::Relaxed);
+        }
+        if not_subscribed > 0 {
+            self.stats.not_subscribed.fetch_add(not_subscribed, Ordering::Relaxed);
+        }
+        out
     }
 
-    /// Retries the blocked targets left in `scratch` by [`Router::route`],
-    /// pausing a little longer each time, until they take the message or
-    /// [`BLOCKED_LIMIT`] passes (then the rest is dropped and counted). The
-    /// caller is held back meanwhile: that is the backpressure a full function
-    /// queue puts on a publisher (like TCP's on a slow MQTT subscriber), so
-    /// that a burst is slowed down rather than thinned out, at QoS 0 too.
-    pub async fn retry(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>, first: RouteOutcome) -> RouteOutcome {
-        let mut total = first;
-        let deadline = tokio::time::Instant::now() + BLOCKED_LIMIT;
-        let mut pause = std::time::Duration::from_micros(200);
-        while !scratch.is_empty() {
-            let table = self.table.load_full();
-            if table.generation != first.generation || tokio::time::Instant::now() >= deadline {
-                let n = scratch.len();
-                total.dropped += n;
-                self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                tracing::warn!(source = %source, topic = %msg.topic, targets = n, "target queues stayed full (or the group changed); message dropped");
-                scratch.clear();
-                break;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_millis(20));
-            let mut again = RouteOutcome { generation: first.generation, ..RouteOutcome::default() };
-            self.deliver_each(&table, source, msg, scratch, &mut again);
-            total.delivered += again.delivered;
-            total.dropped += again.dropped;
+    /// The targets [`Router::route`] left full in `scratch`, as endpoints that
+    /// stay valid across a redeploy (for [`Router::hold`]).
+    pub fn full_targets(&self, outcome: &RouteOutcome, scratch: &[TargetId]) -> Vec<Endpoint> {
+        let table = self.table.load();
+        if table.generation != outcome.generation {
+            // The ids belong to a table replaced since: the message is queued
+            // already, so there is nothing to hold the publisher for.
+            return Vec::new();
         }
-        total.blocked = 0;
-        total
+        scratch.iter().map(|id| table.target(*id).clone()).collect()
+    }
+
+    /// Holds the caller (the publisher) until each of `targets` has room
+    /// again, or is gone. This is flow control (docs/mqtt.md, "Flow control"): a
+    /// device's next packet is not read and its PUBACK waits; an SDK publish
+    /// does not return. It ends because every target drains: a device that
+    /// acknowledges nothing while full is disconnected after its stall
+    /// timeout, and function invocations end by result, timeout or crash.
+    pub async fn hold(&self, source: &Endpoint, targets: &[Endpoint]) {
+        if targets.is_empty() {
+            return;
+        }
+        self.stats.held.fetch_add(1, Ordering::Relaxed);
+        let began = tokio::time::Instant::now();
+        let mut next_log = began + HELD_LOG_AFTER;
+        for target in targets {
+            let Some(sink) = self.sinks[TargetKind::of(target) as usize].get() else { continue };
+            while let Some(room) = sink.room(target) {
+                let notified = room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if sink.room(target).is_none() {
+                    break;
+                }
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep_until(next_log) => {
+                        tracing::warn!(source = %source, target = %target, held_s = began.elapsed().as_secs(),
+                            "publisher held back: the target's queue stays full");
+                        next_log += HELD_LOG_AFTER;
+                    }
+                }
+            }
+        }
     }
 }

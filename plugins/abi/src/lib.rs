@@ -13,11 +13,28 @@
 //!
 //! Versioning: this crate's version is the ABI version. A plugin built against
 //! another major version (or another minor version before 1.0) is refused by
-//! the core with a message naming both. New fields of [`PluginMod`] and new
-//! [`Host`] methods are appended after the `last_prefix_field` and read as
-//! optional, so minor versions stay compatible.
+//! the core with a message naming both. Within a major version the ABI only
+//! grows, so a plugin built against any 1.x loads in a core of any 1.y:
 //!
-//! Changelog: 1.0.0 — first version.
+//! - a new field of [`PluginMod`] is appended at the end (after the
+//!   `last_prefix_field`, which never moves within a major version); its
+//!   accessor returns `Option` (`None` for a plugin built before it existed),
+//!   and the core falls back to the behaviour of the version without it;
+//! - a new method of [`Host`] or [`Instance`] is appended with a default body,
+//!   which abi_stable calls when the table comes from an older build;
+//! - types and enums reachable from the root module never change.
+//!
+//! abi_stable alone would refuse a plugin built against an older minor
+//! version (its root module has fewer fields than this one); loaders use
+//! [`init_plugin`], which checks such a plugin the other way round. A test
+//! loads a plugin built against a vendored copy of the previous version, and
+//! `golden/abi-<major>.<minor>.txt` keeps the shape of each version.
+//!
+//! Changelog:
+//! - 1.1.0 — [`PluginMod::sdk_dirs`]: the plugin declares the SDK directories
+//!   its instances need. Added fields are optional (they panicked when
+//!   missing before).
+//! - 1.0.0 — first version.
 
 // abi_stable's `sabi_trait` expands to impls of its own traits next to ours.
 #![allow(non_local_definitions)]
@@ -30,7 +47,9 @@ use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RBox, RResult, RSlice, RStr, RString, RVec, Tuple2};
 use abi_stable::StableAbi;
 
+mod compat;
 mod glue;
+pub use compat::{check_for, init_plugin, Check};
 pub use glue::{guard, host_box, instance_box, panic_message};
 
 /// The ABI version this crate defines (its package version).
@@ -334,11 +353,12 @@ pub trait Instance: Send {
 /// An instance as the core's worker holds it.
 pub type InstanceBox = Instance_TO<'static, RBox<()>>;
 
-/// The root module every runtime plugin exports.
+/// The root module every runtime plugin exports. Fields after `start_instance`
+/// were added in later 1.x versions: their accessors on [`PluginModRef`]
+/// return `None` for a plugin built before them.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
 pub struct PluginMod {
     pub info: extern "C" fn() -> RResult<PluginInfo, PluginError>,
     /// Whether the plugin's language runtime is present on this machine.
@@ -353,6 +373,12 @@ pub struct PluginMod {
     /// Starts an instance of a function in this process.
     #[sabi(last_prefix_field)]
     pub start_instance: extern "C" fn(spec: FunctionSpec, host: HostBox) -> RResult<InstanceBox, PluginError>,
+    /// (1.1) The SDK directories this plugin's instances need (given to
+    /// `prepare` and in [`FunctionSpec::sdk_dirs`]): names under the core's
+    /// SDK root, such as `sdk-python`, or absolute paths. A plugin built
+    /// against 1.0 has none; the core then gives the SDK of the runtime's
+    /// language, as 1.0 cores did.
+    pub sdk_dirs: extern "C" fn() -> RVec<RString>,
 }
 
 impl RootModule for PluginModRef {
@@ -374,6 +400,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// See [`PluginMod::fork`]. The default cannot fork.
     fn fork(&self) -> i32 {
         -1
+    }
+    /// See [`PluginMod::sdk_dirs`]. The default needs no SDK.
+    fn sdk_dirs(&self) -> Vec<String> {
+        Vec::new()
     }
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String>;
 }
@@ -456,6 +486,14 @@ macro_rules! export_plugin {
             }
         }
 
+        extern "C" fn __ggcore_sdk_dirs() -> $crate::abi_stable::std_types::RVec<$crate::abi_stable::std_types::RString> {
+            $crate::guard("sdk_dirs", || __ggcore_runtime().sdk_dirs())
+                .unwrap_or_default()
+                .into_iter()
+                .map($crate::abi_stable::std_types::RString::from)
+                .collect()
+        }
+
         fn __ggcore_plugin_root() -> $crate::PluginModRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::PluginMod {
@@ -464,6 +502,7 @@ macro_rules! export_plugin {
                 prepare: __ggcore_prepare,
                 fork: __ggcore_fork,
                 start_instance: __ggcore_start_instance,
+                sdk_dirs: __ggcore_sdk_dirs,
             }
             .leak_into_prefix()
         }
@@ -577,14 +616,20 @@ pub fn abi_shape() -> String {
 
 #[cfg(test)]
 mod golden {
-    /// Set `GGCORE_BLESS=1` to rewrite the golden file after a deliberate change.
-    #[test]
-    fn abi_shape_matches_the_golden_file() {
-        let major = super::ABI_VERSION.split('.').next().unwrap_or("0");
+    /// `golden/abi-<major>.<minor>.txt` of this version.
+    fn golden_path(version: &str) -> std::path::PathBuf {
+        let major_minor: Vec<&str> = version.split('.').take(2).collect();
         // Cargo gives the package's directory at run time too; the compiled-in
         // one may name another checkout that shared the target directory.
         let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
-        let path = std::path::Path::new(&dir).join(format!("golden/abi-{major}.txt"));
+        std::path::Path::new(&dir).join(format!("golden/abi-{}.txt", major_minor.join(".")))
+    }
+
+    /// Set `GGCORE_BLESS=1` to write the golden file after a deliberate
+    /// change, once the version says what kind of change it is.
+    #[test]
+    fn abi_shape_matches_the_golden_file() {
+        let path = golden_path(super::ABI_VERSION);
         let shape = super::abi_shape();
         if std::env::var("GGCORE_BLESS").is_ok_and(|v| v == "1") {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -593,8 +638,36 @@ mod golden {
         let golden = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             golden == shape,
-            "the ABI's shape changed ({}); if deliberate: bump the ABI version for an incompatible change, then GGCORE_BLESS=1 cargo test -p ggcore-plugin-abi",
+            "the ABI's shape changed ({}); if deliberate: bump the ABI version (minor for an addition at the end of a prefix \
+             type, major otherwise), then GGCORE_BLESS=1 cargo test -p ggcore-plugin-abi",
             path.display()
         );
+    }
+
+    /// The shape of every earlier minor version of this major version is
+    /// kept, and this version only adds to it: the lines of the older shape
+    /// appear, in order, in this one (a field removed, renamed, retyped or
+    /// moved breaks that).
+    #[test]
+    fn earlier_minor_versions_are_kept_and_only_extended() {
+        let mut parts = super::ABI_VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let current = super::abi_shape();
+        for older in 0..minor {
+            let path = golden_path(&format!("{major}.{older}"));
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}: the shape of each released version is kept", path.display()));
+            let mut lines = current.lines().skip(1);
+            for wanted in text.lines().skip(1) {
+                // Sizes of prefix types and the count of their fields grow.
+                let comparable = |l: &str| l.split(" size=").next().unwrap_or(l).to_string();
+                assert!(
+                    lines.any(|l| comparable(l) == comparable(wanted)),
+                    "{}: `{wanted}` is not in ABI {} in that order: the change is not additive",
+                    path.display(),
+                    super::ABI_VERSION
+                );
+            }
+        }
     }
 }

@@ -130,6 +130,10 @@ impl Runtime for Python {
         }
     }
 
+    fn sdk_dirs(&self) -> Vec<String> {
+        vec!["sdk-python".to_string()]
+    }
+
     fn probe(&self) -> ProbeReport {
         match load() {
             Ok(l) => ProbeReport {
