@@ -278,6 +278,49 @@ async fn queued_work_survives_a_redeploy_that_changes_the_function() {
     env.stop();
 }
 
+/// Says it started, works for 2 s, says it finished, with its version `V`.
+const SLOW_STEP_PY: &str = r#"
+import os
+import time
+
+import greengrasssdk
+
+iot = greengrasssdk.client('iot-data')
+
+
+def handler(event, context):
+    iot.publish(topic='step/started', payload=os.environ['V'])
+    time.sleep(2)
+    iot.publish(topic='step/finished', payload=os.environ['V'])
+"#;
+
+/// A redeploy that changes a function while one of its invocations runs
+/// lets that invocation finish (it was accepted; it runs once, on the old
+/// version) before the old instance stops; the next message runs on the new
+/// version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invocation_running_at_a_redeploy_finishes() {
+    let step = |v: &str| Function::python("step", SLOW_STEP_PY).env("V", v);
+    let group = |f: Function| {
+        move |g: crate::common::Group| {
+            let arn = f.arn();
+            g.function(f).route("ctl", "step/in", &arn).route(&arn, "step/#", "ctl")
+        }
+    };
+    let mut env = Env::start_group(functions_root(json!({})), &["ctl"], group(step("1")));
+    let mut ctl = env.connect("ctl").await;
+    ctl.sub("step/#", QoS::AtLeastOnce).await;
+    ctl.publish("step/in", QoS::AtLeastOnce, "{}").await;
+    ctl.expect("step/started", "1").await;
+    let base = crate::common::Group::new("e2e").device(env.creds("ctl"));
+    env.redeploy(group(step("2"))(base));
+    ctl.expect("step/finished", "1").await;
+    ctl.publish("step/in", QoS::AtLeastOnce, "{}").await;
+    ctl.expect("step/started", "2").await;
+    ctl.expect("step/finished", "2").await;
+    env.stop();
+}
+
 /// Publishes on `relay/<n>` whatever arrives, with the topic it came on.
 const HOP_PY: &str = r#"
 import json

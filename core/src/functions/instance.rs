@@ -83,8 +83,8 @@ enum Waited {
     Answer(Option<ggcore_ipc::Outcome>),
     /// Its deadline passed.
     TimedOut,
-    /// The function was removed (or the core is stopping).
-    Removed,
+    /// The core is stopping (its grace period is over).
+    Stopping,
 }
 
 /// A started instance: what the serving loop works with.
@@ -225,13 +225,9 @@ impl Running {
                     end_running(slot, &mut sent, &msg, "; the instance was stopped");
                     return Ended::Died(msg);
                 }
-                Waited::Removed => {
+                Waited::Stopping => {
                     self.process.kill();
-                    let msg = if mgr.stopping.is_cancelled() {
-                        "the core is stopping: this invocation did not end within the grace period"
-                    } else {
-                        "the function was stopped (removed or replaced by a deployment) during this invocation"
-                    };
+                    let msg = "the core is stopping: this invocation did not end within the grace period";
                     end_running(slot, &mut sent, msg, "");
                     return Ended::Removed;
                 }
@@ -251,7 +247,10 @@ impl Running {
     /// (when the core had held the instance back for `held_at_start`). Its
     /// deadline stands still while the core holds the instance back (its
     /// publishes wait for room in full queues): each start or end of a hold
-    /// makes the deadline be read again.
+    /// makes the deadline be read again. A function removed by a deployment
+    /// is not waited on: its instance finishes the invocations it was given
+    /// (accepted messages run), takes no more, and then stops. Only a core
+    /// stopping (after its grace period) ends a running invocation.
     async fn wait_for(&self, head: &mut Sent, since: tokio::time::Instant, held_at_start: Duration) -> Waited {
         let (slot, hold) = (&self.slot, &self.conn.hold);
         let mut holds = hold.changes();
@@ -270,7 +269,7 @@ impl Running {
                 }
                 Ok(()) = holds.changed() => {}
                 _ = self.exit.dead.cancelled() => return Waited::Answer(None),
-                _ = slot.removed.cancelled() => return Waited::Removed,
+                _ = self.mgr.stopping.cancelled() => return Waited::Stopping,
             }
         }
     }
