@@ -409,10 +409,16 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracker.spawn(crate::renewal::renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
 
     let signals = StopSignals::install()?;
-    // Start-up code is not needed while the core idles (see telemetry).
-    tracker.spawn(async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        crate::telemetry::release_startup_pages();
+    // Start-up code is not needed while the core idles (see telemetry); a
+    // core that stops first does not wait for this.
+    let stopping = shutdown.accepting();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                crate::telemetry::release_startup_pages();
+            }
+            _ = stopping.cancelled() => {}
+        }
     });
     let shown = if ip.is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), mqtt_addr.port()) } else { mqtt_addr };
     tracing::info!(
