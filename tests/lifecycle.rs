@@ -323,3 +323,43 @@ async fn sigterm_with_functions_running_cleans_up_and_exits_0() {
     let log = std::fs::read_to_string(core.root.join("ggc/var/log/user/us-east-1/000000000000/busy.log")).unwrap_or_default();
     assert!(log.contains("the core is stopping"), "busy.log:\n{log}");
 }
+
+/// While the core stops, devices stay connected and are answered (pings,
+/// acknowledgements), but what they publish is neither routed nor
+/// acknowledged: a QoS 1 publish is not accepted by a core that could no
+/// longer deliver it, so the device keeps it for the next core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishes_during_a_stop_are_not_acknowledged() {
+    use crate::common::functions::{functions_root, Function};
+    use crate::common::raw::{self, publish_packet};
+    use tokio::io::AsyncWriteExt;
+    let busy = Function::python("busy", BUSY_PY).timeout(900);
+    let busy_arn = busy.arn();
+    let env = Env::start_group(functions_root(serde_json::json!({})), &["tester", "other"], |g| {
+        g.function(busy).route("tester", "busy/in", &busy_arn).route(&busy_arn, "busy/started", "tester").route("other", "t/#", "tester")
+    });
+    let mut tester = env.connect("tester").await;
+    tester.sub("busy/started", QoS::AtLeastOnce).await;
+    tester.sub("t/#", QoS::AtLeastOnce).await;
+    let (mut other, mut buf) = raw::session(env.core.port, env.creds("other")).await;
+    // A running invocation keeps the core in its grace period.
+    tester.publish("busy/in", QoS::AtLeastOnce, "{}").await;
+    tester.expect("busy/started", "sleeping").await;
+
+    let Env { mut core, .. } = env;
+    let pid = core.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    core.wait_log(&["stopping: no new connections"]).await;
+    // A QoS 1 publish, then a ping: the ping is answered, the publish is not
+    // (the core answers a device's packets in order, so a PUBACK would come first).
+    other.write_all(&publish_packet(b"t/late", 1, 7, b"late")).await.unwrap();
+    other.write_all(&[0xc0, 0x00]).await.unwrap();
+    match raw::read_packet(&mut other, &mut buf).await {
+        Some(rumqttc::mqttbytes::v4::Packet::PingResp) => {}
+        other => panic!("expected only a PINGRESP while stopping, got {other:?}"),
+    }
+    tester.expect_silence().await;
+    let exit = core.stop();
+    assert_eq!(exit.code(), Some(0), "{}", core.log_text());
+    core.wait_log(&["publishes received while the core was stopping were not acknowledged", "thing=other"]).await;
+}

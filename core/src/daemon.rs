@@ -401,6 +401,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
         max_payload: config.mqtt.max_payload_bytes,
         core_thing: config.core_thing_name().map(str::to_string),
+        stopping: shutdown.accepting(),
         shutdown: shutdown.closing(),
     });
     let tracker = shutdown.tracker();

@@ -6,7 +6,9 @@
 //! 2. **Grace period** ([`SHUTDOWN_GRACE`]): running invocations, and work
 //!    queued for functions that have an instance to run it, go on, and a
 //!    deployment in progress finishes. Devices stay connected, so that what
-//!    the functions publish meanwhile still reaches them. The period ends as
+//!    the functions publish meanwhile still reaches them; what devices
+//!    publish is neither routed nor acknowledged (they keep QoS 1 messages
+//!    for the next core: docs/mqtt.md, "When the core stops"). The period ends as
 //!    soon as no such work is left.
 //! 3. **Functions stop**: work still queued is answered with an error,
 //!    invocations still running are ended, and every worker, spare and

@@ -36,6 +36,10 @@ pub struct BrokerCtx {
     pub max_payload: usize,
     /// The core's own thing name, which may not connect locally.
     pub core_thing: Option<String>,
+    /// Cancelled when the core starts stopping: devices' new packets are no
+    /// longer acted on (docs/mqtt.md, "When the core stops").
+    pub stopping: CancellationToken,
+    /// Cancelled when connections close (the last step of stopping).
     pub shutdown: CancellationToken,
 }
 

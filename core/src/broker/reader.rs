@@ -163,6 +163,7 @@ impl<'a> Reader<'a> {
             let n = tokio::select! {
                 r = read => r,
                 _ = cancel.cancelled() => return Close::Kicked,
+                _ = self.ctx.stopping.cancelled() => return self.stopping(rd, buf, max_packet, cancel).await,
             };
             match n {
                 None => return Close::KeepAlive,
@@ -171,6 +172,54 @@ impl<'a> Reader<'a> {
                 Some(Err(e)) => return Close::Io(e),
             }
         }
+    }
+
+    /// While the core stops: the device stays connected (what functions
+    /// publish meanwhile still reaches it), its PUBACKs and PINGREQs are
+    /// served, but nothing else it sends is acted on — a PUBLISH is neither
+    /// routed nor acknowledged, so the device keeps it and sends it again to
+    /// the next core. Ends when the connection closes.
+    async fn stopping<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        buf: &mut BytesMut,
+        max_packet: usize,
+        cancel: &CancellationToken,
+    ) -> Close {
+        let mut ignored = 0u64;
+        let close = loop {
+            loop {
+                match read_checked(buf, max_packet) {
+                    Ok(Packet::PubAck(a)) => self.on_puback(a.pkid),
+                    Ok(Packet::PingReq) => self.ack(Packet::PingResp),
+                    Ok(Packet::Disconnect) => {
+                        self.flush_acks();
+                        return Close::Graceful;
+                    }
+                    Ok(Packet::Publish(_)) => ignored += 1,
+                    Ok(_) => {}
+                    Err(None) => break,
+                    Err(Some(close)) => {
+                        self.flush_acks();
+                        return close;
+                    }
+                }
+            }
+            self.flush_acks();
+            reserve(buf);
+            tokio::select! {
+                r = rd.read_buf(buf) => match r {
+                    Ok(0) => break Close::Eof,
+                    Ok(_) => {}
+                    Err(e) => break Close::Io(e),
+                },
+                _ = cancel.cancelled() => break Close::Kicked,
+            }
+        };
+        if ignored > 0 {
+            tracing::info!(thing = %self.thing, ignored, "publishes received while the core was stopping were not acknowledged (the device sends them again)");
+        }
+        close
     }
 
     /// Holds the device back until `waiting`'s targets have room, serving its
