@@ -1,4 +1,4 @@
-//! Who may connect (SPEC §6): a certificate chaining to the device CA whose
+//! Who may connect (docs/mqtt.md, "Connecting"): a certificate chaining to the device CA whose
 //! fingerprint (or CN, for entries without CertificateArn) is a device of the
 //! group, and the thing name as client id. Everyone else is refused at
 //! connect, with the reason logged.

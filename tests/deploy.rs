@@ -1,4 +1,4 @@
-//! Deployments (SPEC §5, §7, §14): live redeploy, staged deploys, resets, and
+//! Deployments (docs/group.md): live redeploy, staged deploys, resets, and
 //! groups refused with every problem named by its JSON path.
 
 use rumqttc::ConnectReturnCode;

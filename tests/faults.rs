@@ -1,4 +1,4 @@
-//! Bad input on the MQTT port (SPEC §7, §16): malformed packets, oversized
+//! Bad input on the MQTT port (docs/mqtt.md): malformed packets, oversized
 //! payloads, other protocol versions and handshakes that never complete close
 //! that one connection with a log line, and nothing else is affected.
 

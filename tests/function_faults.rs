@@ -1,4 +1,4 @@
-//! Functions that misbehave (SPEC §6, §8): a crash, a hang past its Timeout,
+//! Functions that misbehave (docs/functions.md): a crash, a hang past its Timeout,
 //! an allocation past its MemorySize, a publish claiming another source. The
 //! caller gets the right error, the core and the other functions keep working.
 

@@ -1,4 +1,4 @@
-//! Functions under load (SPEC §8): a function flooding `publish` does not
+//! Functions under load (docs/functions.md): a function flooding `publish` does not
 //! starve the others; 500 queued invocations of an on-demand function all run
 //! once on a bounded number of instances; a full work queue refuses the excess
 //! with an error (invokes) or a counted drop (routed messages), never silently.
@@ -242,7 +242,7 @@ async fn full_work_queue_refuses_the_excess() {
 }
 
 /// QoS 1 messages a device had acknowledged, queued for a function that a
-/// redeploy then changes: accepted messages are never lost (SPEC §7), so each
+/// redeploy then changes: accepted messages are never lost (docs/mqtt.md, "Flow control"), so each
 /// one still runs, once, on the old or the new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_work_survives_a_redeploy_that_changes_the_function() {

@@ -1,4 +1,4 @@
-//! Python functions (SPEC §8, §10): routed messages in and out, function to
+//! Python functions (docs/functions.md): routed messages in and out, function to
 //! function invokes, the published SDK bundled by a function, logs, identity
 //! and environment, live redeploy, and the demo's greeter.
 
@@ -738,7 +738,7 @@ async fn lambda_logger_level_filters_function_logs() {
 }
 
 /// `ggcore status` (text) shows each function with its instances,
-/// invocations and errors, and the memory limit mechanism (SPEC §2, §8).
+/// invocations and errors, and the memory limit mechanism (docs/cli.md, docs/functions.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn text_status_shows_functions() {
     let calc = Function::python("calc", CALC_PY).pinned();

@@ -1,4 +1,4 @@
-//! The process (SPEC §2–3, §16): the embedded demo on an empty root, one core
+//! The process (docs/cli.md, docs/lifecycle.md): the embedded demo on an empty root, one core
 //! per root, clean stops on SIGTERM and SIGINT, and `ggcore status`.
 
 use crate::common::external::{option, shell_words, Background};

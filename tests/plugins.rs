@@ -1,4 +1,4 @@
-//! Runtime plugins (SPEC §2, §9): what `ggcore plugins list` says of good and
+//! Runtime plugins (docs/functions.md, docs/cli.md): what `ggcore plugins list` says of good and
 //! bad plugin files, an out-of-tree plugin running a function, and groups
 //! whose runtime no available plugin serves.
 

@@ -1,4 +1,4 @@
-//! Routing by the subscription table (SPEC §6–7): a device hears exactly what
+//! Routing by the subscription table (docs/mqtt.md): a device hears exactly what
 //! the table routes to it and it subscribed to, once, in order.
 
 use rumqttc::SubscribeReasonCode as Code;

@@ -1,4 +1,4 @@
-//! MQTT session behaviour (SPEC §6–7): SUBACK codes, persistent sessions,
+//! MQTT session behaviour (docs/mqtt.md): SUBACK codes, persistent sessions,
 //! redelivery, takeover, will messages, QoS 2 and the retain flag.
 
 use rumqttc::{LastWill, SubscribeReasonCode as Code};

@@ -1,4 +1,4 @@
-//! Local certificate authorities and the certificates they sign (SPEC §3, §13).
+//! Local certificate authorities and the certificates they sign (docs/config.md, docs/cli.md "ggcore certs").
 //!
 //! * group CA (`certs/group-ca.pem`): signs the core's MQTT server certificate;
 //!   devices trust it.

@@ -1,4 +1,4 @@
-//! The `ggcore` command line (SPEC §2). Exit codes: 0 success, 2 bad usage or
+//! The `ggcore` command line (docs/cli.md). Exit codes: 0 success, 2 bad usage or
 //! invalid input, 1 other failures.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Where everything lives under the root directory (SPEC §3).
+//! Where everything lives under the root directory (docs/config.md, "The root directory").
 
 use std::path::{Path, PathBuf};
 

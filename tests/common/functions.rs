@@ -1,4 +1,4 @@
-//! Functions (SPEC §5, §8–10): group entries with their code, the Python
+//! Functions (docs/group.md, docs/functions.md): group entries with their code, the Python
 //! sources the tests deploy, a driver function that makes SDK calls when a
 //! device asks and reports what they returned, and the fixture runtime plugins
 //! in `tests/fixtures/plugins`, built out of tree.

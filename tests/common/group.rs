@@ -1,4 +1,4 @@
-//! group.json files (SPEC §5), built from device credentials and routes.
+//! group.json files (docs/group.md), built from device credentials and routes.
 
 use serde_json::{json, Value};
 
@@ -31,7 +31,7 @@ pub struct Group {
     pub id: String,
     devices: Vec<Value>,
     subscriptions: Vec<Value>,
-    /// Functions (SPEC §5, §8); their code is written beside the group file.
+    /// Functions (docs/group.md); their code is written beside the group file.
     pub functions: Vec<Function>,
     /// `FunctionDefinition.DefaultConfig.Execution.RunAs` (uid, gid).
     default_run_as: Option<(u32, u32)>,

@@ -1,4 +1,4 @@
-//! Enforcing `MemorySize` (SPEC §8): a memory cgroup per instance where the core
+//! Enforcing `MemorySize` (docs/functions.md): a memory cgroup per instance where the core
 //! can make one (cgroup v2 `memory.max`, or v1 `memory.limit_in_bytes`), else a
 //! watcher that stops an instance whose private memory goes over its limit.
 

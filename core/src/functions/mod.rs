@@ -1,4 +1,4 @@
-//! The function manager (SPEC §8): deployed functions, their work queues and
+//! The function manager (docs/functions.md): deployed functions, their work queues and
 //! instances, and the calls functions make back into the core.
 //!
 //! Functions are router targets like devices: a routed message becomes an

@@ -1,4 +1,4 @@
-//! The router: obeys the group's subscription table (SPEC §7).
+//! The router: obeys the group's subscription table (docs/mqtt.md, docs/group.md).
 //!
 //! Publishers (device connections, function instances, later the cloud link and
 //! the shadow service) call [`Router::route`] on their own task; the table is read
@@ -21,7 +21,7 @@ pub use table::{RouteTable, TargetId};
 use crate::group::{Endpoint, Group};
 use crate::telemetry::RateLimit;
 
-/// Quality of service of a routed message (QoS 2 is routed at QoS 1, SPEC §7).
+/// Quality of service of a routed message (QoS 2 is routed at QoS 1; docs/mqtt.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Qos {
     AtMostOnce = 0,

@@ -1,5 +1,5 @@
 //! `ggcore-plugin-abi`: the stable ABI between the ggcore core and its runtime
-//! plugins (SPEC §9).
+//! plugins (docs/functions.md, docs/adr/0006-plugin-abi.md).
 //!
 //! A runtime plugin is a shared library named `libggcore_plugin_<name>.so` that
 //! exports one root module, [`PluginMod`], through `abi_stable`. The core's
