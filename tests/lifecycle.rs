@@ -196,6 +196,14 @@ async fn bad_config_stops_the_core_with_exit_2() {
     assert_eq!(done.code, Some(2), "{done:?}");
     assert!(done.stderr.iter().any(|l| l.contains("ggcore.threads: 100000 is outside 0-256")), "{done:?}");
 
+    // The environment's override is bounded the same way.
+    let root = Root::with_config_only(serde_json::json!({ "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 } } }));
+    let mut cmd = ggcore_command();
+    cmd.args(["run", "--root"]).arg(&root.path).env("GGCORE_THREADS", "100000");
+    let done = Background::spawn(cmd).finish().await;
+    assert_eq!(done.code, Some(2), "{done:?}");
+    assert!(done.stderr.iter().any(|l| l.contains("GGCORE_THREADS='100000' is not a thread count (0-256")), "{done:?}");
+
     // Unknown keys are warned about; `ggcore.threads` sizes the event loop.
     let root = Root::with_config(serde_json::json!({
         "ggcore": { "mqtt": { "host": "127.0.0.1", "port": 0 }, "threads": 3 },
@@ -204,6 +212,8 @@ async fn bad_config_stops_the_core_with_exit_2() {
     let mut core = root.start();
     core.wait_log(&["noSuchKey", "unknown field"]).await;
     core.wait_log(&["ggcore ready", "threads=3"]).await;
+    let system_log = std::fs::read_to_string(root.path.join("ggc/var/log/system/runtime.log")).unwrap_or_default();
+    assert!(system_log.contains("noSuchKey: unknown field"), "config warnings belong in runtime.log too:\n{system_log}");
     assert_eq!(root.status()["group"]["devices"], 0);
     core.stop_ok();
 }

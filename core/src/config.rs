@@ -464,7 +464,7 @@ impl CoreConfig {
 /// half the CPU per message of two (no cross-thread wake-ups); more threads
 /// help where TLS work on large payloads saturates a core (BENCHMARKS.md).
 pub const DEFAULT_THREADS: usize = 1;
-const MAX_THREADS: usize = 256;
+pub const MAX_THREADS: usize = 256;
 
 impl CoreConfig {
     /// Event-loop threads to start: the configured count, 0 meaning one per CPU.

@@ -100,7 +100,9 @@ pub fn load_config(root: &std::path::Path) -> Result<CoreConfig, RunError> {
         config.mqtt.port = p.parse().map_err(|_| RunError::Invalid(format!("{MQTT_PORT_ENV}='{p}' is not a port number")))?;
     }
     if let Ok(t) = std::env::var(THREADS_ENV) {
-        config.threads = t.parse().map_err(|_| RunError::Invalid(format!("{THREADS_ENV}='{t}' is not a thread count")))?;
+        config.threads = t.parse().ok().filter(|n| *n <= crate::config::MAX_THREADS).ok_or_else(|| {
+            RunError::Invalid(format!("{THREADS_ENV}='{t}' is not a thread count (0-{}; 0: one per CPU)", crate::config::MAX_THREADS))
+        })?;
     }
     Ok(config)
 }
@@ -278,14 +280,15 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         demo_group = Some(demo::bootstrap(&bootstrap_layout, &cas, python.as_deref()).map_err(|e| RunError::Other(e.to_string()))?);
     }
     let config = load_config(&root)?;
-    for w in &config.warnings {
-        tracing::warn!("{}: {w}", root.join("config/config.json").display());
-    }
     let layout = Layout::new(root.clone(), config.write_directory.clone());
     let _lock = RootLock::acquire(&layout.lock_file())?;
     layout.secure().map_err(|e| RunError::Other(format!("cannot set the permissions of the root: {e}")))?;
     if let Err(e) = crate::telemetry::open_system_log(layout.system_log_dir()) {
         tracing::warn!(error = %e, dir = %layout.system_log_dir().display(), "cannot write the system log file; logging to stderr only");
+    }
+    // After the system log is open, so that they are in runtime.log too.
+    for w in &config.warnings {
+        tracing::warn!("{}: {w}", root.join("config/config.json").display());
     }
     let cas = certs::ensure_cas(&layout)?;
     for f in &cas.created {
