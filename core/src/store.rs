@@ -82,14 +82,17 @@ pub trait StateStore: Send + Sync {
 }
 
 /// RocksDB-backed store.
+#[cfg(feature = "rocksdb")]
 pub struct RocksStore {
     db: rocksdb::DB,
 }
 
+#[cfg(feature = "rocksdb")]
 fn db_err(e: rocksdb::Error) -> StoreError {
     StoreError::Db(e.into_string())
 }
 
+#[cfg(feature = "rocksdb")]
 impl RocksStore {
     /// Opens (creating where missing) the store at `dir`. Take the [`RootLock`] first.
     ///
@@ -140,6 +143,7 @@ impl RocksStore {
     }
 }
 
+#[cfg(feature = "rocksdb")]
 impl StateStore for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
@@ -169,6 +173,33 @@ impl StateStore for RocksStore {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(sync);
         self.db.write_opt(batch, &wo).map_err(db_err)
+    }
+}
+
+/// A build without the `rocksdb` feature (the fuzz targets) has no persistent
+/// store: opening one is refused.
+#[cfg(not(feature = "rocksdb"))]
+pub enum RocksStore {}
+
+#[cfg(not(feature = "rocksdb"))]
+impl RocksStore {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Err(StoreError::Open { path: dir.to_path_buf(), message: "this ggcore was built without RocksDB (the rocksdb feature)".into() })
+    }
+}
+
+#[cfg(not(feature = "rocksdb"))]
+impl StateStore for RocksStore {
+    fn get(&self, _: Cf, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match *self {}
+    }
+
+    fn scan_prefix(&self, _: Cf, _: &[u8]) -> Result<Entries, StoreError> {
+        match *self {}
+    }
+
+    fn write(&self, _: Vec<WriteOp>, _: bool) -> Result<(), StoreError> {
+        match *self {}
     }
 }
 
@@ -273,6 +304,7 @@ mod tests {
         assert_eq!(s.scan_prefix(Cf::Deployments, b"a/").unwrap().len(), 2);
     }
 
+    #[cfg(feature = "rocksdb")]
     #[test]
     fn memory_and_rocks_agree() {
         exercise(&MemoryStore::default());
