@@ -37,7 +37,15 @@ fn entry_name<R: io::Read>(entry: &zip::read::ZipFile<'_, R>) -> String {
 /// Checks every entry of a zip archive without unpacking it.
 pub fn check_zip(path: &Path) -> Result<(), BundleError> {
     let file = fs::File::open(path).map_err(io_err(path))?;
-    let mut archive = zip::ZipArchive::new(file)?;
+    check_zip_reader(file)
+}
+
+/// [`check_zip`] for an archive read from `reader`.
+pub fn check_zip_reader<R: io::Read + io::Seek>(reader: R) -> Result<(), BundleError> {
+    check_archive(&mut zip::ZipArchive::new(reader)?)
+}
+
+fn check_archive<R: io::Read + io::Seek>(archive: &mut zip::ZipArchive<R>) -> Result<(), BundleError> {
     if archive.len() > MAX_ENTRIES {
         return Err(BundleError::TooManyEntries);
     }
@@ -57,9 +65,14 @@ pub fn check_zip(path: &Path) -> Result<(), BundleError> {
 
 /// Unpacks a checked zip archive into `dest` (which must not exist yet).
 pub fn extract_zip(path: &Path, dest: &Path) -> Result<(), BundleError> {
-    check_zip(path)?;
     let file = fs::File::open(path).map_err(io_err(path))?;
-    let mut archive = zip::ZipArchive::new(file)?;
+    extract_zip_reader(file, dest)
+}
+
+/// [`extract_zip`] for an archive read from `reader`.
+pub fn extract_zip_reader<R: io::Read + io::Seek>(reader: R, dest: &Path) -> Result<(), BundleError> {
+    let mut archive = zip::ZipArchive::new(reader)?;
+    check_archive(&mut archive)?;
     fs::create_dir_all(dest).map_err(io_err(dest))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;

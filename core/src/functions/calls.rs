@@ -105,16 +105,7 @@ impl FunctionManager {
         let Some(slot) = self.resolve(&arn) else {
             return Err((HostErrorCode::NotFound, format!("function {arn} is not deployed in this group")));
         };
-        let context = if client_context.is_empty() {
-            String::new()
-        } else {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(client_context)
-                .map_err(|e| bad(format!("ClientContext is not base64: {e}")))?;
-            let text = String::from_utf8(raw).map_err(|_| bad("ClientContext is not UTF-8 JSON".into()))?;
-            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| bad(format!("ClientContext is not JSON: {e}")))?;
-            text
-        };
+        let context = client_context_text(client_context).map_err(bad)?;
         if payload.len() > self.cfg.max_payload {
             return Err((
                 HostErrorCode::TooLarge,
@@ -152,4 +143,16 @@ impl FunctionManager {
             },
         }
     }
+}
+
+/// The client context of an invoke as the target function receives it: the
+/// SDKs send base64 of a JSON document; empty means none.
+pub(crate) fn client_context_text(client_context: &str) -> Result<String, String> {
+    if client_context.is_empty() {
+        return Ok(String::new());
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(client_context).map_err(|e| format!("ClientContext is not base64: {e}"))?;
+    let text = String::from_utf8(raw).map_err(|_| "ClientContext is not UTF-8 JSON".to_string())?;
+    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("ClientContext is not JSON: {e}"))?;
+    Ok(text)
 }

@@ -10,6 +10,8 @@
 mod calls;
 mod conn;
 mod hold;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use calls::client_context_text;
 pub mod instance;
 pub mod ipc;
 pub mod logs;
