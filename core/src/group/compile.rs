@@ -326,8 +326,10 @@ impl Compiler {
             return None;
         };
         self.unknown(&cfg_path, &cfg.extra);
-        let runtime = match (f.runtime, cfg.function_runtime_override) {
-            (Some(r), _) | (None, Some(r)) => r,
+        // Problems with the runtime are reported where it was written.
+        let (runtime, runtime_path) = match (f.runtime, cfg.function_runtime_override) {
+            (Some(r), _) => (r, join(path, "Runtime")),
+            (None, Some(r)) => (r, join(&cfg_path, "FunctionRuntimeOverride")),
             (None, None) => {
                 self.error(join(path, "Runtime"), "is required (ggcore extension: python3.x, nodejsN.x, java8/java11/java17, executable)");
                 return None;
@@ -335,8 +337,8 @@ impl Compiler {
         };
         match (cx.runtimes)(&runtime) {
             Ok(None) => {}
-            Ok(Some(w)) => self.warn(join(path, "Runtime"), w),
-            Err(reason) => self.error(join(path, "Runtime"), reason),
+            Ok(Some(w)) => self.warn(runtime_path, w),
+            Err(reason) => self.error(runtime_path, reason),
         }
         let code = match f.code {
             None => {
@@ -687,6 +689,14 @@ mod tests {
         let e = compile_text("g.json", text, &cx()).unwrap_err();
         assert_eq!(e.problems[0].path, "FunctionDefinition.Functions[0].Runtime");
         assert!(e.problems[0].message.contains("python3.11"));
+    }
+
+    #[test]
+    fn a_runtime_override_is_named_where_it_is_written() {
+        let text = r#"{"FunctionDefinition":{"Functions":[{"Id":"f","FunctionArn":"arn:aws:lambda:us-east-1:000000000000:function:f:1",
+            "Code":".","FunctionConfiguration":{"Executable":"m.h","FunctionRuntimeOverride":"python3.11"}}]}}"#;
+        let e = compile_text("g.json", text, &cx()).unwrap_err();
+        assert_eq!(e.problems[0].path, "FunctionDefinition.Functions[0].FunctionConfiguration.FunctionRuntimeOverride");
     }
 
     #[test]
