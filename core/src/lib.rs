@@ -16,6 +16,9 @@ pub mod daemon;
 pub mod demo;
 pub mod deploy;
 pub mod functions;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod layout;
 pub mod permissions;

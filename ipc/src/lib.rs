@@ -13,6 +13,9 @@
 //! [`encode`], [`write_frame`] or [`frame::write_with_fds`].
 
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod pidfd;
 pub mod topic;

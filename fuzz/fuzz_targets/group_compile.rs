@@ -1,0 +1,5 @@
+#![no_main]
+
+// The body lives in the library (ggcore::fuzzing::group_compile) so that `cargo test` replays the
+// corpus through the same code; see docs/fuzzing.md.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ggcore::fuzzing::group_compile(data));
