@@ -182,11 +182,15 @@ async fn function_to_function_invoke() {
     assert_eq!(r["PayloadB64"], base64(&want), "{r}");
 
     // Errors to the caller: a function not in the group, a version not
-    // deployed, a qualifier that contradicts the ARN's.
+    // deployed, a qualifier that contradicts the ARN's, a ClientContext that
+    // is not base64 of a JSON object (the callee does not run).
     for (args, what) in [
         (json!({"FunctionName": function_arn("ghost"), "Payload": {}}), "not deployed"),
         (json!({"FunctionName": unqualified_arn("calc"), "Qualifier": "2", "Payload": {}}), "not deployed"),
         (json!({"FunctionName": function_arn("ghost"), "InvocationType": "Event", "Payload": {}}), "not deployed"),
+        (json!({"FunctionName": calc_arn, "Payload": {}, "ClientContext": "a string"}), "not a JSON object"),
+        (json!({"FunctionName": calc_arn, "InvocationType": "Event", "Payload": {}, "ClientContext": [1]}), "not a JSON object"),
+        (json!({"FunctionName": calc_arn, "Payload": {}, "ClientContextRaw": "bm90IGpzb24="}), "not JSON"),
     ] {
         let r = driver.invoke(args.clone()).await;
         assert_eq!(r["exception"], "InvocationException", "{args}: {r}");

@@ -146,13 +146,28 @@ impl FunctionManager {
 }
 
 /// The client context of an invoke as the target function receives it: the
-/// SDKs send base64 of a JSON document; empty means none.
+/// SDKs send base64 of a JSON object (`custom`, `client`, `env`, which the
+/// runtimes read); empty means none.
 pub(crate) fn client_context_text(client_context: &str) -> Result<String, String> {
     if client_context.is_empty() {
         return Ok(String::new());
     }
     let raw = base64::engine::general_purpose::STANDARD.decode(client_context).map_err(|e| format!("ClientContext is not base64: {e}"))?;
     let text = String::from_utf8(raw).map_err(|_| "ClientContext is not UTF-8 JSON".to_string())?;
-    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("ClientContext is not JSON: {e}"))?;
+    let doc = serde_json::from_str::<serde_json::Value>(&text).map_err(|e| format!("ClientContext is not JSON: {e}"))?;
+    if !doc.is_object() {
+        return Err(format!("ClientContext is not a JSON object (such as {{\"custom\": {{...}}}}): {}", json_kind(&doc)));
+    }
     Ok(text)
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
