@@ -36,6 +36,7 @@ impl Cf {
 
 /// Version of the key layout; bumped when a layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
+#[cfg(feature = "rocksdb")]
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 #[derive(Debug, thiserror::Error)]

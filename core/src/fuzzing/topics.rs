@@ -9,8 +9,10 @@ use crate::topic::{filter_matches, validate_filter, validate_topic, TopicFilter,
 
 /// Most lines read from one input (the checks are quadratic in them).
 const MAX_LINES: usize = 12;
-/// Overlap is checked by enumerating topics: only for filters this short.
+/// Overlap is checked by enumerating topics: only for filters this short,
+/// and among the first filters of an input.
 const MAX_BRUTE_LEVELS: usize = 5;
+const MAX_BRUTE_FILTERS: usize = 8;
 
 pub fn topic_match(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -51,12 +53,13 @@ pub fn topic_match(data: &[u8]) {
         found.sort_unstable();
         assert_eq!(found, linear, "trie vs linear scan for topic {t:?}");
     }
-    for a in &filters {
+    for (i, a) in filters.iter().enumerate() {
         assert!(a.overlaps(a), "{a:?} does not overlap itself");
-        for b in &filters {
+        for (j, b) in filters.iter().enumerate() {
             let got = a.overlaps(b);
             assert_eq!(got, b.overlaps(a), "overlap of {a:?} and {b:?} is not symmetric");
-            if let Some(want) = brute_overlap(a.as_str(), b.as_str()) {
+            let brute = if i < MAX_BRUTE_FILTERS && j < MAX_BRUTE_FILTERS { brute_overlap(a.as_str(), b.as_str()) } else { None };
+            if let Some(want) = brute {
                 assert_eq!(got, want, "overlap of {a:?} and {b:?}");
             }
             // Overlap is what grants a SUBSCRIBE: a filter matching a topic
