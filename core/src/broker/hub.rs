@@ -57,6 +57,20 @@ impl Session {
         }
     }
 
+    /// Detaches `conn` from the state (see [`SessionState::detach`]), logging
+    /// the messages past the offline bound that this drops.
+    fn detach_state(&self, conn: u64) -> bool {
+        let mut st = self.state();
+        let before = st.counters.dropped;
+        let detached = st.detach(conn);
+        let dropped = st.counters.dropped - before;
+        if dropped > 0 {
+            tracing::warn!(thing = %self.thing, dropped, max = st.limits().max_queued,
+                "device went offline with more queued than its session keeps; the newest messages were dropped");
+        }
+        detached
+    }
+
     /// Closes the attached connection, if any.
     pub fn kick(&self) {
         if let Some(a) = self.attachment().as_ref() {
@@ -133,7 +147,7 @@ impl DeviceHub {
                 tracing::info!(thing = %thing, old_peer = %a.peer, new_peer = %peer, "a second connection with the same client id takes over; closing the older one");
                 self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
                 a.cancel.cancel();
-                old.state().detach(a.conn);
+                old.detach_state(a.conn);
                 old.room.notify_waiters();
             }
         }
@@ -167,10 +181,7 @@ impl DeviceHub {
                 *a = None;
             }
         }
-        let (was_attached, clean) = {
-            let mut st = session.state();
-            (st.detach(conn), st.clean)
-        };
+        let (was_attached, clean) = (session.detach_state(conn), session.state().clean);
         // Offline sessions hold nobody back.
         session.room.notify_waiters();
         if was_attached && clean {

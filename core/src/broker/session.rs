@@ -11,7 +11,7 @@
 //! [`SessionLimits::stall_timeout`] while its queue is full is disconnected
 //! ([`SessionState::stalled_since`]); a persistent session is kept. For an
 //! offline persistent session, QoS 1 messages are queued up to the bound and
-//! dropped beyond it (counted).
+//! dropped beyond it (counted), those already queued included.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -328,6 +328,11 @@ impl SessionState {
             } else {
                 // QoS 0 messages are not kept for an offline device.
                 self.queue.retain(|m| m.qos == Qos::AtLeastOnce);
+                // Nor more than the bound: a held publisher may have added one
+                // past it, and every reconnect would otherwise add another.
+                while self.pending() > self.limits.max_queued && self.queue.pop_back().is_some() {
+                    self.counters.dropped += 1;
+                }
             }
             self.control.clear();
             true
@@ -613,6 +618,27 @@ mod tests {
         assert_eq!(offer(&mut s, "a/4", Qos::AtMostOnce), Offer::Offline);
         assert_eq!(s.counters.dropped, 1);
         assert_eq!(s.pending(), 2);
+    }
+
+    #[test]
+    fn an_offline_session_is_cut_back_to_its_bound() {
+        // Reconnecting with a full session, then stalling: the held publisher's
+        // message past the bound is dropped (counted) when the device goes
+        // offline, so that the session does not grow by one per reconnect.
+        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
+        let mut s = subscribed(false, limits);
+        s.detach(1);
+        for t in ["a/1", "a/2"] {
+            assert_eq!(offer(&mut s, t, Qos::AtLeastOnce), Offer::Queued);
+        }
+        for conn in 2..5 {
+            s.attach(conn);
+            assert_eq!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Full);
+            assert_eq!(s.pending(), 3);
+            s.detach(conn);
+            assert_eq!(s.pending(), 2);
+        }
+        assert_eq!(s.counters.dropped, 3);
     }
 
     #[test]
