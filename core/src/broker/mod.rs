@@ -4,7 +4,7 @@
 
 pub mod connection;
 pub mod hub;
-mod packet;
+pub(crate) mod packet;
 pub mod reader;
 pub mod session;
 pub mod tls;

@@ -45,6 +45,9 @@ fn check_config(doc: &Value, c: &CoreConfig) {
     assert!((30..=1200).contains(&ct.keep_alive.as_secs()), "{:?}", ct.keep_alive);
     assert!(ct.mqtt_max_connection_retry_interval.as_secs() >= 1);
     assert!((1..=256 * 1024 * 1024).contains(&c.mqtt.max_payload_bytes));
+    assert!((1..=1_000_000).contains(&c.mqtt.max_queued_messages));
+    assert!((1..=86_400).contains(&c.mqtt.stall_timeout.as_secs()));
+    assert!((1..=100_000).contains(&c.mqtt.max_subscriptions));
     assert!(c.mqtt.host.parse::<std::net::IpAddr>().is_ok(), "{}", c.mqtt.host);
     assert!(c.runtime.max_work_item_count >= 1);
     assert!(c.spooler.max_size_bytes >= MIN_SPOOL_BYTES);

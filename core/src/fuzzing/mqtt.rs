@@ -1,12 +1,14 @@
 //! MQTT packets as a device sends them: decoded with rumqttc's v4 codec and the
 //! size limit, as the broker reads its socket. Every packet decoded must encode
-//! again and decode to itself, and a PUBLISH encoded by the broker's own hot
-//! path must decode to what it carried.
+//! again and decode to itself, a PUBLISH encoded by the broker's own hot path
+//! must decode to what it carried, and a packet refused for its size must be
+//! described (topic, size) from its header alone.
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::Packet;
 use rumqttc::mqttbytes::{Error as CodecError, QoS};
 
+use crate::broker::packet::oversized;
 use crate::broker::session::encode_publish;
 use crate::config::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::router::Qos;
@@ -32,6 +34,18 @@ pub fn mqtt_packet(data: &[u8]) {
                 // Nothing consumed: the broker reads more and tries again.
                 assert_eq!(buf.len(), before);
                 assert!(n > 0);
+                break;
+            }
+            Err(CodecError::PayloadSizeLimitExceeded(len)) => {
+                // The broker names the refused PUBLISH from what is buffered.
+                assert!(len > limit);
+                let (topic, size) = oversized(&buf, len);
+                assert!(size <= len);
+                if !topic.starts_with('<') {
+                    assert_eq!(buf.first().map(|b| b >> 4), Some(3), "a topic {topic:?} read from a packet that is not a PUBLISH");
+                    let at = buf.windows(topic.len()).position(|w| w == topic.as_bytes());
+                    assert!(topic.is_empty() || at.is_some_and(|i| i <= 7), "{topic:?} is not in the packet's header");
+                }
                 break;
             }
             // Anything else closes the connection.
