@@ -168,7 +168,7 @@ impl DeviceHub {
                 s
             }
         };
-        session.state().attach(conn);
+        session.state().attach(conn, Instant::now());
         *session.attachment() = Some(Attachment { conn, cancel, peer, since: SystemTime::now() });
         (session, present)
     }

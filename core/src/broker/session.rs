@@ -307,11 +307,13 @@ impl SessionState {
         self.control.split()
     }
 
-    /// Marks a connection attached; in-flight messages will be sent again.
-    pub fn attach(&mut self, conn: u64) {
+    /// Marks a connection attached; in-flight messages will be sent again. A
+    /// session that is full already (it filled while the device was away)
+    /// starts its stall clock at `now`: a publisher may be waiting on it.
+    pub fn attach(&mut self, conn: u64, now: Instant) {
         self.attached = Some(conn);
         self.last_progress = None;
-        self.full_since = None;
+        self.full_since = (self.pending() >= self.limits.max_queued).then_some(now);
         self.resend = !self.inflight.is_empty();
         self.control.clear();
     }
@@ -462,7 +464,7 @@ mod tests {
     fn subscribed(clean: bool, limits: SessionLimits) -> SessionState {
         let mut s = SessionState::new(clean, limits);
         s.subscribe(TopicFilter::new("a/#").unwrap(), Qos::AtLeastOnce).unwrap();
-        s.attach(1);
+        s.attach(1, Instant::now());
         s
     }
 
@@ -499,7 +501,7 @@ mod tests {
     fn offers_only_what_is_subscribed_at_the_lower_qos() {
         let mut s = SessionState::new(true, SessionLimits::default());
         s.subscribe(TopicFilter::new("a/+").unwrap(), Qos::AtMostOnce).unwrap();
-        s.attach(1);
+        s.attach(1, Instant::now());
         assert_eq!(offer(&mut s, "b", Qos::AtLeastOnce), Offer::NotSubscribed);
         assert_eq!(offer(&mut s, "a/x", Qos::AtLeastOnce), Offer::Queued);
         let mut buf = BytesMut::new();
@@ -513,7 +515,7 @@ mod tests {
         s.subscribe(TopicFilter::new("a/+").unwrap(), Qos::AtMostOnce).unwrap();
         s.subscribe(TopicFilter::new("a/#").unwrap(), Qos::AtLeastOnce).unwrap();
         s.subscribe(TopicFilter::new("#").unwrap(), Qos::AtMostOnce).unwrap();
-        s.attach(1);
+        s.attach(1, Instant::now());
         assert_eq!(offer(&mut s, "a/x", Qos::AtLeastOnce), Offer::Queued);
         let mut buf = BytesMut::new();
         s.drain_into(&mut buf, Instant::now(), 100);
@@ -546,7 +548,7 @@ mod tests {
         assert!(s.detach(1));
         assert_eq!(offer(&mut s, "a/2", Qos::AtMostOnce), Offer::Offline);
         assert_eq!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Queued);
-        s.attach(2);
+        s.attach(2, Instant::now());
         let mut buf = BytesMut::new();
         assert_eq!(s.drain_into(&mut buf, now, 100), 2);
         let again = read_publish(&mut buf);
@@ -621,6 +623,23 @@ mod tests {
     }
 
     #[test]
+    fn a_device_that_reconnects_to_a_full_session_and_stalls_is_cut() {
+        // A held publisher waits on a full session; the device reconnects
+        // (takeover) and acknowledges nothing: it must still be cut, or the
+        // publisher would wait for ever.
+        let limits = SessionLimits { max_queued: 1, ..SessionLimits::default() };
+        let mut s = subscribed(false, limits);
+        let t0 = Instant::now();
+        assert_eq!(s.offer(&msg("a/1", Qos::AtLeastOnce), true, || t0), Offer::Full);
+        assert!(!s.room_or_wait());
+        s.detach(1);
+        let t1 = t0 + Duration::from_secs(5);
+        s.attach(2, t1);
+        assert!(!s.has_room());
+        assert_eq!(s.stall_deadline(), Some(t1 + limits.stall_timeout));
+    }
+
+    #[test]
     fn an_offline_session_is_cut_back_to_its_bound() {
         // Reconnecting with a full session, then stalling: the held publisher's
         // message past the bound is dropped (counted) when the device goes
@@ -632,7 +651,7 @@ mod tests {
             assert_eq!(offer(&mut s, t, Qos::AtLeastOnce), Offer::Queued);
         }
         for conn in 2..5 {
-            s.attach(conn);
+            s.attach(conn, Instant::now());
             assert_eq!(offer(&mut s, "a/3", Qos::AtLeastOnce), Offer::Full);
             assert_eq!(s.pending(), 3);
             s.detach(conn);

@@ -99,14 +99,15 @@ struct Harness {
 
 impl Harness {
     fn new(limits: SessionLimits, clean: bool) -> Self {
+        let now = Instant::now();
         let mut state = SessionState::new(clean, limits);
-        state.attach(1);
+        state.attach(1, now);
         Self {
             limits,
             state,
             conn: 1,
             attached: true,
-            now: Instant::now(),
+            now,
             subscriptions: Vec::new(),
             inflight: BTreeMap::new(),
             resend_due: false,
@@ -212,7 +213,7 @@ impl Harness {
             (self.accepted, self.discarded, self.dropped, self.fulls) = (0, 0, 0, 0);
         }
         self.conn += 1;
-        self.state.attach(self.conn);
+        self.state.attach(self.conn, self.now);
         self.attached = true;
         self.resend_due = !self.inflight.is_empty();
         self.control_acks = 0;
