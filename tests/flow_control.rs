@@ -243,6 +243,32 @@ async fn a_stuck_subscriber_is_cut_after_the_stall_timeout_and_slows_no_one_else
     env.stop();
 }
 
+/// A device that reconnects to its full session (taking over its own stuck
+/// connection) and then acknowledges nothing is still cut after the stall
+/// timeout, and the publisher its queue held back is released. (Found by the
+/// mqtt_session fuzz target: the reconnect restarted nothing, so the device
+/// was never cut and the publisher waited for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_that_reconnects_to_its_full_session_and_stalls_is_cut() {
+    let env = Env::start_on(root(20, 8), &["p1", "stuck"], &[("p1", "a/#", "stuck")]);
+    let mut stuck = SlowSubscriber::connect(env.core.port, env.creds("stuck"), false).await;
+    stuck.subscribe("a/#", 1).await;
+    let mut p1 = env.connect("p1").await;
+    for i in 0..300 {
+        p1.publish_nowait("a/x", QoS::AtLeastOnce, false, payload(1, i, 128)).await;
+    }
+    eventually("p1 to be held back", DEADLINE, || (held_back(&env) > 0).then_some(())).await;
+
+    // The device comes back on a new connection (its full session is kept)
+    // and acknowledges nothing there either.
+    let mut again = SlowSubscriber::connect(env.core.port, env.creds("stuck"), false).await;
+    assert!(stuck.wait_closed(DEADLINE).await, "the older connection is closed by the takeover");
+    assert!(again.wait_closed(4 * DEADLINE).await, "the stalled device is cut");
+    p1.wait_acked().await;
+    assert!(env.root.status()["broker"]["stalledDevices"].as_u64() >= Some(1));
+    env.stop();
+}
+
 /// An offline persistent session keeps QoS 1 messages up to its bound; the
 /// rest is dropped, counted per device and shown in status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
