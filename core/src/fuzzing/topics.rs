@@ -11,7 +11,7 @@ use crate::topic::{filter_matches, validate_filter, validate_topic, TopicFilter,
 const MAX_LINES: usize = 12;
 /// Overlap is checked by enumerating topics: only for filters this short,
 /// and among the first filters of an input.
-const MAX_BRUTE_LEVELS: usize = 5;
+const MAX_BRUTE_LEVELS: usize = 4;
 const MAX_BRUTE_FILTERS: usize = 8;
 
 pub fn topic_match(data: &[u8]) {
