@@ -8,7 +8,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::json_path::{names, Want};
-use crate::group::raw::DEFINITION_KEYS;
 use crate::group::{compile_text, CompileContext, Endpoint, Group, GroupError, Problem};
 use crate::router::RouteTable;
 use crate::topic::TopicFilter;
@@ -49,15 +48,7 @@ pub fn group_compile(data: &[u8]) {
 
 fn unwrap_definitions(mut doc: Value) -> Value {
     if let Some(obj) = doc.as_object_mut() {
-        for key in DEFINITION_KEYS {
-            let inner = match obj.get_mut(key) {
-                Some(Value::Object(member)) => member.remove("Definition"),
-                _ => None,
-            };
-            if let Some(inner) = inner {
-                obj.insert(key.to_string(), inner);
-            }
-        }
+        crate::group::raw::unwrap_definitions(obj);
     }
     doc
 }

@@ -184,7 +184,7 @@ pub struct RawResourceDefinition {
 /// The definition members of a group. A member copied whole from
 /// `aws greengrass get-*-definition-version` output (`{"Definition": {...}, "Arn": ...}`)
 /// is unwrapped to its `Definition`.
-pub const DEFINITION_KEYS: [&str; 7] = [
+const DEFINITION_KEYS: [&str; 7] = [
     "CoreDefinition",
     "DeviceDefinition",
     "FunctionDefinition",
@@ -194,12 +194,10 @@ pub const DEFINITION_KEYS: [&str; 7] = [
     "ConnectorDefinition",
 ];
 
-/// Parses group.json text. Type errors name the JSON path of the bad value.
-pub fn parse(text: &str) -> Result<RawGroup, (String, String)> {
-    let mut value: Value = serde_json::from_str(text).map_err(|e| (String::new(), format!("not valid JSON: {e}")))?;
-    let Some(obj) = value.as_object_mut() else {
-        return Err((String::new(), "the group must be a JSON object".to_string()));
-    };
+/// Replaces each `XDefinition: {"Definition": {...}}` member (the form
+/// `aws greengrass get-...-definition-version` prints) by its inner object,
+/// so both forms read the same.
+pub fn unwrap_definitions(obj: &mut serde_json::Map<String, Value>) {
     for key in DEFINITION_KEYS {
         let inner = match obj.get_mut(key) {
             Some(Value::Object(member)) => member.remove("Definition"),
@@ -209,6 +207,15 @@ pub fn parse(text: &str) -> Result<RawGroup, (String, String)> {
             obj.insert(key.to_string(), inner);
         }
     }
+}
+
+/// Parses group.json text. Type errors name the JSON path of the bad value.
+pub fn parse(text: &str) -> Result<RawGroup, (String, String)> {
+    let mut value: Value = serde_json::from_str(text).map_err(|e| (String::new(), format!("not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err((String::new(), "the group must be a JSON object".to_string()));
+    };
+    unwrap_definitions(obj);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
