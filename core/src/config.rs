@@ -459,8 +459,9 @@ impl CoreConfig {
     }
 }
 
-/// Event-loop threads by default. One thread routes over a million small
-/// messages a second here, and at the low rates of most gateways it costs
+/// Event-loop threads by default. One thread routes about 170k small
+/// messages a second from devices that write each packet on its own
+/// (BENCHMARKS.md), and at the low rates of most gateways it costs
 /// half the CPU per message of two (no cross-thread wake-ups); more threads
 /// help where TLS work on large payloads saturates a core (BENCHMARKS.md).
 pub const DEFAULT_THREADS: usize = 1;

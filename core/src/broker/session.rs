@@ -332,7 +332,12 @@ impl SessionState {
                 self.queue.retain(|m| m.qos == Qos::AtLeastOnce);
                 // Nor more than the bound: a held publisher may have added one
                 // past it, and every reconnect would otherwise add another.
-                while self.pending() > self.limits.max_queued && self.queue.pop_back().is_some() {
+                // The newest go first: those still queued, then those sent
+                // last (a message past the bound may already be in flight).
+                while self.pending() > self.limits.max_queued {
+                    if self.queue.pop_back().is_none() && self.inflight.pop_back().is_none() {
+                        break;
+                    }
                     self.counters.dropped += 1;
                 }
             }
@@ -341,6 +346,13 @@ impl SessionState {
         } else {
             false
         }
+    }
+
+    /// Packet ids of the messages in flight, oldest first (for the fuzzing
+    /// model, which checks which of them a detach kept).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn inflight_ids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.inflight.iter().map(|f| f.pkid)
     }
 
     /// A PUBACK arrived for `pkid`; returns whether it matched one in flight
@@ -658,6 +670,32 @@ mod tests {
             assert_eq!(s.pending(), 2);
         }
         assert_eq!(s.counters.dropped, 3);
+    }
+
+    #[test]
+    fn an_offline_session_is_cut_back_to_its_bound_also_when_all_were_sent() {
+        // The message past the bound was already written to the device (in
+        // flight, not acknowledged) when it went offline: it is the one
+        // dropped, so the offline session keeps its bound (found by fuzzing).
+        let limits = SessionLimits { max_queued: 2, ..SessionLimits::default() };
+        let mut s = subscribed(false, limits);
+        let t0 = Instant::now();
+        let mut buf = BytesMut::new();
+        for (t, answer) in [("a/1", Offer::Queued), ("a/2", Offer::Full), ("a/3", Offer::Full)] {
+            assert_eq!(s.offer(&msg(t, Qos::AtLeastOnce), true, || t0), answer);
+        }
+        s.drain_into(&mut buf, t0, 100);
+        let sent: Vec<String> = (0..3).map(|_| read_publish(&mut buf).topic).collect();
+        assert_eq!(sent, ["a/1", "a/2", "a/3"]);
+        assert_eq!(s.pending(), 3);
+        s.detach(1);
+        assert_eq!(s.pending(), 2);
+        assert_eq!(s.counters.dropped, 1);
+        // What is kept is re-sent on reconnection: the two oldest.
+        s.attach(2, t0);
+        s.drain_into(&mut buf, t0, 100);
+        let resent: Vec<String> = (0..2).map(|_| read_publish(&mut buf).topic).collect();
+        assert_eq!(resent, ["a/1", "a/2"]);
     }
 
     #[test]

@@ -238,6 +238,15 @@ impl Harness {
         self.discarded += (before - after) as u64;
         self.dropped += self.state.counters.dropped - dropped_before;
         assert!(after <= self.limits.max_queued, "{after} pending in an offline session, over the bound");
+        if !self.state.clean {
+            // Cutting back to the bound may drop messages already in flight
+            // (the newest sent); the rest stay in flight, to be sent again.
+            let kept: Vec<u16> = self.state.inflight_ids().collect();
+            let sent_before = self.inflight.len();
+            self.inflight.retain(|id, _| kept.contains(id));
+            assert_eq!(self.inflight.len(), kept.len(), "the session kept in flight a message never sent");
+            assert!((sent_before - kept.len()) as u64 <= self.state.counters.dropped - dropped_before);
+        }
         if self.state.clean {
             assert_eq!(after, 0, "a clean session kept messages after its connection ended");
             self.inflight.clear();
