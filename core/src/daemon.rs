@@ -10,6 +10,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use crate::admin::{self, Request, Response};
 use crate::broker::{self, session::SessionLimits, tls, BrokerCtx, DeviceHub};
 use crate::certs;
+use crate::cloud::Cloud;
 use crate::config::CoreConfig;
 use crate::demo;
 use crate::deploy::{self, DeploymentRecord, DeploymentStatus, DeploymentType, GroupSource, Staged};
@@ -38,6 +39,8 @@ pub enum RunError {
     Cert(#[from] certs::CertError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
     #[error("{0}")]
     Other(String),
 }
@@ -45,14 +48,14 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Config(_) | RunError::Invalid(_) => 2,
+            RunError::Config(_) | RunError::Invalid(_) | RunError::Cloud(crate::cloud::CloudError::Config { .. }) => 2,
             _ => 1,
         }
     }
 }
 
 /// Parts that this build does not serve yet as router targets.
-const UNSERVED: &[&str] = &[group::CLOUD, group::SHADOW_SERVICE];
+const UNSERVED: &[&str] = &[group::SHADOW_SERVICE];
 
 /// Validates a group's source for this core: runtimes must be served by a
 /// plugin on the path, RunAs root needs `allowFunctionsToRunAsRoot`, and each
@@ -115,6 +118,7 @@ pub struct Core {
     pub router: Arc<Router>,
     pub hub: Arc<DeviceHub>,
     pub functions: Arc<FunctionManager>,
+    pub cloud: Arc<Cloud>,
     pub registry: std::sync::RwLock<Registry>,
     pub started: Instant,
     pub mqtt_addr: SocketAddr,
@@ -154,6 +158,7 @@ impl Core {
             group.loggers.iter().find(|l| l.component == group::LoggerComponent::GreengrassSystem).and_then(|l| l.space_kb),
         );
         self.functions.apply(&group, &self.registry()).await;
+        self.cloud.apply(&group);
         let table = self.router.install(Arc::new(group));
         self.hub.apply_table(&table);
         tracing::info!(
@@ -299,6 +304,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         tracing::info!(reason = why, names = ?names, "issued the MQTT server certificate");
     }
     let store: Arc<dyn StateStore> = Arc::new(RocksStore::open(&layout.store_dir())?);
+    let cloud = Cloud::open(&config, store.clone())?;
 
     let router = Arc::new(Router::new());
     let hub = Arc::new(DeviceHub::new(SessionLimits {
@@ -308,6 +314,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         ..SessionLimits::default()
     }));
     router.attach(TargetKind::Device, hub.clone());
+    router.attach(TargetKind::Cloud, cloud.clone());
     let shutdown = Shutdown::new();
     let functions_cfg = FunctionsConfig {
         max_work_items: config.runtime.max_work_item_count,
@@ -351,6 +358,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         router: router.clone(),
         hub: hub.clone(),
         functions: functions.clone(),
+        cloud: cloud.clone(),
         registry: std::sync::RwLock::new(registry),
         started,
         mqtt_addr,
@@ -410,6 +418,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     let tracker = shutdown.tracker();
     tracker.spawn(broker::serve(listener, ctx, tracker.clone(), shutdown.accepting()));
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.accepting(), shutdown.closing(), tracker.clone()));
+    cloud.start(router.clone(), tracker, shutdown.closing());
     tracker.spawn(crate::renewal::renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
 
     let signals = StopSignals::install()?;

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod bundle;
 pub mod certs;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -15,8 +15,11 @@
 //!    zygote process is stopped and waited for.
 //! 4. **Connections close**: devices are disconnected (their wills are not
 //!    sent), admin requests still waiting are answered; every task ends.
-//! 5. **The state store closes** (RocksDB writes what it holds in memory).
-//! 6. **Sockets and memory cgroups are removed.**
+//!    The cloud link says DISCONNECT and stops.
+//! 5. **The queue is persisted**: messages taken for the cloud and not yet
+//!    written are written and the write-ahead log synced; no more are taken.
+//! 6. **The state store closes** (RocksDB writes what it holds in memory).
+//! 7. **Sockets and memory cgroups are removed.**
 //!
 //! Every task the core spawns is registered with the [`Shutdown`]'s tracker
 //! or the function manager's, or (said where it is spawned) is awaited by a
@@ -105,7 +108,13 @@ impl Shutdown {
         }
         tracing::info!("connections closed");
 
-        // 5. The state store: closed when the last holder lets go.
+        // 5. The queue.
+        let cloud = core.cloud.clone();
+        if tokio::task::spawn_blocking(move || cloud.spool.close()).await.is_err() {
+            tracing::error!("persisting the queue failed");
+        }
+
+        // 6. The state store: closed when the last holder lets go.
         let sockets: Vec<PathBuf> = vec![core.layout.admin_socket(), core.functions.socket_path().to_path_buf()];
         let functions = core.functions.clone();
         drop(no_more_deployments);
@@ -117,7 +126,7 @@ impl Shutdown {
             tracing::warn!("the state store is still in use; it closes when the process exits");
         }
 
-        // 6. Sockets and memory cgroups.
+        // 7. Sockets and memory cgroups.
         for s in sockets {
             match std::fs::remove_file(&s) {
                 Ok(()) => {}

@@ -10,6 +10,7 @@ impl Core {
         let table = self.router.table();
         let rs = &self.router.stats;
         let bs = &self.hub.stats;
+        let (cloud, queue) = self.cloud.status();
         let (connected, offline): (Vec<_>, Vec<_>) = self.hub.sessions().into_iter().partition(|d| d.peer.is_some());
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
@@ -52,8 +53,8 @@ impl Core {
                 "takeovers": bs.takeovers.load(Relaxed),
                 "stalledDevices": bs.stalled_devices.load(Relaxed),
             },
-            "queue": { "state": "not served yet (cloud link arrives with the spooler)" },
-            "cloud": { "state": if self.config.core_thing.iot_host.is_some() { "not served yet" } else { "disabled (coreThing.iotHost not set)" } },
+            "queue": queue,
+            "cloud": cloud,
         })
     }
 }

@@ -80,6 +80,11 @@ pub trait StateStore: Send + Sync {
     fn delete(&self, cf: Cf, key: &[u8]) -> Result<(), StoreError> {
         self.write(vec![WriteOp::Delete(cf, key.to_vec())], true)
     }
+
+    /// Makes every write made so far durable (fsync of the write-ahead log).
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// RocksDB-backed store.
@@ -174,6 +179,10 @@ impl StateStore for RocksStore {
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(sync);
         self.db.write_opt(batch, &wo).map_err(db_err)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true).map_err(db_err)
     }
 }
 

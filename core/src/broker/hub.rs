@@ -287,7 +287,7 @@ impl Deliver for DeviceHub {
         }
     }
 
-    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>> {
+    fn room(&self, target: &Endpoint, _ticket: u64) -> Option<Arc<Notify>> {
         let Endpoint::Device(thing) = target else { return None };
         let session = self.session(thing.name())?;
         let room = session.state().room_or_wait();

@@ -57,7 +57,7 @@ pub enum Close {
 
 /// A publish taken by targets that are full: the publisher waits for them.
 struct Waiting {
-    targets: Vec<Endpoint>,
+    targets: Vec<crate::router::Wait>,
     /// The PUBACK or PUBREC sent once they have room.
     ack: Option<Packet>,
 }

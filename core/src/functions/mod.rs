@@ -546,7 +546,7 @@ impl Deliver for Arc<FunctionManager> {
         delivery
     }
 
-    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>> {
+    fn room(&self, target: &Endpoint, _ticket: u64) -> Option<Arc<Notify>> {
         let Endpoint::Function(arn) = target else { return None };
         let slot = self.slot(arn)?;
         if slot.room_or_wait() {

@@ -53,6 +53,11 @@ pub enum Delivery {
     /// Not taken: the target's queue is full and the publisher asked not to
     /// wait (`queueFullPolicy` `AllOrError`). The publisher gets an error.
     Refused,
+    /// Taken, but not settled yet (the cloud queue writes it to disk, or
+    /// waits for room under `backpressure`): the publisher is acknowledged only
+    /// once [`Deliver::room`] with this ticket says it is settled, whatever
+    /// its [`WhenFull`].
+    Pending(u64),
 }
 
 /// What a target does when its queue is full.
@@ -74,12 +79,22 @@ pub trait Deliver: Send + Sync {
     /// Takes a message for `target`. Must not block.
     fn deliver(&self, target: &Endpoint, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery;
 
-    /// `None` when `target` has room (or is gone: nothing to wait for);
-    /// otherwise what is notified (`notify_waiters`) when that may have
-    /// changed. Registering interest and reading the state are one step, so
-    /// a notification between this call and the wait is not lost as long as
-    /// the caller enables its `Notified` before asking again.
-    fn room(&self, target: &Endpoint) -> Option<Arc<Notify>>;
+    /// `None` when `target` has room (or is gone: nothing to wait for) and,
+    /// for a `ticket` other than 0 (from [`Delivery::Pending`]), the message
+    /// of that ticket is settled; otherwise what is notified
+    /// (`notify_waiters`) when that may have changed. Registering interest
+    /// and reading the state are one step, so a notification between this
+    /// call and the wait is not lost as long as the caller enables its
+    /// `Notified` before asking again.
+    fn room(&self, target: &Endpoint, ticket: u64) -> Option<Arc<Notify>>;
+}
+
+/// What a held publisher waits for: room at `target`, and the settling of
+/// `ticket` there when it is not 0 (see [`Delivery::Pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub target: Endpoint,
+    pub ticket: u64,
 }
 
 /// Kinds of target, each served by one [`Deliver`].
@@ -124,7 +139,7 @@ pub struct RouterStats {
 }
 
 /// The result of routing one message.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RouteOutcome {
     pub targets: usize,
     pub delivered: usize,
@@ -138,6 +153,10 @@ pub struct RouteOutcome {
     pub blocked: usize,
     /// The table the ids refer to.
     pub generation: u64,
+    /// A target that took the message as [`Delivery::Pending`] (counted in
+    /// `blocked` too), with its ticket. Kept as an endpoint: the publisher
+    /// waits for it even when the table is replaced meanwhile.
+    pub pending: Option<(Endpoint, u64)>,
 }
 
 /// A publisher held back longer than this is logged (again every period).
@@ -243,6 +262,11 @@ impl Router {
                     out.refused += 1;
                     continue;
                 }
+                Delivery::Pending(ticket) => {
+                    out.delivered += 1;
+                    out.pending = Some((target.clone(), ticket));
+                    continue;
+                }
                 Delivery::Dropped(r) => r,
             };
             out.dropped += 1;
@@ -251,7 +275,7 @@ impl Router {
             }
         }
         scratch.truncate(blocked);
-        out.blocked = blocked;
+        out.blocked = blocked + usize::from(out.pending.is_some());
         self.stats.delivered.fetch_add(out.delivered as u64, Ordering::Relaxed);
         if out.dropped > 0 {
             self.stats.dropped.fetch_add(out.dropped as u64, Ordering::Relaxed);
@@ -265,16 +289,22 @@ impl Router {
         out
     }
 
-    /// The targets [`Router::route`] left full in `scratch`, as endpoints that
-    /// stay valid across a redeploy (for [`Router::hold`]).
-    pub fn full_targets(&self, outcome: &RouteOutcome, scratch: &[TargetId]) -> Vec<Endpoint> {
+    /// What the publisher of a message routed with `outcome` waits for: the
+    /// targets [`Router::route`] left full in `scratch`, as endpoints that
+    /// stay valid across a redeploy, and the target that has the message
+    /// pending (for [`Router::hold`]).
+    pub fn full_targets(&self, outcome: &RouteOutcome, scratch: &[TargetId]) -> Vec<Wait> {
         let table = self.table.load();
-        if table.generation != outcome.generation {
-            // The ids belong to a table replaced since: the message is queued
-            // already, so there is nothing to hold the publisher for.
-            return Vec::new();
+        let mut waits = Vec::with_capacity(outcome.blocked);
+        // Ids of a table replaced since are not waited for: the message is
+        // queued already, so there is nothing to hold the publisher for.
+        if table.generation == outcome.generation {
+            waits.extend(scratch.iter().map(|id| Wait { target: table.target(*id).clone(), ticket: 0 }));
         }
-        scratch.iter().map(|id| table.target(*id).clone()).collect()
+        if let Some((target, ticket)) = &outcome.pending {
+            waits.push(Wait { target: target.clone(), ticket: *ticket });
+        }
+        waits
     }
 
     /// Holds the caller (the publisher) until each of `targets` has room
@@ -283,20 +313,23 @@ impl Router {
     /// does not return. It ends because every target drains: a device that
     /// acknowledges nothing while full is disconnected after its stall
     /// timeout, and function invocations end by result, timeout or crash.
-    pub async fn hold(&self, source: &Endpoint, targets: &[Endpoint]) {
+    pub async fn hold(&self, source: &Endpoint, targets: &[Wait]) {
         if targets.is_empty() {
             return;
         }
-        self.stats.held.fetch_add(1, Ordering::Relaxed);
+        // Waiting for a pending message to settle is not being held back.
+        if targets.iter().any(|w| w.ticket == 0) {
+            self.stats.held.fetch_add(1, Ordering::Relaxed);
+        }
         let began = tokio::time::Instant::now();
         let mut next_log = began + HELD_LOG_AFTER;
-        for target in targets {
+        for Wait { target, ticket } in targets {
             let Some(sink) = self.sinks[TargetKind::of(target) as usize].get() else { continue };
-            while let Some(room) = sink.room(target) {
+            while let Some(room) = sink.room(target, *ticket) {
                 let notified = room.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if sink.room(target).is_none() {
+                if sink.room(target, *ticket).is_none() {
                     break;
                 }
                 tokio::select! {

@@ -1,0 +1,603 @@
+//! The store-and-forward queue of messages bound for the cloud (docs/queue.md).
+//!
+//! Every message routed to `cloud` is appended here, in one order (its
+//! sequence number), and leaves only when the cloud acknowledged it, when a
+//! newer one evicts it (queue full under drop-oldest), or never (a
+//! `backpressure` queue waits instead). With `FileSystem` storage each
+//! message is written to the state store's `spool` column family under its
+//! sequence number by one committer thread that batches what arrived while it
+//! wrote the previous batch (group commit); a publisher is acknowledged once
+//! the batch holding its message is written (`fsync` `batch`) or synced
+//! (`always`). Payloads are kept in memory as well: the queue is bounded by
+//! `maxSizeBytes`, and the link sends from memory.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::config::{Fsync, WhenFull};
+use crate::store::{Cf, StateStore, StoreError, WriteOp};
+use crate::telemetry::RateLimit;
+
+/// How often the write-ahead log is synced under `fsync: batch`.
+pub const BATCH_SYNC_EVERY: Duration = Duration::from_millis(100);
+/// How long the committer waits before it tries a failed write again.
+const RETRY_WRITE_AFTER: Duration = Duration::from_secs(1);
+/// Version byte of a stored message.
+const RECORD_V1: u8 = 1;
+
+/// Where queued messages are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory only: lost when the core stops (Greengrass's default).
+    Memory,
+    /// In the state store as well: kept across restarts and crashes.
+    FileSystem,
+}
+
+impl Storage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Memory => "Memory",
+            Storage::FileSystem => "FileSystem",
+        }
+    }
+}
+
+/// The queue's settings (`ggcore.spooler`, or the group's `GGCloudSpooler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolSettings {
+    pub storage: Storage,
+    pub max_bytes: u64,
+    pub fsync: Fsync,
+    pub when_full: WhenFull,
+}
+
+/// One queued message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    /// Who published it (an ARN, for logs).
+    pub source: Arc<str>,
+    pub topic: Arc<str>,
+    pub payload: Bytes,
+    /// When it was accepted (ms since the Unix epoch).
+    pub enqueued_ms: u64,
+    /// Written to the store (or to be, at the next commit).
+    pub stored: bool,
+}
+
+impl Entry {
+    /// What the entry counts against `maxSizeBytes`: its topic and payload.
+    pub fn size(&self) -> u64 {
+        (self.topic.len() + self.payload.len()) as u64
+    }
+
+    /// The stored value: version, time, source, topic, payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(13 + self.source.len() + self.topic.len() + self.payload.len());
+        v.push(RECORD_V1);
+        v.extend_from_slice(&self.enqueued_ms.to_be_bytes());
+        for s in [&self.source, &self.topic] {
+            let n = s.len().min(u16::MAX as usize);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+            v.extend_from_slice(&s.as_bytes()[..n]);
+        }
+        v.extend_from_slice(&self.payload);
+        v
+    }
+
+    /// Reads a stored entry back; `None` when the record is not one.
+    pub fn decode(key: &[u8], value: &[u8]) -> Option<Entry> {
+        let seq = u64::from_be_bytes(key.try_into().ok()?);
+        let (&version, rest) = value.split_first()?;
+        if version != RECORD_V1 || rest.len() < 8 {
+            return None;
+        }
+        let (time, mut rest) = rest.split_at(8);
+        let mut text = || -> Option<Arc<str>> {
+            if rest.len() < 2 {
+                return None;
+            }
+            let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            let s = std::str::from_utf8(rest.get(2..2 + n)?).ok()?;
+            rest = &rest[2 + n..];
+            Some(Arc::from(s))
+        };
+        let source = text()?;
+        let topic = text()?;
+        let enqueued_ms = u64::from_be_bytes(time.try_into().ok()?);
+        Some(Entry { seq, source, topic, payload: Bytes::copy_from_slice(rest), enqueued_ms, stored: true })
+    }
+}
+
+pub fn key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What became of an offered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// In the queue, settled (nothing to wait for).
+    Settled,
+    /// In the queue or waiting for room; the publisher is acknowledged once
+    /// [`Spool::settled`] says so for this ticket.
+    Pending(u64),
+    /// Not taken: no room and the publisher asked not to wait or evict
+    /// (`AllOrError`), or the message is larger than the whole queue.
+    Refused(&'static str),
+    /// Not taken: the core is stopping.
+    Closed,
+}
+
+/// Counters shown by `ggcore status`.
+#[derive(Debug, Default)]
+pub struct SpoolStats {
+    /// Messages taken into the queue.
+    pub appended: AtomicU64,
+    /// Messages evicted to make room (drop-oldest).
+    pub dropped: AtomicU64,
+    /// Messages refused (no room and `AllOrError`, or larger than the queue).
+    pub refused: AtomicU64,
+    /// Messages acknowledged by the cloud and removed.
+    pub acked: AtomicU64,
+    /// Messages found in the store when the core started.
+    pub replayed: AtomicU64,
+    /// Batches written to the store.
+    pub commits: AtomicU64,
+}
+
+/// The queue's state, under one lock.
+struct Inner {
+    settings: SpoolSettings,
+    /// Taken messages in sequence order.
+    queue: VecDeque<Entry>,
+    bytes: u64,
+    /// Messages waiting for room (`backpressure`), in order, after `queue`.
+    overflow: VecDeque<Entry>,
+    next_seq: u64,
+    /// The last sequence number moved into `queue`.
+    appended: u64,
+    /// Every entry up to here was handed to the committer (written, or being written).
+    taken: u64,
+    /// Every entry up to here is settled: written as `fsync` asks, or gone.
+    durable: u64,
+    /// Keys to delete in the next commit (acknowledged or evicted after being written).
+    deletes: Vec<u64>,
+    /// There is a store (and a committer) behind the queue.
+    has_store: bool,
+    closing: bool,
+    storage_error: Option<String>,
+}
+
+impl Inner {
+    fn settled_upto(&self) -> u64 {
+        if self.has_store && self.settings.storage == Storage::FileSystem && self.settings.fsync != Fsync::Never {
+            self.durable
+        } else {
+            self.appended
+        }
+    }
+
+    fn fits(&self, size: u64) -> bool {
+        self.bytes + size <= self.settings.max_bytes
+    }
+
+    fn index_of(&self, seq: u64) -> Option<usize> {
+        let i = self.queue.partition_point(|e| e.seq < seq);
+        (self.queue.get(i)?.seq == seq).then_some(i)
+    }
+
+    /// Forgets entry `i`; its key is deleted at the next commit if written.
+    fn remove_at(&mut self, i: usize) -> Option<Entry> {
+        let e = self.queue.remove(i)?;
+        self.bytes -= e.size();
+        if e.stored && e.seq <= self.taken {
+            self.deletes.push(e.seq);
+        }
+        Some(e)
+    }
+
+    fn push(&mut self, mut e: Entry) {
+        self.bytes += e.size();
+        self.appended = e.seq;
+        e.stored = self.has_store && self.settings.storage == Storage::FileSystem;
+        self.queue.push_back(e);
+    }
+
+    /// Evicts the oldest entries until `size` more bytes fit; how many.
+    fn evict_for(&mut self, size: u64) -> (u64, Option<Entry>) {
+        let mut evicted = 0u64;
+        let mut first = None;
+        while !self.fits(size) {
+            let Some(e) = self.remove_at(0) else { break };
+            evicted += 1;
+            first.get_or_insert(e);
+        }
+        (evicted, first)
+    }
+
+    /// Moves waiting messages into the queue while they fit. True if any moved.
+    fn admit_overflow(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(size) = self.overflow.front().map(Entry::size) {
+            if !self.fits(size) {
+                break;
+            }
+            if let Some(e) = self.overflow.pop_front() {
+                self.push(e);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn needs_commit(&self) -> bool {
+        self.has_store && (self.appended > self.taken || !self.deletes.is_empty())
+    }
+}
+
+/// The queue. Shared by the router (appends), the cloud link (sends and
+/// acknowledgements), status, and its committer thread.
+pub struct Spool {
+    inner: Mutex<Inner>,
+    /// Wakes the committer.
+    work: Condvar,
+    /// Notified when tickets settle or room appears (held publishers).
+    settled: Arc<Notify>,
+    /// Notified when messages are appended (the link).
+    appended: Notify,
+    pub stats: SpoolStats,
+    drop_log: RateLimit,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // Every update below keeps the state consistent at each step.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Spool {
+    /// Opens the queue: entries found in `store` (a previous run's) come
+    /// first, in their order. Starts the committer when there is a store.
+    pub fn open(store: Option<Arc<dyn StateStore>>, settings: SpoolSettings) -> Result<Arc<Spool>, StoreError> {
+        let mut queue = VecDeque::new();
+        let mut bad = 0usize;
+        if let Some(s) = &store {
+            for (k, v) in s.scan_prefix(Cf::Spool, b"")? {
+                match Entry::decode(&k, &v) {
+                    Some(e) => queue.push_back(e),
+                    None => bad += 1,
+                }
+            }
+        }
+        if bad > 0 {
+            tracing::error!(records = bad, "queue: records in the state store that are not messages; left in place");
+        }
+        let last = queue.back().map(|e: &Entry| e.seq).unwrap_or(0);
+        let bytes = queue.iter().map(Entry::size).sum();
+        let replayed = queue.len() as u64;
+        let spool = Arc::new(Spool {
+            inner: Mutex::new(Inner {
+                settings,
+                queue,
+                bytes,
+                overflow: VecDeque::new(),
+                next_seq: last + 1,
+                appended: last,
+                taken: last,
+                durable: last,
+                deletes: Vec::new(),
+                has_store: store.is_some(),
+                closing: false,
+                storage_error: None,
+            }),
+            work: Condvar::new(),
+            settled: Arc::new(Notify::new()),
+            appended: Notify::new(),
+            stats: SpoolStats::default(),
+            drop_log: RateLimit::per_second(1),
+            committer: Mutex::new(None),
+        });
+        spool.stats.replayed.store(replayed, Ordering::Relaxed);
+        if replayed > 0 {
+            tracing::info!(messages = replayed, bytes, "queue: messages kept from the last run will be sent to the cloud");
+        }
+        spool.configure(settings);
+        if let Some(store) = store {
+            // The thread holds the store until the queue closes.
+            let me = spool.clone();
+            let handle = std::thread::Builder::new()
+                .name("ggcore-spool".into())
+                .spawn(move || me.commit_loop(store.as_ref()))
+                .map_err(|e| StoreError::Db(format!("cannot start the queue's writer thread: {e}")))?;
+            *spool.committer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        }
+        Ok(spool)
+    }
+
+    /// Applies new settings (a deployment): a smaller size evicts the oldest
+    /// messages (drop-oldest) or only stops taking new ones (backpressure).
+    pub fn configure(&self, settings: SpoolSettings) {
+        let mut g = lock(&self.inner);
+        let was = g.settings;
+        g.settings = settings;
+        if was.storage == Storage::Memory && settings.storage == Storage::FileSystem && g.has_store {
+            // Messages taken in memory are written too from now on.
+            let mut first = None;
+            for e in g.queue.iter_mut().filter(|e| !e.stored) {
+                e.stored = true;
+                first.get_or_insert(e.seq);
+            }
+            if let Some(first) = first {
+                g.taken = g.taken.min(first - 1);
+            }
+        }
+        if settings.when_full == WhenFull::DropOldest {
+            let (mut evicted, _) = g.evict_for(0);
+            while let Some(e) = g.overflow.pop_front() {
+                evicted += g.evict_for(e.size()).0;
+                g.push(e);
+            }
+            if evicted > 0 {
+                self.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
+                tracing::warn!(messages = evicted, max_bytes = settings.max_bytes, "queue: oldest messages dropped to fit the new size");
+            }
+        }
+        g.admit_overflow();
+        if g.settings != was {
+            tracing::info!(storage = settings.storage.as_str(), max_bytes = settings.max_bytes, fsync = ?settings.fsync,
+                when_full = ?settings.when_full, "queue settings");
+        }
+        drop(g);
+        self.work.notify_one();
+        self.settled.notify_waiters();
+        self.appended.notify_one();
+    }
+
+    pub fn settings(&self) -> SpoolSettings {
+        lock(&self.inner).settings
+    }
+
+    /// Offers a message. `wait` is false for publishers that do not wait for
+    /// room (`AllOrError`): they are refused when it does not fit, and
+    /// nothing is evicted for them.
+    pub fn append(&self, source: &str, topic: &Arc<str>, payload: &Bytes, wait: bool) -> Appended {
+        let mut g = lock(&self.inner);
+        if g.closing {
+            return Appended::Closed;
+        }
+        let size = (topic.len() + payload.len()) as u64;
+        if size > g.settings.max_bytes {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Appended::Refused("the message is larger than the whole queue (maxSizeBytes)");
+        }
+        let room = g.overflow.is_empty() && g.fits(size);
+        if !room && !wait {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Appended::Refused("the queue to the cloud is full");
+        }
+        let seq = g.next_seq;
+        g.next_seq += 1;
+        let entry =
+            Entry { seq, source: Arc::from(source), topic: topic.clone(), payload: payload.clone(), enqueued_ms: now_ms(), stored: false };
+        self.stats.appended.fetch_add(1, Ordering::Relaxed);
+        if !room && g.settings.when_full == WhenFull::Backpressure {
+            g.overflow.push_back(entry);
+            return Appended::Pending(seq);
+        }
+        if !room {
+            let (evicted, first) = g.evict_for(size);
+            self.stats.dropped.fetch_add(evicted, Ordering::Relaxed);
+            if let Some(e) = first {
+                if self.drop_log.allow() {
+                    tracing::warn!(evicted, oldest_source = %e.source, oldest_topic = %e.topic,
+                        dropped_total = self.stats.dropped.load(Ordering::Relaxed),
+                        "queue to the cloud full: oldest messages dropped to make room (ggcore.spooler.whenFull dropOldest)");
+                }
+            }
+        }
+        g.push(entry);
+        let settled = g.settled_upto() >= seq;
+        let commit = g.needs_commit();
+        drop(g);
+        if commit {
+            self.work.notify_one();
+        }
+        self.appended.notify_one();
+        if settled {
+            Appended::Settled
+        } else {
+            Appended::Pending(seq)
+        }
+    }
+
+    /// True once the message of `ticket` is settled (or gone).
+    pub fn is_settled(&self, ticket: u64) -> bool {
+        let g = lock(&self.inner);
+        g.settled_upto() >= ticket
+    }
+
+    /// What held publishers wait on.
+    pub fn settled_notify(&self) -> &Arc<Notify> {
+        &self.settled
+    }
+
+    /// What the link waits on for new messages.
+    pub fn appended_notify(&self) -> &Notify {
+        &self.appended
+    }
+
+    /// Up to `max` queued entries after sequence number `after`, in order.
+    pub fn next_after(&self, after: u64, max: usize) -> Vec<Entry> {
+        let g = lock(&self.inner);
+        let i = g.queue.partition_point(|e| e.seq <= after);
+        g.queue.range(i..).take(max).cloned().collect()
+    }
+
+    /// The cloud acknowledged `seq`: removes it (nothing if it was evicted).
+    pub fn ack(&self, seq: u64) {
+        let mut g = lock(&self.inner);
+        let Some(i) = g.index_of(seq) else { return };
+        g.remove_at(i);
+        self.stats.acked.fetch_add(1, Ordering::Relaxed);
+        let moved = g.admit_overflow();
+        let commit = g.needs_commit();
+        drop(g);
+        if commit {
+            self.work.notify_one();
+        }
+        if moved {
+            self.settled.notify_waiters();
+            self.appended.notify_one();
+        }
+    }
+
+    /// Depth, bytes, age of the oldest, and the storage error if any.
+    pub fn snapshot(&self) -> SpoolSnapshot {
+        let g = lock(&self.inner);
+        SpoolSnapshot {
+            settings: g.settings,
+            messages: g.queue.len(),
+            bytes: g.bytes,
+            waiting: g.overflow.len(),
+            oldest_ms: g.queue.front().or(g.overflow.front()).map(|e| e.enqueued_ms),
+            storage_error: g.storage_error.clone(),
+        }
+    }
+
+    /// Stops taking messages, writes what is not written yet (synced), and
+    /// stops the committer. Publishers still waiting are released (their
+    /// messages were not acknowledged: the core is stopping).
+    pub fn close(&self) {
+        {
+            let mut g = lock(&self.inner);
+            if g.closing {
+                return;
+            }
+            g.closing = true;
+        }
+        self.work.notify_one();
+        self.settled.notify_waiters();
+        let handle = self.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("queue: the writer thread panicked");
+            }
+        }
+        let g = lock(&self.inner);
+        match &g.storage_error {
+            None => tracing::info!(messages = g.queue.len(), bytes = g.bytes, "queue persisted"),
+            Some(e) => tracing::error!(messages = g.queue.len(), error = %e, "queue: the last write failed; messages not written are lost"),
+        }
+    }
+
+    /// The committer: writes appended entries and deletions in batches.
+    fn commit_loop(&self, store: &dyn StateStore) {
+        let mut unsynced = false;
+        let mut next_sync = std::time::Instant::now() + BATCH_SYNC_EVERY;
+        let mut g = lock(&self.inner);
+        loop {
+            if !g.needs_commit() {
+                if g.closing {
+                    break;
+                }
+                g = if unsynced {
+                    let wait = next_sync.saturating_duration_since(std::time::Instant::now());
+                    let (g2, timeout) = self.work.wait_timeout(g, wait).unwrap_or_else(|p| p.into_inner());
+                    if timeout.timed_out() && !g2.needs_commit() {
+                        drop(g2);
+                        match store.sync() {
+                            Ok(()) => unsynced = false,
+                            Err(e) => tracing::warn!(error = %e, "queue: syncing the write-ahead log failed"),
+                        }
+                        next_sync = std::time::Instant::now() + BATCH_SYNC_EVERY;
+                        lock(&self.inner)
+                    } else {
+                        g2
+                    }
+                } else {
+                    self.work.wait(g).unwrap_or_else(|p| p.into_inner())
+                };
+                continue;
+            }
+            let from = g.taken;
+            let upto = g.appended;
+            let start = g.queue.partition_point(|e| e.seq <= from);
+            let mut ops: Vec<WriteOp> = g
+                .queue
+                .range(start..)
+                .take_while(|e| e.seq <= upto)
+                .filter(|e| e.stored)
+                .map(|e| WriteOp::Put(Cf::Spool, key(e.seq).to_vec(), e.encode()))
+                .collect();
+            let deletes = std::mem::take(&mut g.deletes);
+            ops.extend(deletes.iter().map(|s| WriteOp::Delete(Cf::Spool, key(*s).to_vec())));
+            g.taken = upto;
+            let fsync = g.settings.fsync;
+            let closing = g.closing;
+            drop(g);
+            let result = if ops.is_empty() { Ok(()) } else { store.write(ops, fsync == Fsync::Always || closing) };
+            g = lock(&self.inner);
+            match result {
+                Ok(()) => {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    g.durable = g.durable.max(upto);
+                    if g.storage_error.take().is_some() {
+                        tracing::info!("queue: writing to the state store works again");
+                    }
+                    unsynced = fsync == Fsync::Batch && !closing;
+                    drop(g);
+                    self.settled.notify_waiters();
+                    g = lock(&self.inner);
+                }
+                Err(e) => {
+                    // Nothing is acknowledged that is not written: try again.
+                    g.taken = g.taken.min(from);
+                    g.deletes.extend(deletes);
+                    let message = e.to_string();
+                    if g.storage_error.as_deref() != Some(message.as_str()) {
+                        tracing::error!(error = %message, "queue: cannot write to the state store; publishers to the cloud wait until it works again");
+                    }
+                    g.storage_error = Some(message);
+                    if g.closing {
+                        break;
+                    }
+                    g = self.work.wait_timeout(g, RETRY_WRITE_AFTER).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        }
+        drop(g);
+        if unsynced {
+            if let Err(e) = store.sync() {
+                tracing::warn!(error = %e, "queue: syncing the write-ahead log failed");
+            }
+        }
+    }
+}
+
+/// A consistent view of the queue for status.
+#[derive(Debug, Clone)]
+pub struct SpoolSnapshot {
+    pub settings: SpoolSettings,
+    pub messages: usize,
+    pub bytes: u64,
+    /// Messages waiting for room (`backpressure`).
+    pub waiting: usize,
+    pub oldest_ms: Option<u64>,
+    pub storage_error: Option<String>,
+}
+
+impl SpoolSnapshot {
+    pub fn oldest_age_ms(&self) -> Option<u64> {
+        self.oldest_ms.map(|t| now_ms().saturating_sub(t))
+    }
+}
