@@ -209,7 +209,7 @@ impl Cloud {
             "messages": s.messages,
             "bytes": s.bytes,
             "waitingForRoom": s.waiting,
-            "inFlight": l.published.load(Relaxed).saturating_sub(l.acked.load(Relaxed)).min(s.messages as u64),
+            "inFlight": l.in_flight.load(Relaxed),
             "appended": st.appended.load(Relaxed),
             "acked": st.acked.load(Relaxed),
             "dropped": st.dropped.load(Relaxed),
