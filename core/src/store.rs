@@ -139,7 +139,10 @@ impl RocksStore {
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = rocksdb::Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::None);
-            o.set_write_buffer_size(4 << 20);
+            // The queue's messages are mostly deleted before a flush when the
+            // memtable is large enough to hold a backlog: they then never
+            // reach a table file (memory is used only as the queue fills).
+            o.set_write_buffer_size(if *cf == Cf::Spool { 32 << 20 } else { 4 << 20 });
             rocksdb::ColumnFamilyDescriptor::new(cf.name(), o)
         });
         rocksdb::DB::open_cf_descriptors(&opts, dir, cfs)

@@ -39,6 +39,8 @@ pub struct Cloud {
     link_config: Option<LinkConfig>,
     subscriptions: watch::Sender<Vec<String>>,
     base: SpoolSettings,
+    /// Each source's name, made once (queued messages share it).
+    sources: std::sync::RwLock<std::collections::HashMap<Endpoint, Arc<str>>>,
 }
 
 /// The queue settings of `config.json` (`ggcore.spooler`).
@@ -125,7 +127,14 @@ impl Cloud {
                 (Some(cfg), LinkStatus::new(LinkState::Connecting, None))
             }
         };
-        Ok(Arc::new(Cloud { spool, link: Arc::new(status), link_config, subscriptions: watch::Sender::new(Vec::new()), base }))
+        Ok(Arc::new(Cloud {
+            spool,
+            link: Arc::new(status),
+            link_config,
+            subscriptions: watch::Sender::new(Vec::new()),
+            base,
+            sources: Default::default(),
+        }))
     }
 
     /// Applies a group: its queue settings and its upstream subscriptions.
@@ -223,13 +232,26 @@ impl Cloud {
     }
 }
 
+impl Cloud {
+    fn source_name(&self, source: &Endpoint) -> Arc<str> {
+        if let Some(name) = self.sources.read().unwrap_or_else(|p| p.into_inner()).get(source) {
+            return name.clone();
+        }
+        let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        // Sources come from the group; redeploys may leave old ones behind.
+        if map.len() > 4096 {
+            map.clear();
+        }
+        map.entry(source.clone()).or_insert_with(|| Arc::from(source.to_string().as_str())).clone()
+    }
+}
+
 impl Deliver for Cloud {
     fn deliver(&self, target: &Endpoint, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
         if *target != Endpoint::Cloud {
             return Delivery::Dropped("not the cloud");
         }
-        let source = source.to_string();
-        match self.spool.append(&source, &msg.topic, &msg.payload, when_full == WhenFull::Hold) {
+        match self.spool.append(&self.source_name(source), &msg.topic, &msg.payload, when_full == WhenFull::Hold) {
             Appended::Settled => Delivery::Accepted,
             Appended::Pending(ticket) => Delivery::Pending(ticket),
             Appended::Refused(_) if when_full == WhenFull::Refuse => Delivery::Refused,

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -27,6 +27,8 @@ use crate::telemetry::RateLimit;
 pub const BATCH_SYNC_EVERY: Duration = Duration::from_millis(100);
 /// How long the committer waits before it tries a failed write again.
 const RETRY_WRITE_AFTER: Duration = Duration::from_secs(1);
+/// Deletes of acknowledged messages written at once when this many wait.
+pub const DELETES_PER_WRITE: usize = 1024;
 /// Version byte of a stored message.
 const RECORD_V1: u8 = 1;
 
@@ -174,6 +176,8 @@ struct Inner {
     deletes: Vec<u64>,
     /// There is a store (and a committer) behind the queue.
     has_store: bool,
+    /// The committer waits for work (only then is it worth waking).
+    writer_idle: bool,
     closing: bool,
     storage_error: Option<String>,
 }
@@ -240,8 +244,14 @@ impl Inner {
         moved
     }
 
+    /// Puts are waiting, or enough deletes to write them now.
     fn needs_commit(&self) -> bool {
-        self.has_store && (self.appended > self.taken || !self.deletes.is_empty())
+        self.has_store && (self.appended > self.taken || self.deletes.len() >= DELETES_PER_WRITE)
+    }
+
+    /// The writer has something to do now and is waiting: wake it.
+    fn wake_writer(&self) -> bool {
+        self.writer_idle && self.needs_commit()
     }
 }
 
@@ -297,6 +307,7 @@ impl Spool {
                 durable: last,
                 deletes: Vec::new(),
                 has_store: store.is_some(),
+                writer_idle: false,
                 closing: false,
                 storage_error: None,
             }),
@@ -370,7 +381,7 @@ impl Spool {
     /// Offers a message. `wait` is false for publishers that do not wait for
     /// room (`AllOrError`): they are refused when it does not fit, and
     /// nothing is evicted for them.
-    pub fn append(&self, source: &str, topic: &Arc<str>, payload: &Bytes, wait: bool) -> Appended {
+    pub fn append(&self, source: &Arc<str>, topic: &Arc<str>, payload: &Bytes, wait: bool) -> Appended {
         let mut g = lock(&self.inner);
         if g.closing {
             return Appended::Closed;
@@ -388,7 +399,7 @@ impl Spool {
         let seq = g.next_seq;
         g.next_seq += 1;
         let entry =
-            Entry { seq, source: Arc::from(source), topic: topic.clone(), payload: payload.clone(), enqueued_ms: now_ms(), stored: false };
+            Entry { seq, source: source.clone(), topic: topic.clone(), payload: payload.clone(), enqueued_ms: now_ms(), stored: false };
         self.stats.appended.fetch_add(1, Ordering::Relaxed);
         if !room && g.settings.when_full == WhenFull::Backpressure {
             g.overflow.push_back(entry);
@@ -407,7 +418,7 @@ impl Spool {
         }
         g.push(entry);
         let settled = g.settled_upto() >= seq;
-        let commit = g.needs_commit();
+        let commit = g.wake_writer();
         drop(g);
         if commit {
             self.work.notify_one();
@@ -450,7 +461,7 @@ impl Spool {
         g.remove_at(i);
         self.stats.acked.fetch_add(1, Ordering::Relaxed);
         let moved = g.admit_overflow();
-        let commit = g.needs_commit();
+        let commit = g.wake_writer();
         drop(g);
         if commit {
             self.work.notify_one();
@@ -501,32 +512,44 @@ impl Spool {
     }
 
     /// The committer: writes appended entries and deletions in batches.
+    ///
+    /// Puts are written as soon as they arrive (whatever arrived meanwhile
+    /// joins the batch). Deletes of acknowledged messages are not urgent — a
+    /// delete lost in a crash only sends that message again — so they wait
+    /// for the next batch of puts, for [`DELETES_PER_WRITE`] of them, or for
+    /// the next tick ([`BATCH_SYNC_EVERY`]), which also syncs the log under
+    /// `fsync: batch`.
     fn commit_loop(&self, store: &dyn StateStore) {
         let mut unsynced = false;
-        let mut next_sync = std::time::Instant::now() + BATCH_SYNC_EVERY;
+        let mut tick = Instant::now() + BATCH_SYNC_EVERY;
         let mut g = lock(&self.inner);
         loop {
-            if !g.needs_commit() {
-                if g.closing {
-                    break;
-                }
-                g = if unsynced {
-                    let wait = next_sync.saturating_duration_since(std::time::Instant::now());
-                    let (g2, timeout) = self.work.wait_timeout(g, wait).unwrap_or_else(|p| p.into_inner());
-                    if timeout.timed_out() && !g2.needs_commit() {
-                        drop(g2);
+            let now = Instant::now();
+            let tick_due = now >= tick;
+            let flush_deletes = !g.deletes.is_empty() && (tick_due || g.closing);
+            if !(g.needs_commit() || flush_deletes) {
+                if tick_due {
+                    tick = now + BATCH_SYNC_EVERY;
+                    if unsynced {
+                        drop(g);
                         match store.sync() {
                             Ok(()) => unsynced = false,
                             Err(e) => tracing::warn!(error = %e, "queue: syncing the write-ahead log failed"),
                         }
-                        next_sync = std::time::Instant::now() + BATCH_SYNC_EVERY;
-                        lock(&self.inner)
-                    } else {
-                        g2
+                        g = lock(&self.inner);
+                        continue;
                     }
+                }
+                if g.closing {
+                    break;
+                }
+                g.writer_idle = true;
+                g = if unsynced || !g.deletes.is_empty() {
+                    self.work.wait_timeout(g, tick.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0
                 } else {
                     self.work.wait(g).unwrap_or_else(|p| p.into_inner())
                 };
+                g.writer_idle = false;
                 continue;
             }
             let from = g.taken;
@@ -550,14 +573,17 @@ impl Spool {
             match result {
                 Ok(()) => {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    let advanced = upto > g.durable;
                     g.durable = g.durable.max(upto);
                     if g.storage_error.take().is_some() {
                         tracing::info!("queue: writing to the state store works again");
                     }
                     unsynced = fsync == Fsync::Batch && !closing;
-                    drop(g);
-                    self.settled.notify_waiters();
-                    g = lock(&self.inner);
+                    if advanced {
+                        drop(g);
+                        self.settled.notify_waiters();
+                        g = lock(&self.inner);
+                    }
                 }
                 Err(e) => {
                     // Nothing is acknowledged that is not written: try again.
@@ -571,10 +597,10 @@ impl Spool {
                     if g.closing {
                         break;
                     }
-                    // Appends keep waking the writer: wait out the whole pause.
-                    let retry_at = std::time::Instant::now() + RETRY_WRITE_AFTER;
+                    // Appends would wake the writer: it waits out the whole pause.
+                    let retry_at = Instant::now() + RETRY_WRITE_AFTER;
                     loop {
-                        let left = retry_at.saturating_duration_since(std::time::Instant::now());
+                        let left = retry_at.saturating_duration_since(Instant::now());
                         if left.is_zero() || g.closing {
                             break;
                         }
@@ -628,7 +654,7 @@ mod tests {
     fn append(s: &Spool, n: usize, size: usize, wait: bool) -> Appended {
         let topic: Arc<str> = Arc::from(format!("t/{n}").as_str());
         let payload = Bytes::from(vec![b'x'; size.saturating_sub(topic.len())]);
-        s.append("src", &topic, &payload, wait)
+        s.append(&Arc::from("src"), &topic, &payload, wait)
     }
 
     fn seqs(s: &Spool) -> Vec<u64> {
