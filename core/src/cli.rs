@@ -280,8 +280,44 @@ async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
         };
         println!("    runs as {user}; isolation: {}", g("isolation"));
     }
-    println!("queue: {}", s("/queue/state"));
-    println!("cloud: {}", s("/cloud/state"));
+    let mut cloud = format!("cloud: {}", s("/cloud/state"));
+    if body.pointer("/cloud/host").is_some_and(|h| !h.is_null()) {
+        cloud += &format!(" {}:{} as {}", s("/cloud/host"), s("/cloud/port"), s("/cloud/clientId"));
+    }
+    println!(
+        "{cloud}; {} connections, {} reconnection attempts; {} sent ({} again), {} acknowledged, {} received",
+        s("/cloud/connects"),
+        s("/cloud/reconnects"),
+        s("/cloud/published"),
+        s("/cloud/resent"),
+        s("/cloud/acked"),
+        s("/cloud/received")
+    );
+    if let Some(err) = body.pointer("/cloud/lastError").and_then(|v| v.as_str()) {
+        println!("  last error: {err}");
+    }
+    if let Some(t) = body.pointer("/cloud/retryInSeconds").and_then(|v| v.as_f64()) {
+        println!("  next attempt in {t:.1} s");
+    }
+    let oldest = body.pointer("/queue/oldestAgeMs").and_then(|v| v.as_u64()).map(|ms| format!(", oldest {:.1} s", ms as f64 / 1000.0));
+    println!(
+        "queue ({} {}, fsync {}, when full {}): {} messages, {} of {} bytes{}; {} dropped, {} refused, {} waiting for room, {} replayed at start",
+        s("/queue/storage"),
+        if s("/queue/storage") == "FileSystem" { "storage" } else { "only" },
+        s("/queue/fsync"),
+        s("/queue/whenFull"),
+        s("/queue/messages"),
+        s("/queue/bytes"),
+        s("/queue/maxSizeBytes"),
+        oldest.unwrap_or_default(),
+        s("/queue/dropped"),
+        s("/queue/refused"),
+        s("/queue/waitingForRoom"),
+        s("/queue/replayed")
+    );
+    if let Some(err) = body.pointer("/queue/storageError").and_then(|v| v.as_str()) {
+        println!("  storage error: {err} (publishers to the cloud wait until writing works again)");
+    }
     Ok(())
 }
 

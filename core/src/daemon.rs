@@ -82,6 +82,13 @@ pub fn compile_source(config: &CoreConfig, registry: &Registry, layout: &Layout,
             });
         }
     }
+    let to_cloud = compiled.group.subscriptions.iter().any(|s| s.target == group::Endpoint::Cloud || s.source == group::Endpoint::Cloud);
+    if to_cloud && (config.core_thing.iot_host.is_none() || !config.cloud_enabled) {
+        compiled.warnings.push(group::Problem {
+            path: "SubscriptionDefinition".to_string(),
+            message: "the core has no cloud link (coreThing.iotHost is not set, or ggcore.cloud.enabled is false): messages to the cloud wait in the queue until one is configured".to_string(),
+        });
+    }
     let sdk_root = crate::functions::sdk_root();
     let sdk_dirs = |f: &group::Function| {
         let declared = registry.plugin_for(&f.runtime).ok().and_then(|p| p.sdk_dirs.as_deref());

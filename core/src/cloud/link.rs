@@ -82,6 +82,8 @@ pub struct LinkStatus {
     pub acked: AtomicU64,
     /// Messages received from the cloud.
     pub received: AtomicU64,
+    /// Messages sent and not acknowledged yet, on the current connection.
+    pub in_flight: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,7 @@ impl LinkStatus {
             resent: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -169,6 +172,7 @@ pub async fn run(
             r = session.run(&mut subscriptions, &inbound, &mut sent_upto, &mut attempt) => r,
             _ = stop.cancelled() => Err(None),
         };
+        status.in_flight.store(0, Ordering::Relaxed);
         let error = match outcome {
             Ok(()) => break,
             Err(None) => {
@@ -255,7 +259,9 @@ impl<'a> Session<'a> {
         self.resubscribe(&filters).await;
         loop {
             self.fill(sent_upto).await?;
-            let room = self.handed.len() + self.in_flight.len() < self.window;
+            let outstanding = self.handed.len() + self.in_flight.len();
+            self.status.in_flight.store(outstanding as u64, Ordering::Relaxed);
+            let room = outstanding < self.window;
             tokio::select! {
                 event = self.events.poll() => match event {
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {

@@ -89,7 +89,7 @@ fn client_tls(config: &CoreConfig) -> Result<Arc<rustls::ClientConfig>, CloudErr
         .map_err(|e| bad("caPath", &e))?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key_der)
-        .map_err(|e| bad("keyPath", &format!("{} does not go with {}: {e}", key.display(), cert.display())))?;
+        .map_err(|e| bad("certPath", &format!("cannot use {} with the key {}: {e}", cert.display(), key.display())))?;
     Ok(Arc::new(tls))
 }
 
@@ -209,7 +209,7 @@ impl Cloud {
             "messages": s.messages,
             "bytes": s.bytes,
             "waitingForRoom": s.waiting,
-            "inFlight": l.published.load(Relaxed).saturating_sub(l.acked.load(Relaxed)).min(s.messages as u64),
+            "inFlight": l.in_flight.load(Relaxed),
             "appended": st.appended.load(Relaxed),
             "acked": st.acked.load(Relaxed),
             "dropped": st.dropped.load(Relaxed),

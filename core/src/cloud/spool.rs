@@ -601,3 +601,269 @@ impl SpoolSnapshot {
         self.oldest_ms.map(|t| now_ms().saturating_sub(t))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use proptest::prelude::*;
+
+    fn settings(storage: Storage, max_bytes: u64, when_full: WhenFull) -> SpoolSettings {
+        SpoolSettings { storage, max_bytes, fsync: Fsync::Batch, when_full }
+    }
+
+    fn append(s: &Spool, n: usize, size: usize, wait: bool) -> Appended {
+        let topic: Arc<str> = Arc::from(format!("t/{n}").as_str());
+        let payload = Bytes::from(vec![b'x'; size.saturating_sub(topic.len())]);
+        s.append("src", &topic, &payload, wait)
+    }
+
+    fn seqs(s: &Spool) -> Vec<u64> {
+        s.next_after(0, usize::MAX).iter().map(|e| e.seq).collect()
+    }
+
+    fn wait_settled(s: &Spool, ticket: u64) {
+        for _ in 0..2000 {
+            if s.is_settled(ticket) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("ticket {ticket} never settled");
+    }
+
+    #[test]
+    fn entries_round_trip_through_their_encoding() {
+        let e = Entry {
+            seq: 42,
+            source: Arc::from("arn:aws:iot:us-east-1:1:thing/a"),
+            topic: Arc::from("a/b"),
+            payload: Bytes::from_static(b"\0payload\xff"),
+            enqueued_ms: 1_700_000_000_000,
+            stored: true,
+        };
+        assert_eq!(Entry::decode(&key(42), &e.encode()), Some(e));
+        assert_eq!(Entry::decode(&key(1), b""), None);
+        assert_eq!(Entry::decode(&key(1), &[9, 0, 0]), None);
+        assert_eq!(Entry::decode(b"short", &[1; 20]), None);
+    }
+
+    #[test]
+    fn file_system_entries_survive_a_reopen_and_acks_are_deleted() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, 1 << 20, WhenFull::DropOldest)).unwrap();
+        let mut last = 0;
+        for i in 0..10 {
+            match append(&s, i, 100, true) {
+                Appended::Pending(t) => last = t,
+                other => panic!("{other:?}"),
+            }
+        }
+        wait_settled(&s, last);
+        s.ack(1);
+        s.ack(2);
+        s.close();
+        assert_eq!(store.scan_prefix(Cf::Spool, b"").unwrap().len(), 8);
+        let s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, 1 << 20, WhenFull::DropOldest)).unwrap();
+        assert_eq!(seqs(&s), (3..=10).collect::<Vec<_>>());
+        assert_eq!(s.stats.replayed.load(Ordering::Relaxed), 8);
+        // New messages continue the sequence.
+        assert!(matches!(append(&s, 11, 100, true), Appended::Pending(11)));
+        s.close();
+    }
+
+    #[test]
+    fn memory_storage_writes_nothing_and_settles_at_once() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let s = Spool::open(Some(store.clone()), settings(Storage::Memory, 1 << 20, WhenFull::DropOldest)).unwrap();
+        assert_eq!(append(&s, 0, 100, true), Appended::Settled);
+        s.close();
+        assert!(store.scan_prefix(Cf::Spool, b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn all_or_error_is_refused_when_full_and_evicts_nothing() {
+        let s = Spool::open(None, settings(Storage::Memory, 1000, WhenFull::DropOldest)).unwrap();
+        for i in 0..10 {
+            assert_eq!(append(&s, i, 100, true), Appended::Settled);
+        }
+        assert!(matches!(append(&s, 10, 100, false), Appended::Refused(_)));
+        assert_eq!(seqs(&s).len(), 10);
+        assert_eq!(s.stats.refused.load(Ordering::Relaxed), 1);
+        // A publisher that waits makes room by evicting the oldest.
+        assert_eq!(append(&s, 11, 250, true), Appended::Settled);
+        assert_eq!(s.stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(seqs(&s).first(), Some(&4));
+    }
+
+    #[test]
+    fn backpressure_waits_for_room_and_drops_nothing() {
+        let s = Spool::open(None, settings(Storage::Memory, 300, WhenFull::Backpressure)).unwrap();
+        for i in 0..3 {
+            assert_eq!(append(&s, i, 100, true), Appended::Settled);
+        }
+        let Appended::Pending(t) = append(&s, 3, 100, true) else { panic!("not held") };
+        assert!(!s.is_settled(t));
+        // Later messages queue behind it, in order.
+        let Appended::Pending(t2) = append(&s, 4, 100, true) else { panic!("not held") };
+        s.ack(1);
+        assert!(s.is_settled(t) && !s.is_settled(t2));
+        s.ack(2);
+        assert!(s.is_settled(t2));
+        assert_eq!(seqs(&s), vec![3, 4, 5]);
+        assert_eq!(s.stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_failing_store_holds_publishers_until_it_works_again() {
+        struct Flaky {
+            inner: MemoryStore,
+            failing: std::sync::atomic::AtomicBool,
+        }
+        impl StateStore for Flaky {
+            fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                self.inner.get(cf, key)
+            }
+            fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<crate::store::Entries, StoreError> {
+                self.inner.scan_prefix(cf, prefix)
+            }
+            fn write(&self, ops: Vec<WriteOp>, sync: bool) -> Result<(), StoreError> {
+                if self.failing.load(Ordering::Relaxed) {
+                    return Err(StoreError::Db("IO error: No space left on device".into()));
+                }
+                self.inner.write(ops, sync)
+            }
+        }
+        let store = Arc::new(Flaky { inner: MemoryStore::default(), failing: true.into() });
+        let s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, 1 << 20, WhenFull::DropOldest)).unwrap();
+        let Appended::Pending(t) = append(&s, 0, 100, true) else { panic!("not pending") };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!s.is_settled(t));
+        assert!(s.snapshot().storage_error.unwrap().contains("No space left"));
+        store.failing.store(false, Ordering::Relaxed);
+        wait_settled(&s, t);
+        assert_eq!(s.snapshot().storage_error, None);
+        s.close();
+        assert_eq!(store.inner.scan_prefix(Cf::Spool, b"").unwrap().len(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append {
+            size: usize,
+            wait: bool,
+        },
+        /// Acknowledges the n-th oldest queued message.
+        Ack(usize),
+        Reopen,
+        Resize(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (10usize..4000, proptest::bool::weighted(0.8)).prop_map(|(size, wait)| Op::Append { size, wait }),
+            3 => (0usize..8).prop_map(Op::Ack),
+            1 => Just(Op::Reopen),
+            1 => (4000u64..20000).prop_map(Op::Resize),
+        ]
+    }
+
+    /// The queue against a model: a list of (seq, size) with the size bound.
+    fn check_against_model(ops: Vec<Op>, when_full: WhenFull) {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+        let mut max = 10_000u64;
+        let mut s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, max, when_full)).unwrap();
+        let mut model: VecDeque<(u64, u64)> = VecDeque::new();
+        let mut waiting: VecDeque<(u64, u64)> = VecDeque::new();
+        let (mut next, mut dropped, mut refused) = (1u64, 0u64, 0u64);
+        let fits = |m: &VecDeque<(u64, u64)>, size: u64, max: u64| m.iter().map(|e| e.1).sum::<u64>() + size <= max;
+        for op in ops {
+            match op {
+                Op::Append { size, wait } => {
+                    let size = size as u64;
+                    let got = append(&s, next as usize, size as usize, wait);
+                    let room = waiting.is_empty() && fits(&model, size, max);
+                    if size > max || (!room && !wait) {
+                        assert!(matches!(got, Appended::Refused(_)), "{got:?}");
+                        refused += 1;
+                        continue;
+                    }
+                    if !room && when_full == WhenFull::Backpressure {
+                        assert_eq!(got, Appended::Pending(next));
+                        waiting.push_back((next, size));
+                    } else {
+                        while !fits(&model, size, max) {
+                            model.pop_front();
+                            dropped += 1;
+                        }
+                        model.push_back((next, size));
+                    }
+                    next += 1;
+                }
+                Op::Ack(n) => {
+                    if let Some(&(seq, _)) = model.get(n) {
+                        s.ack(seq);
+                        model.remove(n);
+                    }
+                }
+                Op::Reopen => {
+                    s.close();
+                    // What was waiting for room was never acknowledged: gone.
+                    waiting.clear();
+                    s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, max, when_full)).unwrap();
+                    assert_eq!(s.stats.replayed.load(Ordering::Relaxed), model.len() as u64);
+                    // Sequence numbers go on from the last one kept.
+                    next = model.back().map(|e| e.0 + 1).unwrap_or(1);
+                    (dropped, refused) = (0, 0);
+                }
+                Op::Resize(m) => {
+                    max = m;
+                    s.configure(settings(Storage::FileSystem, max, when_full));
+                    if when_full == WhenFull::DropOldest {
+                        while !fits(&model, 0, max) {
+                            model.pop_front();
+                            dropped += 1;
+                        }
+                    }
+                }
+            }
+            while let Some(&(seq, size)) = waiting.front() {
+                if !fits(&model, size, max) {
+                    break;
+                }
+                model.push_back((seq, size));
+                waiting.pop_front();
+            }
+            let snap = s.snapshot();
+            let got: Vec<(u64, u64)> = s.next_after(0, usize::MAX).iter().map(|e| (e.seq, e.size())).collect();
+            assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
+            assert_eq!(snap.bytes, model.iter().map(|e| e.1).sum::<u64>());
+            assert_eq!(snap.waiting, waiting.len());
+            // Backpressure never evicts: a shrink leaves it over until acks.
+            if when_full == WhenFull::DropOldest {
+                assert!(snap.bytes <= max, "{} > {max}", snap.bytes);
+            }
+            assert_eq!(s.stats.dropped.load(Ordering::Relaxed), dropped);
+            assert_eq!(s.stats.refused.load(Ordering::Relaxed), refused);
+        }
+        s.close();
+        // What is stored is exactly what is queued.
+        let stored: Vec<u64> =
+            store.scan_prefix(Cf::Spool, b"").unwrap().iter().map(|(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap())).collect();
+        assert_eq!(stored, model.iter().map(|e| e.0).collect::<Vec<_>>());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn drop_oldest_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+            check_against_model(ops, WhenFull::DropOldest);
+        }
+
+        #[test]
+        fn backpressure_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+            check_against_model(ops, WhenFull::Backpressure);
+        }
+    }
+}
