@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::common::cloud::{check_source, link_status, num, number, numbered, numbers, queue_status, Cloud, Pki, Publisher, Rng};
@@ -302,10 +301,6 @@ async fn drive_function(mut tester: Device, next: Arc<AtomicU64>, stop: Arc<Atom
     }
 }
 
-fn numbers_of(payloads: &[Bytes], prefix: &str) -> Vec<u64> {
-    numbers(prefix, payloads)
-}
-
 /// One run: devices d1, d2 and a function publish to the cloud; the cloud
 /// goes down at a random moment; the core is SIGKILLed at a random moment
 /// of the outage, restarted on the same root, more is published, the cloud
@@ -364,7 +359,7 @@ async fn outage_and_sigkill(run: u32, fsync: Option<&str>) {
         let _ = tokio::time::timeout(DEADLINE * 2, t).await.expect("a publishing task did not end after the kill");
     }
     for (i, p) in [&p1, &p2].iter().enumerate() {
-        accepted[i].extend(numbers_of(&p.acked(), &format!("d{}", i + 1)));
+        accepted[i].extend(numbers(&format!("d{}", i + 1), &p.acked()));
     }
     println!(
         "run {run}: killed {:?} into the outage; acknowledged so far d1 {} d2 {} fn {}; queue at the kill: {}",
@@ -398,7 +393,7 @@ async fn outage_and_sigkill(run: u32, fsync: Option<&str>) {
     }
     for (i, p) in [&p1, &p2].iter().enumerate() {
         p.wait_all_acked(DEADLINE).await;
-        accepted[i].extend(numbers_of(&p.acked(), &format!("d{}", i + 1)));
+        accepted[i].extend(numbers(&format!("d{}", i + 1), &p.acked()));
     }
     let fn_accepted = recorded(&record);
     assert!(!accepted[0].is_empty() && !accepted[1].is_empty(), "the devices published nothing (the run proved nothing)");

@@ -755,15 +755,3 @@ pub fn check_source(source: &str, arrived: &[u64], accepted: &[u64]) -> (usize, 
     }
     (seen.len(), arrived.len() - seen.len())
 }
-
-/// Merges `from` into `into`, objects key by key.
-pub fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
