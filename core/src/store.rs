@@ -85,17 +85,29 @@ pub trait StateStore: Send + Sync {
     fn sync(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Makes the store usable again after a failed write, where it needs it.
+    fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// RocksDB-backed store.
 #[cfg(feature = "rocksdb")]
 pub struct RocksStore {
-    db: rocksdb::DB,
+    /// `None` between a failed reopen and the next (see [`StateStore::recover`]).
+    db: std::sync::RwLock<Option<rocksdb::DB>>,
+    dir: PathBuf,
 }
 
 #[cfg(feature = "rocksdb")]
 fn db_err(e: rocksdb::Error) -> StoreError {
     StoreError::Db(e.into_string())
+}
+
+#[cfg(feature = "rocksdb")]
+fn cf_of(db: &rocksdb::DB, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(cf.name()).ok_or_else(|| StoreError::Db(format!("column family {} is missing", cf.name())))
 }
 
 #[cfg(feature = "rocksdb")]
@@ -109,6 +121,13 @@ impl RocksStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let private = |e: crate::permissions::PermissionError| StoreError::Io(e.path, e.source);
         crate::permissions::ensure_dir(dir, crate::permissions::PRIVATE_DIR).map_err(private)?;
+        let store = Self { db: std::sync::RwLock::new(Some(Self::open_db(dir)?)), dir: dir.to_path_buf() };
+        store.check_schema()?;
+        crate::permissions::make_private_tree(dir).map_err(private)?;
+        Ok(store)
+    }
+
+    fn open_db(dir: &Path) -> Result<rocksdb::DB, StoreError> {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -123,12 +142,8 @@ impl RocksStore {
             o.set_write_buffer_size(4 << 20);
             rocksdb::ColumnFamilyDescriptor::new(cf.name(), o)
         });
-        let db = rocksdb::DB::open_cf_descriptors(&opts, dir, cfs)
-            .map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.into_string() })?;
-        let store = Self { db };
-        store.check_schema()?;
-        crate::permissions::make_private_tree(dir).map_err(private)?;
-        Ok(store)
+        rocksdb::DB::open_cf_descriptors(&opts, dir, cfs)
+            .map_err(|e| StoreError::Open { path: dir.to_path_buf(), message: e.into_string() })
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -144,45 +159,63 @@ impl RocksStore {
         }
     }
 
-    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db.cf_handle(cf.name()).ok_or_else(|| StoreError::Db(format!("column family {} is missing", cf.name())))
+    fn with_db<T>(&self, f: impl FnOnce(&rocksdb::DB) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        match g.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Db(format!("the state store at {} is closed after an error; reopening", self.dir.display()))),
+        }
     }
 }
 
 #[cfg(feature = "rocksdb")]
 impl StateStore for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(cf)?, key).map_err(db_err)
+        self.with_db(|db| db.get_cf(cf_of(db, cf)?, key).map_err(db_err))
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError> {
-        let mut out = Vec::new();
-        let it = self.db.iterator_cf(self.cf(cf)?, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
-        for item in it {
-            let (k, v) = item.map_err(db_err)?;
-            if !k.starts_with(prefix) {
-                break;
+        self.with_db(|db| {
+            let mut out = Vec::new();
+            let it = db.iterator_cf(cf_of(db, cf)?, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
+            for item in it {
+                let (k, v) = item.map_err(db_err)?;
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                out.push((k.to_vec(), v.to_vec()));
             }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn write(&self, ops: Vec<WriteOp>, sync: bool) -> Result<(), StoreError> {
-        let mut batch = rocksdb::WriteBatch::default();
-        for op in ops {
-            match op {
-                WriteOp::Put(cf, k, v) => batch.put_cf(self.cf(cf)?, k, v),
-                WriteOp::Delete(cf, k) => batch.delete_cf(self.cf(cf)?, k),
+        self.with_db(|db| {
+            let mut batch = rocksdb::WriteBatch::default();
+            for op in ops {
+                match op {
+                    WriteOp::Put(cf, k, v) => batch.put_cf(cf_of(db, cf)?, k, v),
+                    WriteOp::Delete(cf, k) => batch.delete_cf(cf_of(db, cf)?, k),
+                }
             }
-        }
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(sync);
-        self.db.write_opt(batch, &wo).map_err(db_err)
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(sync);
+            db.write_opt(batch, &wo).map_err(db_err)
+        })
     }
 
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush_wal(true).map_err(db_err)
+        self.with_db(|db| db.flush_wal(true).map_err(db_err))
+    }
+
+    /// After a failed write (a full or read-only disk) RocksDB refuses every
+    /// later write until it is reopened: close it and open it again (its
+    /// write-ahead log brings back every write that succeeded).
+    fn recover(&self) -> Result<(), StoreError> {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        *g = None;
+        *g = Some(Self::open_db(&self.dir)?);
+        Ok(())
     }
 }
 

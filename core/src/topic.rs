@@ -47,38 +47,8 @@ impl fmt::Display for TopicFilter {
     }
 }
 
-fn starts_with_dollar(level: &str) -> bool {
-    level.starts_with('$')
-}
-
-/// Whether `filter` (assumed valid) matches `topic` (assumed valid). Does not allocate.
-pub fn filter_matches(filter: &str, topic: &str) -> bool {
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    let mut first = true;
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), tl) => {
-                // '#' matches the parent level and any number of children, but a
-                // leading wildcard never matches a '$' topic.
-                return !(first && tl.is_some_and(starts_with_dollar));
-            }
-            (Some("+"), Some(tl)) => {
-                if first && starts_with_dollar(tl) {
-                    return false;
-                }
-            }
-            (Some(fl), Some(tl)) => {
-                if fl != tl {
-                    return false;
-                }
-            }
-            (None, None) => return true,
-            _ => return false,
-        }
-        first = false;
-    }
-}
+pub use ggcore_ipc::topic::filter_matches;
+use ggcore_ipc::topic::starts_with_dollar;
 
 /// Whether some concrete topic matches both filters (both assumed valid).
 pub fn filters_overlap(a: &str, b: &str) -> bool {

@@ -209,6 +209,11 @@ pub struct Spec {
     pub cgroup_procs: Option<String>,
     /// `maxPayloadBytes`: publishes the worker checks against it need no answer.
     pub max_payload: u64,
+    /// Topic filters whose publishes wait for the core's answer even so: the
+    /// group routes them from this function to a target that acknowledges
+    /// only once the message is durable (the cloud queue).
+    #[serde(default)]
+    pub wait_for: Vec<String>,
 }
 
 /// Per-invocation context.

@@ -173,6 +173,7 @@ mod tests {
             gid: None,
             cgroup_procs: None,
             max_payload: 128 * 1024,
+            wait_for: Vec::new(),
         }
     }
 

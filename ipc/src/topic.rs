@@ -86,3 +86,37 @@ pub fn check_publish(topic: &str, payload_len: usize, max_payload: usize) -> Res
     }
     Ok(())
 }
+
+/// Whether a topic level starts with `$` (not matched by a leading wildcard).
+pub fn starts_with_dollar(level: &str) -> bool {
+    level.starts_with('$')
+}
+
+/// Whether `filter` (assumed valid) matches `topic` (assumed valid). Does not allocate.
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    let mut first = true;
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), tl) => {
+                // '#' matches the parent level and any number of children, but a
+                // leading wildcard never matches a '$' topic.
+                return !(first && tl.is_some_and(starts_with_dollar));
+            }
+            (Some("+"), Some(tl)) => {
+                if first && starts_with_dollar(tl) {
+                    return false;
+                }
+            }
+            (Some(fl), Some(tl)) => {
+                if fl != tl {
+                    return false;
+                }
+            }
+            (None, None) => return true,
+            _ => return false,
+        }
+        first = false;
+    }
+}

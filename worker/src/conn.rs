@@ -169,6 +169,9 @@ pub struct IpcHost {
     pub conn: Conn,
     /// `maxPayloadBytes` (0: unknown, every publish waits for the core's answer).
     pub max_payload: usize,
+    /// Topic filters whose publishes always wait for the core's answer (they
+    /// route to the cloud queue, which acknowledges once durable).
+    pub wait_for: Vec<String>,
 }
 
 impl HostApi for IpcHost {
@@ -181,8 +184,12 @@ impl HostApi for IpcHost {
         };
         // A plain publish checked here needs no round trip: the core takes the
         // frames in order (and holds this worker back when targets are full).
-        // All-or-error publishes and claimed sources wait for the core's verdict.
-        let plain = self.max_payload > 0 && args.claimed_source.is_empty() && args.queue_full_policy.as_str() != "AllOrError";
+        // All-or-error publishes, claimed sources and topics routed to the
+        // cloud (acknowledged once durable) wait for the core's verdict.
+        let plain = self.max_payload > 0
+            && args.claimed_source.is_empty()
+            && args.queue_full_policy.as_str() != "AllOrError"
+            && !self.wait_for.iter().any(|f| ggcore_ipc::topic::filter_matches(f, args.topic.as_str()));
         if plain {
             return match ggcore_ipc::topic::check_publish(args.topic.as_str(), args.payload.len(), self.max_payload) {
                 Ok(()) => self.conn.cast(call),

@@ -43,7 +43,7 @@ fn bounded(outcome: Outcome, max_payload: usize) -> Outcome {
 /// Starts the instance and serves invocations until Stop or the core goes away.
 /// Returns the process exit code.
 pub fn serve(module: PluginModRef, conn: Conn, work: std::sync::mpsc::Receiver<Work>, spec: &Spec) -> i32 {
-    let host = host_box(IpcHost { conn: conn.clone(), max_payload: spec.max_payload as usize });
+    let host = host_box(IpcHost { conn: conn.clone(), max_payload: spec.max_payload as usize, wait_for: spec.wait_for.clone() });
     let mut instance = match (module.start_instance())(function_spec(spec), host) {
         RResult::ROk(i) => i,
         RResult::RErr(e) => {

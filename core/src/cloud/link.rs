@@ -364,10 +364,24 @@ impl<'a> Session<'a> {
 
 /// A connection error as a person reads it.
 fn describe(e: &ConnectionError) -> String {
+    use rumqttc::mqttbytes::Error as Codec;
+    use rumqttc::StateError;
+    let io = match e {
+        ConnectionError::Io(io) | ConnectionError::MqttState(StateError::Io(io) | StateError::Deserialization(Codec::Io(io))) => Some(io),
+        _ => None,
+    };
+    if let Some(io) = io {
+        let text = io.to_string();
+        if text.contains("alert") {
+            return format!(
+                "TLS: the cloud ended the handshake ({text}); check that it trusts the issuer of coreThing.certPath and that the certificate is active"
+            );
+        }
+        return text;
+    }
     match e {
         ConnectionError::ConnectionRefused(code) => format!("the cloud refused the connection (CONNACK {code:?})"),
         ConnectionError::Tls(t) => format!("TLS: {t}"),
-        ConnectionError::Io(io) => format!("{io}"),
         ConnectionError::NetworkTimeout => "no answer from the cloud (connection timed out)".to_string(),
         other => other.to_string(),
     }

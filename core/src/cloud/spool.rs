@@ -571,7 +571,20 @@ impl Spool {
                     if g.closing {
                         break;
                     }
-                    g = self.work.wait_timeout(g, RETRY_WRITE_AFTER).unwrap_or_else(|p| p.into_inner()).0;
+                    // Appends keep waking the writer: wait out the whole pause.
+                    let retry_at = std::time::Instant::now() + RETRY_WRITE_AFTER;
+                    loop {
+                        let left = retry_at.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() || g.closing {
+                            break;
+                        }
+                        g = self.work.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner()).0;
+                    }
+                    drop(g);
+                    if let Err(e) = store.recover() {
+                        tracing::debug!(error = %e, "queue: the state store does not reopen yet");
+                    }
+                    g = lock(&self.inner);
                 }
             }
         }

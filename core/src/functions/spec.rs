@@ -95,6 +95,7 @@ impl FunctionManager {
             gid: run_as.map(|r| r.gid),
             cgroup_procs,
             max_payload: self.cfg.max_payload as u64,
+            wait_for: f.cloud_filters.clone(),
         }
     }
 }

@@ -143,6 +143,17 @@ impl Compiler {
         let devices = self.devices(raw.device_definition, core.as_ref());
         let (functions, spooler) = self.functions(raw.function_definition, cx);
         let subscriptions = self.subscriptions(raw.subscription_definition, &devices, &functions, cx);
+        let mut functions = functions;
+        for f in &mut functions {
+            let source = Endpoint::Function(f.arn.clone());
+            f.cloud_filters = subscriptions
+                .iter()
+                .filter(|s| s.source == source && s.target == Endpoint::Cloud)
+                .map(|s| s.subject.as_str().to_string())
+                .collect();
+            f.cloud_filters.sort();
+            f.cloud_filters.dedup();
+        }
         let loggers = self.loggers(raw.logger_definition);
         Group { group_id, core, devices, functions, subscriptions, loggers, spooler }
     }
@@ -417,6 +428,7 @@ impl Compiler {
             environment,
             isolation,
             run_as,
+            cloud_filters: Vec::new(),
         })
     }
 

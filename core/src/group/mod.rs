@@ -123,6 +123,10 @@ pub struct Function {
     /// The mode asked for; see [`IsolationMode::effective`] for what runs.
     pub isolation: IsolationMode,
     pub run_as: Option<RunAs>,
+    /// Subjects of the subscriptions from this function to `cloud`: its SDK
+    /// publishes on them return only once the cloud queue has them durable
+    /// (a change replaces the function's instances, like any other change).
+    pub cloud_filters: Vec<String>,
 }
 
 /// Source or target of a subscription.
