@@ -7,6 +7,7 @@ mod common;
 
 mod admission;
 mod clients;
+mod cloud;
 mod conformance;
 mod deploy;
 mod faults;

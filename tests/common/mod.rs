@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod external;
 pub mod functions;
 pub mod group;
