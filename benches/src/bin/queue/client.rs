@@ -107,7 +107,7 @@ pub async fn publish_one_at_a_time(ep: &Endpoint, index: u32, payload: usize, st
         let mut body = vec![b'x'; payload.max(HEADER)];
         let mut wbuf = BytesMut::with_capacity(payload + 256);
         let mut rbuf = BytesMut::with_capacity(4096);
-        while seq < start + limit && !shared.stop.load(Ordering::Relaxed) {
+        while seq < start.saturating_add(limit) && !shared.stop.load(Ordering::Relaxed) {
             body[0..4].copy_from_slice(&index.to_le_bytes());
             body[4..12].copy_from_slice(&seq.to_le_bytes());
             let mut p = Publish::new(topic, QoS::AtLeastOnce, Bytes::copy_from_slice(&body));
