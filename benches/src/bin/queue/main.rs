@@ -108,7 +108,7 @@ fn main() -> Result<()> {
     let a = Args::parse();
     let work = a.work.clone();
     std::fs::create_dir_all(&work)?;
-    let pki = brokers::prepare_pki(&a.ggcore, &work, &setup::things(64))?;
+    let pki = brokers::prepare_pki(&a.ggcore, &work, &setup::things(128))?;
     let env = Env { ggcore: a.ggcore.clone(), mosquitto: a.mosquitto.clone(), work, pki };
     let out = match a.what {
         What::Append { fsync, payload, publishers, warmup, duration } => append(&env, &fsync, payload, publishers, warmup, duration)?,
