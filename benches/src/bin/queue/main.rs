@@ -40,6 +40,10 @@ struct Args {
     /// Work directory (PKI, roots of the runs).
     #[arg(long)]
     work: PathBuf,
+    /// The Mosquitto bridge's `autosave_interval` in seconds (how often it
+    /// writes its persistence file); default: Mosquitto's (1800 s).
+    #[arg(long)]
+    bridge_autosave: Option<u32>,
     #[command(subcommand)]
     what: What,
 }
@@ -109,7 +113,7 @@ fn main() -> Result<()> {
     let work = a.work.clone();
     std::fs::create_dir_all(&work)?;
     let pki = brokers::prepare_pki(&a.ggcore, &work, &setup::things(128))?;
-    let env = Env { ggcore: a.ggcore.clone(), mosquitto: a.mosquitto.clone(), work, pki };
+    let env = Env { ggcore: a.ggcore.clone(), mosquitto: a.mosquitto.clone(), work, pki, bridge_autosave: a.bridge_autosave };
     let out = match a.what {
         What::Append { fsync, payload, publishers, warmup, duration } => append(&env, &fsync, payload, publishers, warmup, duration)?,
         What::Drain { edge, backlog, payload, publishers } => drain(&env, &edge, backlog, payload, publishers)?,

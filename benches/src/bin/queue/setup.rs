@@ -48,6 +48,8 @@ pub struct Env {
     pub mosquitto: PathBuf,
     pub work: PathBuf,
     pub pki: Pki,
+    /// The bridge's `autosave_interval` (s); Mosquitto's default (1800) when `None`.
+    pub bridge_autosave: Option<u32>,
 }
 
 /// How ggcore's queue is set up for a run.
@@ -194,8 +196,9 @@ impl Env {
     pub fn start_bridge(&self, dir: &Path, port: u16, cloud_port: u16) -> Result<Mosq> {
         std::fs::create_dir_all(dir)?;
         let d = &self.pki.devices;
+        let autosave = self.bridge_autosave.map(|n| format!("autosave_interval {n}\n")).unwrap_or_default();
         let conf = format!(
-            "{}{}\nconnection up\naddress 127.0.0.1:{cloud_port}\ntopic up/# out 1\ncleansession false\n\
+            "{}{autosave}{}\nconnection up\naddress 127.0.0.1:{cloud_port}\ntopic up/# out 1\ncleansession false\n\
              remote_clientid {BRIDGE_THING}\nbridge_protocol_version mqttv311\nnotifications false\nrestart_timeout 1\n\
              keepalive_interval 60\nbridge_cafile {}\nbridge_certfile {}\nbridge_keyfile {}\n",
             self.mosquitto_common(dir),
