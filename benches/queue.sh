@@ -9,9 +9,10 @@
 # fillrandom --sync=1 --threads=8 next to the `always` runs), drain (to a
 # Mosquitto "cloud", ggcore vs a Mosquitto bridge), routing (device → device
 # while a backlog drains), replay (restart with 100k queued), outage (kill -9
-# of the edge during a cloud outage, ggcore vs the bridge), window (drain with
-# an in-flight window of 1 vs 64: needs GG_CORE_WINDOW1, a ggcore built with
-# cloud::DEFAULT_WINDOW = 1).
+# of the edge during a cloud outage, ggcore vs the bridge, and the bridge with
+# autosave_interval 1), window (drain with an in-flight window of 1 vs 64:
+# needs GG_CORE_WINDOW1, a ggcore built with cloud::DEFAULT_WINDOW = 1; and
+# 256 when GG_CORE_WINDOW256 names one built with 256).
 #
 # Every run prints one line (stderr) and one JSON object, appended to
 # $GGCORE_QUEUE_WORK/results/queue-DATE.jsonl.
@@ -71,6 +72,9 @@ for part in "${PARTS[@]}"; do
             ;;
         drain)
             for edge in ggcore bridge; do "${Q[@]}" drain --edge "$edge" --backlog 100000 >>"$OUT"; done
+            for edge in ggcore bridge; do
+                "${Q[@]}" drain --edge "$edge" --backlog 50000 --payload 4096 >>"$OUT"
+            done
             ;;
         routing) "${Q[@]}" routing --backlog 100000 >>"$OUT" ;;
         replay)
@@ -80,6 +84,9 @@ for part in "${PARTS[@]}"; do
         outage)
             before=$(awk -v r="$r" 'BEGIN{print 0.7 + 1.1 * r}')
             for edge in ggcore bridge; do "${Q[@]}" outage --edge "$edge" --before "$before" >>"$OUT"; done
+            # The bridge saving its persistence file every second instead of every 30 minutes.
+            "${Q[@]}" --bridge-autosave 1 outage --edge bridge --before "$before" |
+                sed 's/"edge":"bridge"/"edge":"bridge-autosave-1"/' >>"$OUT"
             ;;
         window)
             if [ -z "${GG_CORE_WINDOW1:-}" ]; then
@@ -90,6 +97,12 @@ for part in "${PARTS[@]}"; do
             "${Q[@]}" drain --edge ggcore --backlog 100000 >>"$OUT"
             "$BIN/queue-bench" --ggcore "$BIN/gg-core-w1" --mosquitto "$MOSQUITTO" --work "$WORK" \
                 drain --edge ggcore --backlog 20000 | sed 's/"what":"drain"/"what":"drain-window1"/' >>"$OUT"
+            if [ -n "${GG_CORE_WINDOW256:-}" ]; then # optional: a ggcore built with DEFAULT_WINDOW = 256
+                cp -p "$GG_CORE_WINDOW256" "$BIN/gg-core-w256"
+                "$BIN/queue-bench" --ggcore "$BIN/gg-core-w256" --mosquitto "$MOSQUITTO" --work "$WORK" \
+                    drain --edge ggcore --backlog 100000 | sed 's/"what":"drain"/"what":"drain-window256"/' >>"$OUT"
+                "${Q[@]}" drain --edge bridge --backlog 100000 >>"$OUT"
+            fi
             ;;
         *) echo "unknown part '$part'" >&2; exit 2 ;;
         esac
