@@ -45,10 +45,11 @@ fn one_at_a_time(spool: &Arc<Spool>, publishers: usize, payload: usize, seconds:
         for i in 0..publishers {
             let (spool, done, stop) = (spool.clone(), done.clone(), stop.clone());
             let topic: Arc<str> = Arc::from(format!("up/q-{i}").as_str());
+            let source: Arc<str> = Arc::from("bench");
             let body = Bytes::from(vec![b'x'; payload]);
             set.spawn(async move {
                 while !stop.load(Ordering::Relaxed) && done.load(Ordering::Relaxed) < MAX_MESSAGES {
-                    match spool.append("bench", &topic, &body, true) {
+                    match spool.append(&source, &topic, &body, true) {
                         Appended::Pending(t) => loop {
                             let notified = spool.settled_notify().notified();
                             tokio::pin!(notified);
@@ -81,12 +82,13 @@ fn one_at_a_time(spool: &Arc<Spool>, publishers: usize, payload: usize, seconds:
 /// One publisher appending `n` messages without waiting, then waiting for the last.
 fn pipelined(spool: &Arc<Spool>, n: u64, payload: usize) -> (f64, f64) {
     let topic: Arc<str> = Arc::from("up/q-0");
+    let source: Arc<str> = Arc::from("bench");
     let body = Bytes::from(vec![b'x'; payload]);
     let c0 = spool.stats.commits.load(Ordering::Relaxed);
     let t0 = Instant::now();
     let mut last = 0;
     for _ in 0..n {
-        if let Appended::Pending(t) = spool.append("bench", &topic, &body, true) {
+        if let Appended::Pending(t) = spool.append(&source, &topic, &body, true) {
             last = t;
         }
     }
