@@ -264,7 +264,7 @@ impl Deliver for Cloud {
         if *target != Endpoint::Cloud || ticket == 0 || self.spool.is_settled(ticket) {
             None
         } else {
-            Some(self.spool.settled_notify().clone())
+            Some(self.spool.settled_notify(ticket).clone())
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::telemetry::RateLimit;
 pub const BATCH_SYNC_EVERY: Duration = Duration::from_millis(100);
 /// How long the committer waits before it tries a failed write again.
 const RETRY_WRITE_AFTER: Duration = Duration::from_secs(1);
+/// Wake-up slots of held publishers (see `Spool::settled`).
+const SETTLE_SLOTS: u64 = 64;
 /// Deletes of acknowledged messages written at once when this many wait.
 pub const DELETES_PER_WRITE: usize = 1024;
 /// Version byte of a stored message.
@@ -262,7 +264,9 @@ pub struct Spool {
     /// Wakes the committer.
     work: Condvar,
     /// Notified when tickets settle or room appears (held publishers).
-    settled: Arc<Notify>,
+    /// One per ticket modulo [`SETTLE_SLOTS`]: a commit wakes only the
+    /// publishers whose tickets it may have settled, not every held one.
+    settled: Vec<Arc<Notify>>,
     /// Notified when messages are appended (the link).
     appended: Notify,
     pub stats: SpoolStats,
@@ -312,7 +316,7 @@ impl Spool {
                 storage_error: None,
             }),
             work: Condvar::new(),
-            settled: Arc::new(Notify::new()),
+            settled: (0..SETTLE_SLOTS).map(|_| Arc::new(Notify::new())).collect(),
             appended: Notify::new(),
             stats: SpoolStats::default(),
             drop_log: RateLimit::per_second(1),
@@ -370,7 +374,7 @@ impl Spool {
         }
         drop(g);
         self.work.notify_one();
-        self.settled.notify_waiters();
+        self.notify_all_settled();
         self.appended.notify_one();
     }
 
@@ -437,9 +441,21 @@ impl Spool {
         g.settled_upto() >= ticket
     }
 
-    /// What held publishers wait on.
-    pub fn settled_notify(&self) -> &Arc<Notify> {
-        &self.settled
+    /// What the publisher holding `ticket` waits on.
+    pub fn settled_notify(&self, ticket: u64) -> &Arc<Notify> {
+        &self.settled[(ticket % SETTLE_SLOTS) as usize]
+    }
+
+    /// Wakes the publishers whose tickets are in `from+1..=to`.
+    fn notify_settled(&self, from: u64, to: u64) {
+        let n = to.saturating_sub(from).min(SETTLE_SLOTS);
+        for t in (to + 1 - n)..=to {
+            self.settled_notify(t).notify_waiters();
+        }
+    }
+
+    fn notify_all_settled(&self) {
+        self.settled.iter().for_each(|n| n.notify_waiters());
     }
 
     /// What the link waits on for new messages.
@@ -460,14 +476,16 @@ impl Spool {
         let Some(i) = g.index_of(seq) else { return };
         g.remove_at(i);
         self.stats.acked.fetch_add(1, Ordering::Relaxed);
+        let before = g.appended;
         let moved = g.admit_overflow();
+        let after = g.appended;
         let commit = g.wake_writer();
         drop(g);
         if commit {
             self.work.notify_one();
         }
         if moved {
-            self.settled.notify_waiters();
+            self.notify_settled(before, after);
             self.appended.notify_one();
         }
     }
@@ -497,7 +515,7 @@ impl Spool {
             g.closing = true;
         }
         self.work.notify_one();
-        self.settled.notify_waiters();
+        self.notify_all_settled();
         let handle = self.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {
@@ -573,15 +591,15 @@ impl Spool {
             match result {
                 Ok(()) => {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                    let advanced = upto > g.durable;
+                    let was = g.durable;
                     g.durable = g.durable.max(upto);
                     if g.storage_error.take().is_some() {
                         tracing::info!("queue: writing to the state store works again");
                     }
                     unsynced = fsync == Fsync::Batch && !closing;
-                    if advanced {
+                    if upto > was {
                         drop(g);
-                        self.settled.notify_waiters();
+                        self.notify_settled(was, upto);
                         g = lock(&self.inner);
                     }
                 }
