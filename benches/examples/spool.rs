@@ -51,7 +51,7 @@ fn one_at_a_time(spool: &Arc<Spool>, publishers: usize, payload: usize, seconds:
                 while !stop.load(Ordering::Relaxed) && done.load(Ordering::Relaxed) < MAX_MESSAGES {
                     match spool.append(&source, &topic, &body, true) {
                         Appended::Pending(t) => loop {
-                            let notified = spool.settled_notify().notified();
+                            let notified = spool.settled_notify(t).notified();
                             tokio::pin!(notified);
                             notified.as_mut().enable();
                             if spool.is_settled(t) {
