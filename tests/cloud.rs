@@ -533,6 +533,95 @@ async fn clean_restart_during_an_outage_keeps_the_queue() {
     env.stop();
 }
 
+/// Guarantee: a state directory that cannot be written stops the core at
+/// start with a clear error and changes nothing: once it is writable again
+/// the queue is there, whole, and reaches the cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_state_directory_stops_the_start_and_keeps_the_queue() {
+    let mut cloud = Cloud::start().await;
+    let mut env = Env::start_on(cloud.root(json!({})), &["dev"], &[("dev", "up/dev", "cloud")]);
+    wait_connected(&env.root).await;
+    cloud.down().await;
+    let mut dev = env.connect("dev").await;
+    for n in 0..40 {
+        dev.publish_nowait("up/dev", QoS::AtLeastOnce, false, format!("dev-{n}")).await;
+    }
+    dev.wait_acked().await;
+    drop(dev);
+    env.core.stop_ok();
+
+    let state = env.root.path.join("ggc/var/state");
+    let Some(ro) = ReadOnly::bind(&state).map_err(|why| println!("SKIPPED: read-only state directory: {why}")).ok() else {
+        return;
+    };
+    let mut child = crate::common::process::ggcore_command()
+        .args(["run", "--root"])
+        .arg(&env.root.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ggcore");
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ggcore") {
+            break status;
+        }
+        if began.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("ggcore kept running on a read-only state directory");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("read stderr");
+    println!("ggcore on a read-only state directory: {status}; {}", err.lines().last().unwrap_or(""));
+    assert!(!status.success(), "ggcore started on a read-only state directory:\n{err}");
+    assert!(err.contains("Read-only file system"), "the error does not say why:\n{err}");
+    assert!(err.contains("ggc/var/state"), "the error does not say where:\n{err}");
+    drop(ro);
+
+    env.core = env.root.start();
+    let q = queue_status(&env.root);
+    assert_eq!(num(&q, "replayed"), 40, "the queue after the failed start: {q}");
+    cloud.up().await;
+    cloud
+        .observer
+        .wait_until("dev-0..dev-39", DEADLINE * 2, |m| {
+            numbers("dev", &m.iter().map(|x| x.1.clone()).collect::<Vec<_>>()).into_iter().collect::<BTreeSet<_>>().len() == 40
+        })
+        .await;
+    check_source("dev", &numbers("dev", &cloud.observer.payloads("up/dev")), &(0..40).collect::<Vec<_>>());
+    wait_drained(&env.root).await;
+    env.stop();
+}
+
+/// A directory bind-mounted read-only onto itself while it lives.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn bind(dir: &Path) -> Result<ReadOnly, String> {
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("mount").args(args).output().map_err(|e| format!("cannot run mount: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("mount {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        };
+        let d = dir.to_str().ok_or("the directory is not UTF-8")?;
+        run(&["--bind", d, d])?;
+        let guard = ReadOnly(dir.to_path_buf());
+        run(&["-o", "remount,ro,bind", d])?;
+        Ok(guard)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 5. Queue full.
 

@@ -402,8 +402,14 @@ impl Spool {
         }
         let seq = g.next_seq;
         g.next_seq += 1;
-        let entry =
-            Entry { seq, source: source.clone(), topic: topic.clone(), payload: Bytes::copy_from_slice(payload), enqueued_ms: now_ms(), stored: false };
+        let entry = Entry {
+            seq,
+            source: source.clone(),
+            topic: topic.clone(),
+            payload: Bytes::copy_from_slice(payload),
+            enqueued_ms: now_ms(),
+            stored: false,
+        };
         self.stats.appended.fetch_add(1, Ordering::Relaxed);
         if !room && g.settings.when_full == WhenFull::Backpressure {
             g.overflow.push_back(entry);
