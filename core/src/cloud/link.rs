@@ -1,22 +1,25 @@
-//! The cloud link: one MQTT 3.1.1 connection upstream (rumqttc over rustls)
-//! that sends the queue, QoS 1, and brings the group's `Source: cloud` topics
-//! down to the router (docs/queue.md, "The cloud link").
+//! The cloud link: one MQTT 3.1.1 connection upstream (tokio-rustls, the
+//! rumqttc packet codec) that sends the queue, QoS 1, and brings the group's
+//! `Source: cloud` topics down to the router (docs/queue.md, "The cloud link").
 //!
-//! One task owns the connection. It keeps up to `window` messages in flight,
-//! matching each PUBACK to the queue entry it acknowledges (rumqttc reports
-//! the packet id of each publish as it goes out, in the order they were
-//! handed to it). A lost connection forgets what was in flight: everything
-//! not acknowledged is sent again, from the oldest, on the next connection
-//! (a clean session; duplicates are counted as `resent`). Attempts are spaced
-//! by a jittered exponential back-off capped at
-//! `coreThing.mqttMaxConnectionRetryInterval`.
+//! One task owns the connection. It keeps up to `window` messages in flight;
+//! their packet ids are the window's slots, so each PUBACK names the queue
+//! entry it acknowledges. Publishes that are ready go out in one write. A
+//! lost connection forgets what was in flight: everything not acknowledged
+//! is sent again, from the oldest, on the next connection (a clean session;
+//! duplicates are counted as `resent`). Attempts are spaced by a jittered
+//! exponential back-off capped at `coreThing.mqttMaxConnectionRetryInterval`.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS, Transport};
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    Connect, ConnectReturnCode, Packet, PubAck, Publish, Subscribe, SubscribeFilter, SubscribeReasonCode, Unsubscribe,
+};
+use rumqttc::mqttbytes::QoS;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -167,19 +170,31 @@ pub async fn run(
         first = false;
         status.set(LinkState::Connecting, None, None);
         tracing::info!(host = %cfg.host, port = cfg.port, client_id = %cfg.client_id, "cloud link: connecting");
-        let mut session = Session::new(&cfg, &spool, &status);
-        let outcome = tokio::select! {
-            r = session.run(&mut subscriptions, &inbound, &mut sent_upto, &mut attempt) => r,
-            _ = stop.cancelled() => Err(None),
+        let connected = tokio::select! {
+            r = Session::connect(&cfg, &spool, &status) => r,
+            _ = stop.cancelled() => break,
         };
-        status.in_flight.store(0, Ordering::Relaxed);
-        let error = match outcome {
-            Ok(()) => break,
-            Err(None) => {
-                session.disconnect().await;
-                break;
+        let error = match connected {
+            Err(e) => e,
+            Ok(mut session) => {
+                attempt = 0;
+                status.connects.fetch_add(1, Ordering::Relaxed);
+                status.set(LinkState::Connected, None, None);
+                tracing::info!(queued = spool.snapshot().messages, "cloud link: connected");
+                let outcome = tokio::select! {
+                    r = session.run(&mut subscriptions, &inbound, &mut sent_upto) => Some(r),
+                    _ = stop.cancelled() => None,
+                };
+                status.in_flight.store(0, Ordering::Relaxed);
+                match outcome {
+                    None => {
+                        session.disconnect().await;
+                        break;
+                    }
+                    Some(Ok(())) => break,
+                    Some(Err(e)) => e,
+                }
             }
-            Err(Some(e)) => e,
         };
         let wait = backoff(attempt, cfg.max_retry);
         attempt = attempt.saturating_add(1);
@@ -196,195 +211,307 @@ pub async fn run(
     tracing::info!("cloud link: stopped");
 }
 
-/// One connection: from CONNECT to its loss.
+/// The connection's byte stream: TLS, or plain TCP (`ggcore.cloud.tls: false`).
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Packet ids of SUBSCRIBE/UNSUBSCRIBE: above every publish's (1..=window).
+const CONTROL_PKIDS: std::ops::RangeInclusive<u16> = 60_000..=65_535;
+/// How long CONNECT → CONNACK (TCP and TLS included) may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+/// Bytes of PUBLISH written to the socket at once at most.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// One connection: from CONNECT to its loss. Its own MQTT client over the
+/// rumqttc codec (ADR 0013): publishes go out in batches (one TLS write for
+/// all that fit), packet ids are the window's slots, and PUBACKs map back to
+/// sequence numbers directly.
 struct Session<'a> {
-    client: AsyncClient,
-    events: EventLoop,
+    rd: tokio::io::ReadHalf<Box<dyn Stream>>,
+    wr: tokio::io::WriteHalf<Box<dyn Stream>>,
+    inbuf: BytesMut,
+    out: BytesMut,
     spool: &'a Arc<Spool>,
     status: &'a LinkStatus,
-    window: usize,
-    /// Handed to rumqttc, packet id not known yet (in order).
-    handed: VecDeque<u64>,
-    /// Packet id → sequence number of what is on the wire.
-    in_flight: HashMap<u16, u64>,
-    /// The last sequence number handed over on this connection.
+    max_packet: usize,
+    keep_alive: Duration,
+    /// Slot `i` holds the sequence number sent with packet id `i + 1`.
+    slots: Vec<Option<u64>>,
+    free: Vec<u16>,
+    /// The last sequence number sent on this connection.
     cursor: u64,
     subscribed: Vec<String>,
+    next_control: u16,
+    last_sent: tokio::time::Instant,
+    ping_sent: Option<tokio::time::Instant>,
 }
 
 impl<'a> Session<'a> {
-    fn new(cfg: &LinkConfig, spool: &'a Arc<Spool>, status: &'a LinkStatus) -> Self {
-        let mut o = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-        o.set_keep_alive(cfg.keep_alive);
-        o.set_clean_session(true);
-        o.set_inflight(cfg.window.max(1));
-        o.set_max_packet_size(cfg.max_incoming, cfg.max_incoming);
-        if let Some(tls) = &cfg.tls {
-            o.set_transport(Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls.clone())));
-        }
-        let window = usize::from(cfg.window.max(1));
-        let (client, events) = AsyncClient::new(o, window + 64);
-        Session {
-            client,
-            events,
-            spool,
-            status,
-            window,
-            handed: VecDeque::new(),
-            in_flight: HashMap::new(),
-            cursor: 0,
-            subscribed: Vec::new(),
-        }
+    /// TCP, TLS, CONNECT and CONNACK.
+    async fn connect(cfg: &LinkConfig, spool: &'a Arc<Spool>, status: &'a LinkStatus) -> Result<Session<'a>, String> {
+        let work = async {
+            let tcp = tokio::net::TcpStream::connect((cfg.host.as_str(), cfg.port)).await.map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            let stream: Box<dyn Stream> = match &cfg.tls {
+                Some(tls) => {
+                    let name = rustls_pki_types::ServerName::try_from(cfg.host.clone())
+                        .map_err(|e| format!("coreThing.iotHost '{}' is not a host name: {e}", cfg.host))?;
+                    let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                    Box::new(connector.connect(name, tcp).await.map_err(|e| describe_io(&e))?)
+                }
+                None => Box::new(tcp),
+            };
+            let (rd, wr) = tokio::io::split(stream);
+            let window = usize::from(cfg.window.max(1));
+            let mut s = Session {
+                rd,
+                wr,
+                inbuf: BytesMut::with_capacity(16 * 1024),
+                out: BytesMut::with_capacity(WRITE_BATCH + 1024),
+                spool,
+                status,
+                max_packet: cfg.max_incoming,
+                keep_alive: cfg.keep_alive,
+                slots: vec![None; window],
+                free: (1..=window as u16).rev().collect(),
+                cursor: 0,
+                subscribed: Vec::new(),
+                next_control: *CONTROL_PKIDS.start(),
+                last_sent: tokio::time::Instant::now(),
+                ping_sent: None,
+            };
+            let mut connect = Connect::new(cfg.client_id.clone());
+            connect.keep_alive = cfg.keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
+            connect.clean_session = true;
+            s.queue(Packet::Connect(connect))?;
+            s.flush().await?;
+            match s.read_packet().await? {
+                Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success => Ok(s),
+                Packet::ConnAck(ack) => Err(format!("the cloud refused the connection (CONNACK {:?})", ack.code)),
+                other => Err(format!("expected CONNACK, got {}", packet_name(&other))),
+            }
+        };
+        tokio::time::timeout(CONNECT_WITHIN, work)
+            .await
+            .map_err(|_| format!("no answer from the cloud within {} s (TCP, TLS and CONNECT)", CONNECT_WITHIN.as_secs()))?
     }
 
-    /// `Err(Some(why))` when the connection is lost or refused.
+    /// Sends the queue and serves the connection until it is lost
+    /// (`Err(why)`) or the router goes away (`Ok`).
     async fn run(
         &mut self,
         subscriptions: &mut watch::Receiver<Vec<String>>,
         inbound: &mpsc::Sender<Inbound>,
         sent_upto: &mut u64,
-        attempt: &mut u32,
-    ) -> Result<(), Option<String>> {
-        // CONNECT, CONNACK.
-        match self.events.poll().await {
-            Ok(Event::Incoming(Incoming::ConnAck(_))) => {}
-            Ok(other) => return Err(Some(format!("expected CONNACK, got {other:?}"))),
-            Err(e) => return Err(Some(describe(&e))),
-        }
-        *attempt = 0;
-        self.status.connects.fetch_add(1, Ordering::Relaxed);
-        self.status.set(LinkState::Connected, None, None);
-        tracing::info!(queued = self.spool.snapshot().messages, "cloud link: connected");
+    ) -> Result<(), String> {
         let filters = subscriptions.borrow_and_update().clone();
-        self.resubscribe(&filters).await;
+        self.resubscribe(&filters)?;
+        let tick = (self.keep_alive / 2).max(Duration::from_secs(1));
         loop {
-            self.fill(sent_upto).await?;
-            let outstanding = self.handed.len() + self.in_flight.len();
-            self.status.in_flight.store(outstanding as u64, Ordering::Relaxed);
-            let room = outstanding < self.window;
+            self.fill(sent_upto)?;
+            self.flush().await?;
+            let in_flight = self.slots.len() - self.free.len();
+            self.status.in_flight.store(in_flight as u64, Ordering::Relaxed);
+            let room = !self.free.is_empty();
             tokio::select! {
-                event = self.events.poll() => match event {
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some(seq) = self.handed.pop_front() {
-                            self.in_flight.insert(pkid, seq);
-                        }
+                read = self.rd.read_buf(&mut self.inbuf) => {
+                    match read {
+                        Ok(0) => return Err("the cloud closed the connection".to_string()),
+                        Ok(_) => {}
+                        Err(e) => return Err(describe_io(&e)),
                     }
-                    Ok(Event::Incoming(Incoming::PubAck(ack))) => {
-                        if let Some(seq) = self.in_flight.remove(&ack.pkid) {
-                            self.status.acked.fetch_add(1, Ordering::Relaxed);
-                            self.spool.ack(seq);
-                        }
+                    while let Some(packet) = self.decode()? {
+                        self.on_packet(packet, inbound).await?;
                     }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        self.status.received.fetch_add(1, Ordering::Relaxed);
-                        // Backpressure: a full router slows the link down.
-                        if inbound.send(p).await.is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Ok(Event::Incoming(Incoming::SubAck(ack))) => {
-                        if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            tracing::warn!(pkid = ack.pkid, "cloud link: the cloud refused a subscription");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(Some(describe(&e))),
-                },
+                }
                 _ = self.spool.appended_notify().notified(), if room => {}
                 changed = subscriptions.changed() => {
                     if changed.is_err() {
                         return Ok(());
                     }
                     let filters = subscriptions.borrow_and_update().clone();
-                    self.resubscribe(&filters).await;
+                    self.resubscribe(&filters)?;
                 }
+                _ = tokio::time::sleep(tick) => self.keep_alive_check()?,
             }
         }
     }
 
-    /// Hands queued messages to rumqttc while the window has room.
-    async fn fill(&mut self, sent_upto: &mut u64) -> Result<(), Option<String>> {
-        let room = self.window.saturating_sub(self.handed.len() + self.in_flight.len());
-        if room == 0 {
+    async fn on_packet(&mut self, packet: Packet, inbound: &mpsc::Sender<Inbound>) -> Result<(), String> {
+        match packet {
+            Packet::PubAck(ack) => {
+                let slot = usize::from(ack.pkid).wrapping_sub(1);
+                if let Some(seq) = self.slots.get_mut(slot).and_then(Option::take) {
+                    self.free.push(ack.pkid);
+                    self.status.acked.fetch_add(1, Ordering::Relaxed);
+                    self.spool.ack(seq);
+                }
+            }
+            Packet::Publish(p) => {
+                self.status.received.fetch_add(1, Ordering::Relaxed);
+                let ack = (p.qos != QoS::AtMostOnce).then(|| PubAck::new(p.pkid));
+                // Backpressure: a full router slows the link down.
+                if inbound.send(p).await.is_err() {
+                    return Err("the core is stopping".to_string());
+                }
+                if let Some(ack) = ack {
+                    self.queue(Packet::PubAck(ack))?;
+                }
+            }
+            Packet::SubAck(ack) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    tracing::warn!(pkid = ack.pkid, "cloud link: the cloud refused a subscription");
+                }
+            }
+            Packet::PingResp => self.ping_sent = None,
+            Packet::UnsubAck(_) => {}
+            other => return Err(format!("the cloud sent an unexpected {}", packet_name(&other))),
+        }
+        Ok(())
+    }
+
+    /// Encodes queued messages while the window has room.
+    fn fill(&mut self, sent_upto: &mut u64) -> Result<(), String> {
+        if self.free.is_empty() || self.out.len() >= WRITE_BATCH {
             return Ok(());
         }
-        for e in self.spool.next_after(self.cursor, room) {
-            self.client
-                .publish_bytes(e.topic.to_string(), QoS::AtLeastOnce, false, e.payload.clone())
-                .await
-                .map_err(|err| Some(format!("cannot hand a message to the MQTT client: {err}")))?;
+        for e in self.spool.next_after(self.cursor, self.free.len()) {
+            let Some(pkid) = self.free.pop() else { break };
+            let mut p = Publish::from_bytes(e.topic.to_string(), QoS::AtLeastOnce, e.payload.clone());
+            p.pkid = pkid;
+            self.queue(Packet::Publish(p))?;
+            self.slots[usize::from(pkid) - 1] = Some(e.seq);
             self.cursor = e.seq;
-            self.handed.push_back(e.seq);
             self.status.published.fetch_add(1, Ordering::Relaxed);
             if e.seq <= *sent_upto {
                 self.status.resent.fetch_add(1, Ordering::Relaxed);
             } else {
                 *sent_upto = e.seq;
             }
+            if self.out.len() >= WRITE_BATCH {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Subscribes to `filters` upstream, unsubscribing what is no longer wanted.
-    async fn resubscribe(&mut self, filters: &[String]) {
-        let gone: Vec<String> = self.subscribed.iter().filter(|f| !filters.contains(f)).cloned().collect();
-        let new: Vec<String> = filters.iter().filter(|f| !self.subscribed.contains(f)).cloned().collect();
-        for f in gone {
-            if let Err(e) = self.client.unsubscribe(f.clone()).await {
-                tracing::warn!(filter = %f, error = %e, "cloud link: cannot unsubscribe");
+    fn queue(&mut self, packet: Packet) -> Result<(), String> {
+        packet.write(&mut self.out, usize::MAX).map(|_| ()).map_err(|e| format!("cannot encode a packet: {e}"))
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.wr.write_all(&self.out).await.map_err(|e| describe_io(&e))?;
+        self.wr.flush().await.map_err(|e| describe_io(&e))?;
+        self.out.clear();
+        self.last_sent = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    fn decode(&mut self) -> Result<Option<Packet>, String> {
+        match Packet::read(&mut self.inbuf, self.max_packet) {
+            Ok(p) => Ok(Some(p)),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(format!("the cloud sent a malformed packet: {e}")),
+        }
+    }
+
+    async fn read_packet(&mut self) -> Result<Packet, String> {
+        loop {
+            if let Some(p) = self.decode()? {
+                return Ok(p);
+            }
+            match self.rd.read_buf(&mut self.inbuf).await {
+                Ok(0) => return Err("the cloud closed the connection".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(describe_io(&e)),
             }
         }
-        if !new.is_empty() {
-            let topics = new.iter().map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-            if let Err(e) = self.client.subscribe_many(topics).await {
-                tracing::warn!(error = %e, "cloud link: cannot subscribe");
-            } else {
-                tracing::info!(filters = ?new, "cloud link: subscribed");
+    }
+
+    /// PINGREQ when nothing was sent for the keep-alive; the connection is
+    /// lost when its PINGRESP does not come within half of it.
+    fn keep_alive_check(&mut self) -> Result<(), String> {
+        let now = tokio::time::Instant::now();
+        if let Some(sent) = self.ping_sent {
+            if now.duration_since(sent) > self.keep_alive / 2 {
+                return Err(format!("no PINGRESP from the cloud within {} s", (self.keep_alive / 2).as_secs()));
             }
+        } else if now.duration_since(self.last_sent) >= self.keep_alive.saturating_sub(Duration::from_secs(1)) {
+            self.queue(Packet::PingReq)?;
+            self.ping_sent = Some(now);
+        }
+        Ok(())
+    }
+
+    fn control_pkid(&mut self) -> u16 {
+        let id = self.next_control;
+        self.next_control = if id == *CONTROL_PKIDS.end() { *CONTROL_PKIDS.start() } else { id + 1 };
+        id
+    }
+
+    /// Subscribes to `filters` upstream, unsubscribing what is no longer wanted.
+    fn resubscribe(&mut self, filters: &[String]) -> Result<(), String> {
+        let gone: Vec<String> = self.subscribed.iter().filter(|f| !filters.contains(f)).cloned().collect();
+        let new: Vec<String> = filters.iter().filter(|f| !self.subscribed.contains(f)).cloned().collect();
+        if !gone.is_empty() {
+            let mut u = Unsubscribe::new(gone[0].clone());
+            u.topics = gone;
+            u.pkid = self.control_pkid();
+            self.queue(Packet::Unsubscribe(u))?;
+        }
+        if !new.is_empty() {
+            let mut sub = Subscribe::new_many(new.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)));
+            sub.pkid = self.control_pkid();
+            self.queue(Packet::Subscribe(sub))?;
+            tracing::info!(filters = ?new, "cloud link: subscribed");
         }
         self.subscribed = filters.to_vec();
         self.status.set_subscriptions(filters);
+        Ok(())
     }
 
-    /// Says DISCONNECT and lets the broker take it (bounded).
+    /// Says DISCONNECT (bounded: a stopping core does not wait for the cloud).
     async fn disconnect(&mut self) {
-        if self.client.try_disconnect().is_err() {
-            return;
+        if self.queue(Packet::Disconnect).is_ok() {
+            let _ = tokio::time::timeout(DISCONNECT_WITHIN, self.flush()).await;
         }
-        let _ = tokio::time::timeout(DISCONNECT_WITHIN, async {
-            while let Ok(e) = self.events.poll().await {
-                if matches!(e, Event::Outgoing(Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
     }
 }
 
-/// A connection error as a person reads it.
-fn describe(e: &ConnectionError) -> String {
-    use rumqttc::mqttbytes::Error as Codec;
-    use rumqttc::StateError;
-    let io = match e {
-        ConnectionError::Io(io) | ConnectionError::MqttState(StateError::Io(io) | StateError::Deserialization(Codec::Io(io))) => Some(io),
-        _ => None,
-    };
-    if let Some(io) = io {
-        let text = io.to_string();
-        if text.contains("alert") {
-            return format!(
-                "TLS: the cloud ended the handshake ({text}); check that it trusts the issuer of coreThing.certPath and that the certificate is active"
-            );
-        }
-        return text;
+fn packet_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::Publish(_) => "PUBLISH",
+        Packet::PubAck(_) => "PUBACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::Subscribe(_) => "SUBSCRIBE",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingReq => "PINGREQ",
+        Packet::PingResp => "PINGRESP",
+        Packet::Disconnect => "DISCONNECT",
     }
-    match e {
-        ConnectionError::ConnectionRefused(code) => format!("the cloud refused the connection (CONNACK {code:?})"),
-        ConnectionError::Tls(t) => format!("TLS: {t}"),
-        ConnectionError::NetworkTimeout => "no answer from the cloud (connection timed out)".to_string(),
-        other => other.to_string(),
+}
+
+/// An I/O error of the connection as a person reads it.
+fn describe_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("alert") {
+        return format!(
+            "TLS: the cloud ended the handshake ({text}); check that it trusts the issuer of coreThing.certPath and that the certificate is active"
+        );
     }
+    if text.contains("certificate") || text.contains("Certificate") {
+        return format!("TLS: {text} (coreThing.caPath must hold the CA that signed the cloud's certificate)");
+    }
+    text
 }
 
 #[cfg(test)]
