@@ -12,7 +12,7 @@ use crate::common::{connect, Env, Group, QoS, Root};
 
 /// The ABI version of `plugins/abi` (what plugins built in this repository
 /// report, and what the core provides).
-const ABI: &str = "1.1.0";
+const ABI: &str = "1.2.0";
 
 /// A shared library that is no plugin (zlib).
 fn plain_shared_library() -> &'static Path {
@@ -90,7 +90,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     assert_eq!(plugins["libggcore_plugin_python.so"]["status"], "ok");
     let reasons = [
         ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
-        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.1.0"),
+        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.2.0"),
         ("libggcore_plugin_notaplugin.so", "not a ggcore runtime plugin"),
         ("libggcore_plugin_corrupt.so", "cannot load"),
     ];
@@ -108,7 +108,9 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     assert!(out.stdout.lines().any(|l| l.starts_with(&format!("echo 0.3.0 (ABI {ABI}) runtimes echo1 "))), "{}", out.stdout);
 
     // The core starts with them all, and serves a function on echo.
-    let echo_fn = Function::other("shout", "echo1", "shout.handler").env("ECHO_TOPIC", "echo/out");
+    // Its topic comes from the environment the plugin declares (ABI 1.2);
+    // the stray one's own variable wins over it.
+    let echo_fn = Function::other("shout", "echo1", "shout.handler");
     let stray_fn = Function::other("stray", "echo1", "stray.handler").env("ECHO_TOPIC", "elsewhere/x");
     let (echo_arn, stray_arn) = (echo_fn.arn(), stray_fn.arn());
     let mut env = Env::start_group(root, &["tester"], |g| {

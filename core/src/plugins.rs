@@ -41,6 +41,10 @@ pub struct PluginEntry {
     /// built against 1.0: its instances get the SDK of their language.
     #[serde(default)]
     pub sdk_dirs: Option<Vec<String>>,
+    /// The environment its instances get (ABI 1.2); `None` for an older
+    /// plugin: its instances get what older cores set for their language.
+    #[serde(default)]
+    pub environment: Option<Vec<(String, String)>>,
 }
 
 impl PluginEntry {
@@ -103,6 +107,7 @@ fn unavailable(file: &Path, detail: String) -> PluginEntry {
         detail,
         native_runtime: String::new(),
         sdk_dirs: None,
+        environment: None,
     }
 }
 
@@ -266,6 +271,7 @@ mod tests {
             detail: if available { String::new() } else { "libpython not found".into() },
             native_runtime: if name == "python" { "python3.11".into() } else { String::new() },
             sdk_dirs: None,
+            environment: None,
         }
     }
 

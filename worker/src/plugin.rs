@@ -65,6 +65,8 @@ pub fn probe(path: &Path) -> serde_json::Value {
         "runtimes": info.runtimes.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         // Declared from ABI 1.1 on; null for older plugins.
         "sdkDirs": module.sdk_dirs().map(|f| f().iter().map(|d| d.to_string()).collect::<Vec<_>>()),
+        // Declared from ABI 1.2 on: [[name, value], ...]; null for older plugins.
+        "environment": module.environment().map(|f| f().iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect::<Vec<_>>()),
         "available": report.available,
         "detail": report.detail.as_str(),
         "nativeRuntime": report.native_runtime.as_str(),

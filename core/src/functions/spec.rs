@@ -29,6 +29,16 @@ pub fn sdk_dirs(sdk_root: &Path, declared: Option<&[String]>, runtime: &str) -> 
     vec![sdk_root.join(lang)]
 }
 
+/// What cores before plugin ABI 1.2 set for a runtime's language, for
+/// plugins built against 1.0 or 1.1 (they declare no environment).
+pub fn legacy_environment(runtime: &str) -> Vec<(String, String)> {
+    if runtime.starts_with("python") {
+        vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into()), ("PYTHONUNBUFFERED".into(), "1".into())]
+    } else {
+        Vec::new()
+    }
+}
+
 impl FunctionManager {
     pub(crate) fn sdk_dirs(&self, plugin: &PluginEntry, runtime: &str) -> Vec<String> {
         sdk_dirs(&self.cfg.sdk_root, plugin.sdk_dirs.as_deref(), runtime).iter().map(|d| d.display().to_string()).collect()
@@ -63,9 +73,12 @@ impl FunctionManager {
             ("GG_DAEMON_PORT".into(), "8000".into()),
             ("ENCODING_TYPE".into(), f.encoding.as_str().into()),
             ("AWS_GREENGRASS_GROUP_NAME".into(), info.group_id.clone()),
-            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-            ("PYTHONUNBUFFERED".into(), "1".into()),
         ];
+        let declared = slot.plugin.environment.clone().unwrap_or_else(|| legacy_environment(&f.runtime));
+        for (k, v) in declared {
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
+        }
         if !f.arn.region().is_empty() {
             env.push(("AWS_REGION".into(), f.arn.region().into()));
             env.push(("AWS_DEFAULT_REGION".into(), f.arn.region().into()));

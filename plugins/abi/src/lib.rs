@@ -31,6 +31,8 @@
 //! `golden/abi-<major>.<minor>.txt` keeps the shape of each version.
 //!
 //! Changelog:
+//! - 1.2.0 — [`PluginMod::environment`]: the plugin declares the environment
+//!   variables its instances need (the core no longer writes any language's).
 //! - 1.1.0 — [`PluginMod::sdk_dirs`]: the plugin declares the SDK directories
 //!   its instances need. Added fields are optional (they panicked when
 //!   missing before).
@@ -379,6 +381,11 @@ pub struct PluginMod {
     /// against 1.0 has none; the core then gives the SDK of the runtime's
     /// language, as 1.0 cores did.
     pub sdk_dirs: extern "C" fn() -> RVec<RString>,
+    /// (1.2) Environment variables every instance of this plugin gets,
+    /// before the function's own `Environment.Variables` (which win). A
+    /// plugin built against 1.0 or 1.1 declares none; the core then sets what
+    /// 1.1 cores set for the runtime's language.
+    pub environment: extern "C" fn() -> RVec<Tuple2<RString, RString>>,
 }
 
 impl RootModule for PluginModRef {
@@ -403,6 +410,10 @@ pub trait Runtime: Send + Sync + 'static {
     }
     /// See [`PluginMod::sdk_dirs`]. The default needs no SDK.
     fn sdk_dirs(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// See [`PluginMod::environment`]. The default sets nothing.
+    fn environment(&self) -> Vec<(String, String)> {
         Vec::new()
     }
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String>;
@@ -494,6 +505,16 @@ macro_rules! export_plugin {
                 .collect()
         }
 
+        extern "C" fn __ggcore_environment() -> $crate::abi_stable::std_types::RVec<
+            $crate::abi_stable::std_types::Tuple2<$crate::abi_stable::std_types::RString, $crate::abi_stable::std_types::RString>,
+        > {
+            $crate::guard("environment", || __ggcore_runtime().environment())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| $crate::abi_stable::std_types::Tuple2(k.into(), v.into()))
+                .collect()
+        }
+
         fn __ggcore_plugin_root() -> $crate::PluginModRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::PluginMod {
@@ -503,6 +524,7 @@ macro_rules! export_plugin {
                 fork: __ggcore_fork,
                 start_instance: __ggcore_start_instance,
                 sdk_dirs: __ggcore_sdk_dirs,
+                environment: __ggcore_environment,
             }
             .leak_into_prefix()
         }

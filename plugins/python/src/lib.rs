@@ -134,6 +134,10 @@ impl Runtime for Python {
         vec!["sdk-python".to_string()]
     }
 
+    fn environment(&self) -> Vec<(String, String)> {
+        vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into()), ("PYTHONUNBUFFERED".into(), "1".into())]
+    }
+
     fn probe(&self) -> ProbeReport {
         match load() {
             Ok(l) => ProbeReport {
