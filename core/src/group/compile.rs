@@ -342,7 +342,10 @@ impl Compiler {
             (Some(r), _) => (r, join(path, "Runtime")),
             (None, Some(r)) => (r, join(&cfg_path, "FunctionRuntimeOverride")),
             (None, None) => {
-                self.error(join(path, "Runtime"), "is required (ggcore extension: python3.x, nodejsN.x, java8/java11/java17, executable)");
+                self.error(
+                    join(path, "Runtime"),
+                    "is required (ggcore extension): a runtime that a plugin on the plugin path serves, such as python3.11 (`ggcore plugins list`)",
+                );
                 return None;
             }
         };
