@@ -45,6 +45,9 @@ pub struct PluginEntry {
     /// plugin: its instances get what older cores set for their language.
     #[serde(default)]
     pub environment: Option<Vec<(String, String)>>,
+    /// Runtime patterns it recognises and refuses, with the reason (ABI 1.2).
+    #[serde(default)]
+    pub refused: Option<Vec<(String, String)>>,
 }
 
 impl PluginEntry {
@@ -108,6 +111,7 @@ fn unavailable(file: &Path, detail: String) -> PluginEntry {
         native_runtime: String::new(),
         sdk_dirs: None,
         environment: None,
+        refused: None,
     }
 }
 
@@ -231,10 +235,11 @@ impl Registry {
 
     /// The first available plugin serving `runtime`, or why none can.
     pub fn plugin_for(&self, runtime: &str) -> Result<&PluginEntry, String> {
-        if runtime == "python2.7" {
-            return Err(
-                "python2.7 cannot be embedded by ggcore (no Python 2 runtime is supported); port the function to python3".to_string()
-            );
+        let refusal = self.plugins.iter().filter(|p| p.available).find_map(|p| {
+            p.refused.iter().flatten().find(|(pattern, _)| ggcore_plugin_abi::runtime_matches(pattern, runtime)).map(|(_, why)| why)
+        });
+        if let Some(why) = refusal {
+            return Err(format!("{runtime} {why}"));
         }
         if let Some(p) = self.plugins.iter().find(|p| p.available && p.serves(runtime)) {
             return Ok(p);
@@ -272,15 +277,15 @@ mod tests {
             native_runtime: if name == "python" { "python3.11".into() } else { String::new() },
             sdk_dirs: None,
             environment: None,
+            refused: None,
         }
     }
 
     #[test]
     fn runtime_lookup_explains_itself() {
-        let r = Registry {
-            path: vec![PathBuf::from("/p")],
-            plugins: vec![entry("python", &["python3.*"], true), entry("node", &["nodejs*"], false)],
-        };
+        let mut python = entry("python", &["python3.*"], true);
+        python.refused = Some(vec![("python2.*".into(), "cannot be embedded by ggcore".into())]);
+        let r = Registry { path: vec![PathBuf::from("/p")], plugins: vec![python, entry("node", &["nodejs*"], false)] };
         assert_eq!(r.check("python3.11"), Ok(None));
         assert_eq!(r.check("python3.8"), Ok(Some("runtime 'python3.8' runs on the installed python3.11".into())));
         assert!(r.check("python2.7").unwrap_err().contains("cannot be embedded"));

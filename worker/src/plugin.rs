@@ -67,6 +67,7 @@ pub fn probe(path: &Path) -> serde_json::Value {
         "sdkDirs": module.sdk_dirs().map(|f| f().iter().map(|d| d.to_string()).collect::<Vec<_>>()),
         // Declared from ABI 1.2 on: [[name, value], ...]; null for older plugins.
         "environment": module.environment().map(|f| f().iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect::<Vec<_>>()),
+        "refused": module.refused().map(|f| f().iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect::<Vec<_>>()),
         "available": report.available,
         "detail": report.detail.as_str(),
         "nativeRuntime": report.native_runtime.as_str(),

@@ -32,7 +32,9 @@
 //!
 //! Changelog:
 //! - 1.2.0 — [`PluginMod::environment`]: the plugin declares the environment
-//!   variables its instances need (the core no longer writes any language's).
+//!   variables its instances need (the core no longer writes any language's);
+//!   [`PluginMod::refused`]: runtimes of its language it knows and refuses,
+//!   with the reason a deployment shows.
 //! - 1.1.0 — [`PluginMod::sdk_dirs`]: the plugin declares the SDK directories
 //!   its instances need. Added fields are optional (they panicked when
 //!   missing before).
@@ -386,6 +388,11 @@ pub struct PluginMod {
     /// plugin built against 1.0 or 1.1 declares none; the core then sets what
     /// 1.1 cores set for the runtime's language.
     pub environment: extern "C" fn() -> RVec<Tuple2<RString, RString>>,
+    /// (1.2) Runtime patterns this plugin recognises but does not serve, each
+    /// with the reason, which reads after the runtime's name (`python2.*` →
+    /// "cannot be embedded …; port the function to python3"): a deployment
+    /// naming one is refused with it. Older plugins refuse none.
+    pub refused: extern "C" fn() -> RVec<Tuple2<RString, RString>>,
 }
 
 impl RootModule for PluginModRef {
@@ -414,6 +421,10 @@ pub trait Runtime: Send + Sync + 'static {
     }
     /// See [`PluginMod::environment`]. The default sets nothing.
     fn environment(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// See [`PluginMod::refused`]: `(pattern, reason)` pairs. The default refuses none.
+    fn refused(&self) -> Vec<(String, String)> {
         Vec::new()
     }
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String>;
@@ -515,6 +526,16 @@ macro_rules! export_plugin {
                 .collect()
         }
 
+        extern "C" fn __ggcore_refused() -> $crate::abi_stable::std_types::RVec<
+            $crate::abi_stable::std_types::Tuple2<$crate::abi_stable::std_types::RString, $crate::abi_stable::std_types::RString>,
+        > {
+            $crate::guard("refused", || __ggcore_runtime().refused())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| $crate::abi_stable::std_types::Tuple2(k.into(), v.into()))
+                .collect()
+        }
+
         fn __ggcore_plugin_root() -> $crate::PluginModRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::PluginMod {
@@ -525,6 +546,7 @@ macro_rules! export_plugin {
                 start_instance: __ggcore_start_instance,
                 sdk_dirs: __ggcore_sdk_dirs,
                 environment: __ggcore_environment,
+                refused: __ggcore_refused,
             }
             .leak_into_prefix()
         }

@@ -134,6 +134,10 @@ impl Runtime for Python {
         vec!["sdk-python".to_string()]
     }
 
+    fn refused(&self) -> Vec<(String, String)> {
+        vec![("python2.*".into(), "cannot be embedded by ggcore (no Python 2 runtime is supported); port the function to python3".into())]
+    }
+
     fn environment(&self) -> Vec<(String, String)> {
         vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into()), ("PYTHONUNBUFFERED".into(), "1".into())]
     }
