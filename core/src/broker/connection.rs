@@ -199,11 +199,7 @@ async fn run_session(ctx: &BrokerCtx, conn: Connecting, device: Device, peer: So
     if let Some(w) = will {
         if !ctx.shutdown.is_cancelled() {
             let mut scratch = Vec::new();
-            let outcome = ctx.router.route(&source, &w, &mut scratch);
-            if outcome.blocked > 0 {
-                let full = ctx.router.full_targets(&outcome, &scratch);
-                ctx.router.hold(&source, &full).await;
-            }
+            ctx.router.route_held(&source, &w, &mut scratch).await;
         }
     }
 }

@@ -85,8 +85,7 @@ fn client_tls(config: &CoreConfig) -> Result<Arc<rustls::ClientConfig>, CloudErr
     }
     let chain = crate::certs::load_certs(&cert).map_err(|e| bad("certPath", &e))?;
     let key_der = crate::certs::load_key(&key).map_err(|e| bad("keyPath", &e))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(crate::broker::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("caPath", &e))?
         .with_root_certificates(roots)
@@ -170,13 +169,9 @@ impl Cloud {
                 };
                 let qos = if p.qos == rumqttc::QoS::AtMostOnce { Qos::AtMostOnce } else { Qos::AtLeastOnce };
                 let msg = Message { topic: Arc::from(p.topic.as_str()), payload: p.payload, qos };
-                let outcome = router.route(&Endpoint::Cloud, &msg, &mut scratch);
-                if outcome.blocked > 0 {
-                    let full = router.full_targets(&outcome, &scratch);
-                    tokio::select! {
-                        _ = router.hold(&Endpoint::Cloud, &full) => {}
-                        _ = stop_routing.cancelled() => break,
-                    }
+                tokio::select! {
+                    _ = router.route_held(&Endpoint::Cloud, &msg, &mut scratch) => {}
+                    _ = stop_routing.cancelled() => break,
                 }
             }
         });

@@ -231,19 +231,16 @@ impl Inner {
         (evicted, first)
     }
 
-    /// Moves waiting messages into the queue while they fit. True if any moved.
-    fn admit_overflow(&mut self) -> bool {
-        let mut moved = false;
+    /// Moves waiting messages into the queue while they fit.
+    fn admit_overflow(&mut self) {
         while let Some(size) = self.overflow.front().map(Entry::size) {
             if !self.fits(size) {
                 break;
             }
             if let Some(e) = self.overflow.pop_front() {
                 self.push(e);
-                moved = true;
             }
         }
-        moved
     }
 
     /// Puts are waiting, or enough deletes to write them now.
@@ -378,10 +375,6 @@ impl Spool {
         self.appended.notify_one();
     }
 
-    pub fn settings(&self) -> SpoolSettings {
-        lock(&self.inner).settings
-    }
-
     /// Offers a message. `wait` is false for publishers that do not wait for
     /// room (`AllOrError`): they are refused when it does not fit, and
     /// nothing is evicted for them.
@@ -483,14 +476,14 @@ impl Spool {
         g.remove_at(i);
         self.stats.acked.fetch_add(1, Ordering::Relaxed);
         let before = g.appended;
-        let moved = g.admit_overflow();
+        g.admit_overflow();
         let after = g.appended;
         let commit = g.wake_writer();
         drop(g);
         if commit {
             self.work.notify_one();
         }
-        if moved {
+        if after > before {
             self.notify_settled(before, after);
             self.appended.notify_one();
         }
@@ -510,8 +503,8 @@ impl Spool {
     }
 
     /// Stops taking messages, writes what is not written yet (synced), and
-    /// stops the committer. Publishers still waiting are released (their
-    /// messages were not acknowledged: the core is stopping).
+    /// stops the committer. Publishers still waiting stay unacknowledged
+    /// (their connections are closed before the queue is).
     pub fn close(&self) {
         {
             let mut g = lock(&self.inner);
@@ -521,7 +514,6 @@ impl Spool {
             g.closing = true;
         }
         self.work.notify_one();
-        self.notify_all_settled();
         let handle = self.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             if h.join().is_err() {

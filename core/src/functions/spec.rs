@@ -74,11 +74,6 @@ impl FunctionManager {
             ("ENCODING_TYPE".into(), f.encoding.as_str().into()),
             ("AWS_GREENGRASS_GROUP_NAME".into(), info.group_id.clone()),
         ];
-        let declared = slot.plugin.environment.clone().unwrap_or_else(|| legacy_environment(&f.runtime));
-        for (k, v) in declared {
-            env.retain(|(ek, _)| *ek != k);
-            env.push((k, v));
-        }
         if !f.arn.region().is_empty() {
             env.push(("AWS_REGION".into(), f.arn.region().into()));
             env.push(("AWS_DEFAULT_REGION".into(), f.arn.region().into()));
@@ -87,9 +82,13 @@ impl FunctionManager {
             env.push(("AWS_IOT_THING_NAME".into(), t.name().into()));
             env.push(("AWS_IOT_THING_ARN".into(), t.as_str().into()));
         }
-        for (k, v) in &f.environment {
-            env.retain(|(ek, _)| ek != k);
-            env.push((k.clone(), v.clone()));
+        // What the plugin declares, then the function's own variables, each
+        // replacing an earlier value of the same name.
+        let declared = slot.plugin.environment.clone().unwrap_or_else(|| legacy_environment(&f.runtime));
+        let own = f.environment.iter().map(|(k, v)| (k.clone(), v.clone()));
+        for (k, v) in declared.into_iter().chain(own) {
+            env.retain(|(ek, _)| *ek != k);
+            env.push((k, v));
         }
         let run_as = self.run_as(f);
         Spec {

@@ -307,6 +307,18 @@ impl Router {
         waits
     }
 
+    /// [`Router::route`], then [`Router::hold`] the publisher for whatever
+    /// the message left full or pending (a publisher with no acknowledgement
+    /// to withhold: a will, a message from the cloud).
+    pub async fn route_held(&self, source: &Endpoint, msg: &Message, scratch: &mut Vec<TargetId>) -> RouteOutcome {
+        let outcome = self.route(source, msg, scratch);
+        if outcome.blocked > 0 {
+            let waits = self.full_targets(&outcome, scratch);
+            self.hold(source, &waits).await;
+        }
+        outcome
+    }
+
     /// Holds the caller (the publisher) until each of `targets` has room
     /// again, or is gone. This is flow control (docs/mqtt.md, "Flow control"): a
     /// device's next packet is not read and its PUBACK waits; an SDK publish
