@@ -66,8 +66,8 @@ pub fn probe(path: &Path) -> serde_json::Value {
         // Declared from ABI 1.1 on; null for older plugins.
         "sdkDirs": module.sdk_dirs().map(|f| f().iter().map(|d| d.to_string()).collect::<Vec<_>>()),
         // Declared from ABI 1.2 on: [[name, value], ...]; null for older plugins.
-        "environment": module.environment().map(|f| f().iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect::<Vec<_>>()),
-        "refused": module.refused().map(|f| f().iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect::<Vec<_>>()),
+        "environment": module.environment().map(|f| ggcore_plugin_abi::from_pairs(&f())),
+        "refused": module.refused().map(|f| ggcore_plugin_abi::from_pairs(&f())),
         "available": report.available,
         "detail": report.detail.as_str(),
         "nativeRuntime": report.native_runtime.as_str(),

@@ -402,6 +402,21 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = abi_stable::package_version_strings!();
 }
 
+/// Name-value pairs across the boundary ([`PluginMod::environment`],
+/// [`PluginMod::refused`]).
+pub type Pairs = RVec<Tuple2<RString, RString>>;
+
+/// Plain pairs as [`Pairs`] (used by [`export_plugin!`]).
+#[doc(hidden)]
+pub fn pairs(v: Vec<(String, String)>) -> Pairs {
+    v.into_iter().map(|(k, v)| Tuple2(k.into(), v.into())).collect()
+}
+
+/// [`Pairs`] as plain pairs (the loader's side).
+pub fn from_pairs(v: &Pairs) -> Vec<(String, String)> {
+    v.iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect()
+}
+
 /// What a plugin author implements (plain Rust; [`export_plugin!`] makes the
 /// FFI entry points).
 pub trait Runtime: Send + Sync + 'static {
@@ -516,24 +531,12 @@ macro_rules! export_plugin {
                 .collect()
         }
 
-        extern "C" fn __ggcore_environment() -> $crate::abi_stable::std_types::RVec<
-            $crate::abi_stable::std_types::Tuple2<$crate::abi_stable::std_types::RString, $crate::abi_stable::std_types::RString>,
-        > {
-            $crate::guard("environment", || __ggcore_runtime().environment())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| $crate::abi_stable::std_types::Tuple2(k.into(), v.into()))
-                .collect()
+        extern "C" fn __ggcore_environment() -> $crate::Pairs {
+            $crate::pairs($crate::guard("environment", || __ggcore_runtime().environment()).unwrap_or_default())
         }
 
-        extern "C" fn __ggcore_refused() -> $crate::abi_stable::std_types::RVec<
-            $crate::abi_stable::std_types::Tuple2<$crate::abi_stable::std_types::RString, $crate::abi_stable::std_types::RString>,
-        > {
-            $crate::guard("refused", || __ggcore_runtime().refused())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| $crate::abi_stable::std_types::Tuple2(k.into(), v.into()))
-                .collect()
+        extern "C" fn __ggcore_refused() -> $crate::Pairs {
+            $crate::pairs($crate::guard("refused", || __ggcore_runtime().refused()).unwrap_or_default())
         }
 
         fn __ggcore_plugin_root() -> $crate::PluginModRef {
