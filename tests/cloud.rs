@@ -520,14 +520,7 @@ async fn clean_restart_during_an_outage_keeps_the_queue() {
     }
     dev.wait_acked().await;
     cloud.up().await;
-    cloud
-        .observer
-        .wait_until("dev-0..dev-159", DEADLINE * 2, |m| {
-            numbers("dev", &m.iter().map(|x| x.1.clone()).collect::<Vec<_>>()).into_iter().collect::<BTreeSet<_>>().len() == 160
-        })
-        .await;
-    let all: Vec<u64> = (0..160).collect();
-    let (_, dups) = check_source("dev", &numbers("dev", &cloud.observer.payloads("up/dev")), &all);
+    let (_, dups) = cloud.observer.expect_all("up/dev", "dev", 160, DEADLINE * 2).await;
     println!("duplicates at the cloud: {dups}");
     wait_drained(&env.root).await;
     env.stop();
@@ -584,15 +577,19 @@ async fn a_read_only_state_directory_stops_the_start_and_keeps_the_queue() {
     let q = queue_status(&env.root);
     assert_eq!(num(&q, "replayed"), 40, "the queue after the failed start: {q}");
     cloud.up().await;
-    cloud
-        .observer
-        .wait_until("dev-0..dev-39", DEADLINE * 2, |m| {
-            numbers("dev", &m.iter().map(|x| x.1.clone()).collect::<Vec<_>>()).into_iter().collect::<BTreeSet<_>>().len() == 40
-        })
-        .await;
-    check_source("dev", &numbers("dev", &cloud.observer.payloads("up/dev")), &(0..40).collect::<Vec<_>>());
+    cloud.observer.expect_all("up/dev", "dev", 40, DEADLINE * 2).await;
     wait_drained(&env.root).await;
     env.stop();
+}
+
+/// Runs `mount ARGS`; `Err` with the reason when this machine does not allow it.
+fn mount(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("mount").args(args).output().map_err(|e| format!("cannot run mount: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("mount {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
 }
 
 /// A directory bind-mounted read-only onto itself while it lives.
@@ -600,18 +597,10 @@ struct ReadOnly(PathBuf);
 
 impl ReadOnly {
     fn bind(dir: &Path) -> Result<ReadOnly, String> {
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = std::process::Command::new("mount").args(args).output().map_err(|e| format!("cannot run mount: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("mount {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-            }
-        };
         let d = dir.to_str().ok_or("the directory is not UTF-8")?;
-        run(&["--bind", d, d])?;
+        mount(&["--bind", d, d])?;
         let guard = ReadOnly(dir.to_path_buf());
-        run(&["-o", "remount,ro,bind", d])?;
+        mount(&["-o", "remount,ro,bind", d])?;
         Ok(guard)
     }
 }
@@ -767,14 +756,7 @@ async fn queue_full_backpressure_holds_the_publisher_and_loses_nothing() {
     cloud.up().await;
     tokio::time::timeout(DEADLINE * 2, sender).await.expect("the publisher stayed held after the cloud returned").expect("sender");
     p.wait_all_acked(DEADLINE * 2).await;
-    let all: Vec<u64> = (0..total).collect();
-    cloud
-        .observer
-        .wait_until("all 400", DEADLINE * 2, |m| {
-            m.iter().filter(|(t, _)| t == "up/full").filter_map(|(_, p)| number("full", p)).collect::<BTreeSet<_>>().len() == total as usize
-        })
-        .await;
-    check_source("full", &numbers("full", &cloud.observer.payloads("up/full")), &all);
+    cloud.observer.expect_all("up/full", "full", total, DEADLINE * 2).await;
     let q = wait_drained(&env.root).await;
     assert_eq!(num(&q, "dropped"), 0, "{q}");
     env.stop();
@@ -858,14 +840,8 @@ impl Tmpfs {
     /// with the reason when this machine does not allow it.
     fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
+        let d = dir.to_str().ok_or("the directory is not UTF-8")?;
+        mount(&["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs", d])?;
         Ok(Tmpfs(dir.to_path_buf()))
     }
 }
@@ -1073,14 +1049,7 @@ async fn storage_full_holds_device_publishes_and_loses_nothing() {
     tokio::time::timeout(DEADLINE, fault.sender).await.expect("the sender did not end").expect("sender");
     let total = p.sent() as u64 + 50;
     cloud.up().await;
-    let all: Vec<u64> = (0..total).collect();
-    cloud
-        .observer
-        .wait_until("every accepted message", DEADLINE * 2, |m| {
-            m.iter().filter(|(t, _)| t == "up/dev").filter_map(|(_, p)| number("dev", p)).collect::<BTreeSet<_>>().len() == total as usize
-        })
-        .await;
-    check_source("dev", &numbers("dev", &cloud.observer.payloads("up/dev")), &all);
+    cloud.observer.expect_all("up/dev", "dev", total, DEADLINE * 2).await;
     wait_drained(&env.root).await;
     drop(p);
     env.stop();

@@ -392,6 +392,19 @@ impl Observer {
         self.seen.lock().unwrap().sessions_lost
     }
 
+    /// Waits until every one of `source-0` .. `source-(total-1)` arrived on
+    /// `topic`, then checks them with [`check_source`] (all there, first
+    /// arrivals in order); returns its (distinct, duplicates).
+    pub async fn expect_all(&self, topic: &str, source: &str, total: u64, timeout: Duration) -> (usize, usize) {
+        let what = format!("{source}-0..{source}-{} on {topic}", total.saturating_sub(1));
+        self.wait_until(&what, timeout, |m| {
+            m.iter().filter(|(t, _)| t == topic).filter_map(|(_, p)| number(source, p)).collect::<std::collections::BTreeSet<_>>().len()
+                == total as usize
+        })
+        .await;
+        check_source(source, &numbers(source, &self.payloads(topic)), &(0..total).collect::<Vec<_>>())
+    }
+
     /// Waits until `done` holds for the messages so far; panics with `what`
     /// and the messages' count after `timeout`.
     pub async fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut(&[(String, Bytes)]) -> bool) {
