@@ -21,3 +21,17 @@ ensure_debs() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null
 }
+
+# ensure_node: Node.js 18 or later and npm (the Node runtime plugin's tests and
+# the npm packages they bundle). Debian 12's nodejs is 18.x, npm a package of
+# its own; a Node already on PATH (nodesource, nvm) is kept when new enough.
+ensure_node() {
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "$major" -lt 18 ]; then
+    ensure_debs nodejs
+    major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    [ "$major" -ge 18 ] || { log "Node.js 18 or later is needed (found major version $major)"; return 1; }
+  fi
+  command -v npm >/dev/null || ensure_debs npm
+}

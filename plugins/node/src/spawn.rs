@@ -1,0 +1,66 @@
+//! Starting the node process: two pipes become its fds 3 (from the plugin)
+//! and 4 (to the plugin), stdout and stderr are the worker's (the core reads
+//! them into the function's log), and it dies with the worker.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A started node and the plugin's ends of its pipes.
+pub struct Spawned {
+    pub child: Child,
+    /// Frames to node (its fd 3).
+    pub to_node: File,
+    /// Frames from node (its fd 4).
+    pub from_node: File,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Starts `node ARGS...` in `cwd` with exactly `env`.
+pub fn spawn(node: &Path, args: &[String], env: &[(String, String)], cwd: &Path) -> io::Result<Spawned> {
+    let (down_read, down_write) = pipe()?;
+    let (up_read, up_write) = pipe()?;
+    let (down_fd, up_fd) = (down_read.as_raw_fd(), up_write.as_raw_fd());
+    let parent = std::process::id() as libc::pid_t;
+    let mut cmd = Command::new(node);
+    cmd.args(args).env_clear().envs(env.iter().map(|(k, v)| (k, v))).current_dir(cwd);
+    cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (fcntl, dup2, prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move both ends out of the way first (either may already be 3
+            // or 4), then onto 3 and 4; dup2 to another number clears
+            // close-on-exec on the copy.
+            let high_down = libc::fcntl(down_fd, libc::F_DUPFD_CLOEXEC, 10);
+            let high_up = libc::fcntl(up_fd, libc::F_DUPFD_CLOEXEC, 10);
+            if high_down < 0 || high_up < 0 || libc::dup2(high_down, 3) < 0 || libc::dup2(high_up, 4) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Node dies with the worker (the core ends an instance by killing
+            // its worker: timeout, memory, stop).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop((down_read, up_write));
+    Ok(Spawned { child, to_node: File::from(down_write), from_node: File::from(up_read) })
+}
