@@ -16,6 +16,28 @@ use super::mqtt::{text, Device};
 use super::process::Root;
 use super::{QoS, DEADLINE};
 
+/// The Node.js runtime the tests ask for (a Greengrass name, served on the
+/// installed Node).
+pub const NODE: &str = "nodejs12.x";
+
+/// The npm packages a function bundling the published Node SDK ships.
+const NPM_SDK_PACKAGES: [&str; 4] = ["aws-greengrass-core-sdk", "cbor", "bignumber.js", "nofilter"];
+
+/// `$GGCORE_TEST_NPM/node_modules` (installed by scripts/test).
+pub fn npm_modules() -> PathBuf {
+    let dir = match std::env::var_os("GGCORE_TEST_NPM") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ggcore/npm"),
+    };
+    let modules = dir.join("node_modules");
+    assert!(
+        modules.join("aws-greengrass-core-sdk/package.json").is_file(),
+        "the npm packages are not installed in {}: run scripts/test, which installs them",
+        dir.display()
+    );
+    modules
+}
+
 /// The Python runtime the tests ask for (the installed CPython).
 pub const PYTHON: &str = "python3.11";
 
@@ -40,6 +62,7 @@ pub struct Function {
     pub config: Value,
     files: Vec<(String, Vec<u8>)>,
     wheels: Vec<PathBuf>,
+    npm: bool,
 }
 
 impl Function {
@@ -59,7 +82,26 @@ impl Function {
             }),
             files: vec![("main.py".to_string(), source.as_bytes().to_vec())],
             wheels: Vec::new(),
+            npm: false,
         }
+    }
+
+    /// A Node.js function whose code is `index.js` = `source`, handler
+    /// `index.handler`, runtime `nodejs12.x` (served on the installed Node);
+    /// on demand, json, 30 s, 128 MB.
+    pub fn node(name: &str, source: &str) -> Self {
+        let mut f = Self::python(name, "");
+        f.files = vec![("index.js".to_string(), source.as_bytes().to_vec())];
+        f.runtime = NODE.to_string();
+        f.config["Executable"] = "index.handler".into();
+        f
+    }
+
+    /// The published npm `aws-greengrass-core-sdk@1.7.0` and its
+    /// dependencies copied into the code's `node_modules`, as users ship it.
+    pub fn npm_sdk(mut self) -> Self {
+        self.npm = true;
+        self
     }
 
     /// A function of another runtime (a fixture plugin's), with `handler` as
@@ -155,6 +197,14 @@ impl Function {
         }
         for wheel in &self.wheels {
             unzip(wheel, dir);
+        }
+        if self.npm {
+            let from = npm_modules();
+            std::fs::create_dir_all(dir.join("node_modules")).unwrap();
+            for package in NPM_SDK_PACKAGES {
+                let out = Command::new("cp").arg("-r").arg(from.join(package)).arg(dir.join("node_modules")).output().expect("run cp");
+                assert!(out.status.success(), "copy {package}: {}", String::from_utf8_lossy(&out.stderr));
+            }
         }
     }
 }

@@ -95,7 +95,16 @@ pub(crate) async fn start_worker(
             let connected = mgr.hub.expect(&token);
             let mut cmd = tokio::process::Command::new(&mgr.worker);
             cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
-            cmd.env_clear().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+            // Only the variables a plugin's `prepare` may read to find its
+            // language (as a zygote would see them): the function's own
+            // environment comes with the spec.
+            cmd.env_clear();
+            for key in ["PATH", "GGCORE_NODE", "GGCORE_LIBPYTHON"] {
+                if let Some(v) = std::env::var_os(key) {
+                    cmd.env(key, v);
+                }
+            }
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {

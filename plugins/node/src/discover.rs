@@ -88,7 +88,15 @@ mod tests {
     fn versions_and_runtime_names() {
         assert_eq!(parse_major("20.20.2"), Some(20));
         assert_eq!(parse_major("x"), None);
-        for (r, legacy) in [("nodejs6.10", true), ("nodejs8.10", true), ("nodejs12.x", true), ("nodejs14.x", true), ("nodejs18.x", false), ("nodejs20.x", false), ("python3.8", false)] {
+        for (r, legacy) in [
+            ("nodejs6.10", true),
+            ("nodejs8.10", true),
+            ("nodejs12.x", true),
+            ("nodejs14.x", true),
+            ("nodejs18.x", false),
+            ("nodejs20.x", false),
+            ("python3.8", false),
+        ] {
             assert_eq!(legacy_runtime(r), legacy, "{r}");
         }
         let n = Node { path: "/usr/bin/node".into(), version: "20.20.2".into(), major: 20 };

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use ggcore_plugin_abi::abi_stable::std_types::RResult;
 use ggcore_plugin_abi::{
-    ErrorKind, FunctionError, FunctionInstance, HostBox, HostError, HostErrorCode, InvocationContext, InvocationType, InvokeArgs,
-    LogLevel, PublishArgs, ShadowOp,
+    ErrorKind, FunctionError, FunctionInstance, HostBox, HostError, HostErrorCode, InvocationContext, InvocationType, InvokeArgs, LogLevel,
+    PublishArgs, ShadowOp,
 };
 use serde_json::json;
 
@@ -28,8 +28,15 @@ use crate::spawn::Spawned;
 enum Event {
     Ready,
     StartFailed(String),
-    Result { id: u64, payload: Vec<u8> },
-    Error { id: u64, unhandled: bool, payload: Vec<u8> },
+    Result {
+        id: u64,
+        payload: Vec<u8>,
+    },
+    Error {
+        id: u64,
+        unhandled: bool,
+        payload: Vec<u8>,
+    },
     /// Node ended (only reported while starting; later the worker ends).
     Ended(String),
 }
@@ -348,7 +355,8 @@ fn serve_call(calls: &Arc<Calls>, frame: Frame) {
 fn call_reply(calls: &Calls, corr: u64, frame: &Frame) -> Frame {
     match frame.str("op") {
         "invoke" => {
-            let invocation_type = if frame.str("invocationType") == "Event" { InvocationType::Event } else { InvocationType::RequestResponse };
+            let invocation_type =
+                if frame.str("invocationType") == "Event" { InvocationType::Event } else { InvocationType::RequestResponse };
             let args = InvokeArgs {
                 function_arn: frame.str("functionArn").into(),
                 qualifier: frame.str("qualifier").into(),

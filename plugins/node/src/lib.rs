@@ -42,11 +42,10 @@ fn prepared(sdk_dirs: &[String]) -> Result<&'static Prepared, String> {
     PREPARED
         .get_or_init(|| {
             let node = discover::find()?;
-            let sdk_dir = sdk_dirs
-                .iter()
-                .map(PathBuf::from)
-                .find(|d| d.join(BOOTSTRAP).is_file())
-                .ok_or_else(|| format!("the Node.js runtime ({SDK_DIR}/{BOOTSTRAP}) is not in any of the SDK directories {sdk_dirs:?}"))?;
+            let sdk_dir =
+                sdk_dirs.iter().map(PathBuf::from).find(|d| d.join(BOOTSTRAP).is_file()).ok_or_else(|| {
+                    format!("the Node.js runtime ({SDK_DIR}/{BOOTSTRAP}) is not in any of the SDK directories {sdk_dirs:?}")
+                })?;
             Ok(Prepared { bootstrap: sdk_dir.join(BOOTSTRAP), sdk_dir, node })
         })
         .as_ref()
