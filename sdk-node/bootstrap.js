@@ -102,6 +102,15 @@ async function start(header) {
   if (!path.isAbsolute(codeDir)) throw new StartError(`codeDir must be an absolute path, not '${codeDir}'`);
   const sdkDir = header.sdkDir ? String(header.sdkDir) : __dirname;
   if (header.become) become(header.become, codeDir);
+  // Node 14 and older only warned about an unhandled rejection; functions
+  // written for those runtimes may rely on it. (A direct node gets the
+  // --unhandled-rejections=warn flag instead; a spare was started without.)
+  if (header.unhandledRejections === 'warn') {
+    process.on('unhandledRejection', (reason) => {
+      const text = reason && reason.stack ? reason.stack : String(reason);
+      console.error(`(node) UnhandledPromiseRejectionWarning: ${text}`);
+    });
+  }
   else if (mode === 'spare') process.chdir(codeDir);
   setModulePaths(codeDir, sdkDir);
   consoleLevels.install(channel);
@@ -118,12 +127,20 @@ function become(b, codeDir) {
     if (b.umask !== null && b.umask !== undefined) process.umask(b.umask);
   });
   step(`chdir to ${codeDir}`, () => process.chdir(codeDir));
+  // Loaded once while still allowed to read it (the new user may not be);
+  // loading it again after the change of user finds it already mapped and
+  // runs its init again, which is what re-arms the parent-death signal.
+  if (b.armPath) step(`loading ${b.armPath}`, () => process.dlopen({ exports: {} }, b.armPath));
   if (b.gid !== null && b.gid !== undefined) {
     step(`setgroups([${b.gid}])`, () => process.setgroups([b.gid]));
     step(`setgid(${b.gid})`, () => process.setgid(b.gid));
   }
   if (b.uid !== null && b.uid !== undefined) step(`setuid(${b.uid})`, () => process.setuid(b.uid));
-  if (b.armPath) step(`loading ${b.armPath}`, () => process.dlopen({ exports: {} }, b.armPath));
+  if (b.armPath) step(`arming the parent-death signal (${b.armPath})`, () => process.dlopen({ exports: {} }, b.armPath));
+  // Armed after the worker may already have gone: then nobody would end us.
+  if (b.parentPid && process.ppid !== b.parentPid) {
+    throw new StartError(`the worker (pid ${b.parentPid}) ended while node became the function`);
+  }
 }
 
 function step(what, fn) {

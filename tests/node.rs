@@ -127,7 +127,7 @@ exports.handler = function (event, context, callback) {
     case 'later': setTimeout(() => { throw new Error('thrown from a timer'); }, 10); return callback(null, { pid: process.pid });
     case 'spin': for (;;) { /* past the timeout */ }
     case 'hog': { const chunks = []; for (;;) chunks.push(Buffer.alloc(1 << 20, 1)); }
-    default: return callback(null, { echo: event, pid: process.pid });
+    default: return callback(null, { echo: event, pid: process.pid, mode: process.argv[process.argv.length - 1], uid: process.getuid(), umask: process.umask(), env: process.env.FROM_GROUP || null });
     }
 };
 "#;
@@ -146,10 +146,22 @@ fn function_error(r: &Value) -> (String, Value) {
 async fn node_and_python_invoke_each_other() {
     let calc_js = Function::node("nodecalc", CALC_JS).pinned();
     let (node_arn, py_arn) = (calc_js.arn(), crate::common::functions::function_arn("calc"));
+    let on_demand = Function::node("nodeod", CALC_JS).env("FROM_GROUP", "yes");
+    let with_options = Function::node("nodeopts", CALC_JS).env("NODE_OPTIONS", "--max-old-space-size=64");
+    let (od_arn, opts_arn) = (on_demand.arn(), with_options.arn());
     let env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
-        with_driver(g, "tester").function(calc_js).function(Function::python("calc", CALC_PY))
+        with_driver(g, "tester").function(calc_js).function(Function::python("calc", CALC_PY)).function(on_demand).function(with_options)
     });
     let mut driver = Driver::new(env.connect("tester").await).await;
+
+    // Instances start from a node started ahead of need (a spare), which
+    // takes on the function's user, umask and environment; a function whose
+    // environment sets NODE_* options gets a node started for it.
+    let od = driver.invoke_ok(&od_arn, json!({})).await;
+    assert_eq!((&od["mode"], &od["umask"], &od["env"]), (&json!("spare"), &json!(0o022), &json!("yes")), "{od}");
+    assert_eq!(od["uid"], env.root.function_status("nodeod").unwrap()["runAs"]["uid"], "{od}");
+    let opts = driver.invoke_ok(&opts_arn, json!({})).await;
+    assert_eq!(opts["mode"], "direct", "{opts}");
 
     let r = driver
         .invoke(json!({"FunctionName": node_arn, "Payload": {"op": "add", "a": 40, "b": 2}, "ClientContext": {"custom": {"k": "v"}}}))

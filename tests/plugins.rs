@@ -12,7 +12,7 @@ use crate::common::{connect, Env, Group, QoS, Root};
 
 /// The ABI version of `plugins/abi` (what plugins built in this repository
 /// report, and what the core provides).
-const ABI: &str = "1.2.0";
+const ABI: &str = "1.3.0";
 
 /// A shared library that is no plugin (zlib).
 fn plain_shared_library() -> &'static Path {
@@ -90,7 +90,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     assert_eq!(plugins["libggcore_plugin_python.so"]["status"], "ok");
     let reasons = [
         ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
-        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.2.0"),
+        ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.3.0"),
         ("libggcore_plugin_notaplugin.so", "not a ggcore runtime plugin"),
         ("libggcore_plugin_corrupt.so", "cannot load"),
     ];

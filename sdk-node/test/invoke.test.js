@@ -272,3 +272,15 @@ test('legacy runtimes: --unhandled-rejections=warn keeps the instance up', async
   assert.ok(p.logs.some((l) => l.level === 3 && /UnhandledPromiseRejectionWarning: Error: nobody catches/.test(l.text)),
     JSON.stringify(p.logs));
 });
+
+test('legacy runtimes in a spare node: start says unhandledRejections warn, the instance stays up', async (t) => {
+  const { codeDir, FakePlugin, functionEnv } = require('./harness');
+  const dir = codeDir({ 'index.js': HANDLERS });
+  const p = new FakePlugin({ cwd: dir, env: functionEnv() });
+  t.after(() => p.kill());
+  await p.ready({ codeDir: dir, handler: 'index.unhandledRejection', runtime: 'nodejs8.10', unhandledRejections: 'warn' });
+  assert.equal(await p.invokeJson({}), 'survived');
+  assert.equal(await p.invokeJson({}), 'survived');
+  assert.ok(p.logs.some((l) => l.level === 3 && /UnhandledPromiseRejectionWarning: Error: nobody catches/.test(l.text)),
+    JSON.stringify(p.logs));
+});

@@ -106,6 +106,12 @@ pub(crate) fn child_main(socket: &Path, token: &str, module: PluginModRef, spec:
 
 /// In a spare child of the zygote: connect, wait for the function to start.
 pub(crate) fn spare_main(socket: &Path, token: &str, module: PluginModRef) -> i32 {
+    // ABI 1.3: the plugin may start work ahead of need (Node starts node).
+    if let Some(warm) = module.warm() {
+        if let RResult::RErr(e) = warm() {
+            crate::say(format_args!("warming a spare instance failed (it starts cold): {}", cut_text(&e.message)));
+        }
+    }
     let Some(mut stream) = connect_instance(socket, token) else { return 1 };
     let spec =
         match ggcore_ipc::FrameReader::new(FrameLimits::down(0)).read(&mut stream).ok().flatten().map(|b| ggcore_ipc::decode::<Down>(&b)) {

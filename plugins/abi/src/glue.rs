@@ -119,3 +119,19 @@ mod tests {
         assert_eq!(g.message.as_str(), "plugin panicked in probe: bad probe");
     }
 }
+
+/// The path of the shared library holding `addr` (a function of the caller's
+/// library): a plugin finds files installed beside it with this.
+pub fn library_path_of(addr: *const std::ffi::c_void) -> Option<std::path::PathBuf> {
+    // SAFETY: a zeroed Dl_info is valid; dladdr only reads the address and
+    // fills `info`, whose strings belong to the loader and live as long as
+    // the library stays loaded.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::dladdr(addr, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-null above; a NUL-terminated path from the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(std::path::PathBuf::from(name.to_string_lossy().to_string()))
+}

@@ -31,6 +31,10 @@
 //! `golden/abi-<major>.<minor>.txt` keeps the shape of each version.
 //!
 //! Changelog:
+//! - 1.3.0 — [`PluginMod::warm`]: called in a spare instance process (already
+//!   in its cgroup, not yet told which function it becomes) so that a plugin
+//!   can start work ahead of need (the Node.js plugin starts node with its
+//!   SDK loaded there).
 //! - 1.2.0 — [`PluginMod::environment`]: the plugin declares the environment
 //!   variables its instances need (the core no longer writes any language's);
 //!   [`PluginMod::refused`]: runtimes of its language it knows and refuses,
@@ -54,7 +58,7 @@ use abi_stable::StableAbi;
 mod compat;
 mod glue;
 pub use compat::{check_for, init_plugin, Check};
-pub use glue::{guard, host_box, instance_box, panic_message};
+pub use glue::{guard, host_box, instance_box, library_path_of, panic_message};
 
 /// The ABI version this crate defines (its package version).
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -393,6 +397,13 @@ pub struct PluginMod {
     /// "cannot be embedded …; port the function to python3"): a deployment
     /// naming one is refused with it. Older plugins refuse none.
     pub refused: extern "C" fn() -> RVec<Tuple2<RString, RString>>,
+    /// (1.3) Called once in a spare instance process: forked from the
+    /// zygote, in its memory cgroup, still the core's user, before it learns
+    /// which function it becomes (`start_instance` comes later, or never: a
+    /// spare may be stopped unused, and must then leave nothing behind). A
+    /// plugin may start work ahead of need here; an error is logged and the
+    /// instance starts without it. Older plugins have nothing to warm.
+    pub warm: extern "C" fn() -> RResult<(), PluginError>,
 }
 
 impl RootModule for PluginModRef {
@@ -441,6 +452,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// See [`PluginMod::refused`]: `(pattern, reason)` pairs. The default refuses none.
     fn refused(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// See [`PluginMod::warm`]. The default does nothing.
+    fn warm(&self) -> Result<(), String> {
+        Ok(())
     }
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String>;
 }
@@ -539,6 +554,14 @@ macro_rules! export_plugin {
             $crate::pairs($crate::guard("refused", || __ggcore_runtime().refused()).unwrap_or_default())
         }
 
+        extern "C" fn __ggcore_warm() -> $crate::abi_stable::std_types::RResult<(), $crate::PluginError> {
+            match $crate::guard("warm", || __ggcore_runtime().warm()) {
+                Ok(Ok(())) => $crate::abi_stable::std_types::RResult::ROk(()),
+                Ok(Err(m)) => $crate::abi_stable::std_types::RResult::RErr($crate::PluginError::new(m)),
+                Err(e) => $crate::abi_stable::std_types::RResult::RErr(e),
+            }
+        }
+
         fn __ggcore_plugin_root() -> $crate::PluginModRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::PluginMod {
@@ -550,6 +573,7 @@ macro_rules! export_plugin {
                 sdk_dirs: __ggcore_sdk_dirs,
                 environment: __ggcore_environment,
                 refused: __ggcore_refused,
+                warm: __ggcore_warm,
             }
             .leak_into_prefix()
         }

@@ -14,7 +14,7 @@ mod instance;
 mod spawn;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ggcore_plugin_abi::abi_stable::std_types::RVec;
 use ggcore_plugin_abi::{export_plugin, Encoding, FunctionInstance, FunctionSpec, HostBox, PluginInfo, ProbeReport, Runtime};
@@ -37,6 +37,26 @@ struct Prepared {
 }
 
 static PREPARED: OnceLock<Result<Prepared, String>> = OnceLock::new();
+
+/// A node started ahead of need in a spare instance process ([`warm`]),
+/// with the user it was started as.
+struct Spare {
+    spawned: spawn::Spawned,
+    uid: u32,
+    gid: u32,
+}
+
+static SPARE: Mutex<Option<Spare>> = Mutex::new(None);
+
+/// The environment a spare node starts with (replaced on `start`).
+const SPARE_ENV: [(&str, &str); 2] = [("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8")];
+
+/// Whether a function's environment needs a node started for it: Node reads
+/// `NODE_OPTIONS`, `NODE_EXTRA_CA_CERTS`, `UV_THREADPOOL_SIZE`, ... only when
+/// it starts, so a spare started without them would ignore them.
+fn needs_own_node(env: &[(String, String)]) -> bool {
+    env.iter().any(|(k, _)| k.starts_with("NODE_") || k.starts_with("UV_"))
+}
 
 fn prepared(sdk_dirs: &[String]) -> Result<&'static Prepared, String> {
     PREPARED
@@ -86,24 +106,94 @@ impl Runtime for NodeRuntime {
         unsafe { libc::fork() }
     }
 
+    /// In a spare instance process: start node now, with ggcore's SDK and
+    /// the common builtins loaded, so that a cold start only sends `start`.
+    fn warm(&self) -> Result<(), String> {
+        let p = PREPARED.get().and_then(|p| p.as_ref().ok()).ok_or("the zygote did not prepare node")?;
+        let env: Vec<(String, String)> = SPARE_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let args = [p.bootstrap.display().to_string(), "spare".to_string()];
+        let spawned = spawn::spawn(&p.node.path, &args, &env, Path::new("/"))
+            .map_err(|e| format!("cannot start {} ahead of need: {e}", p.node.path.display()))?;
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        *SPARE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Spare { spawned, uid, gid });
+        Ok(())
+    }
+
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String> {
         let sdk_dirs: Vec<String> = spec.sdk_dirs.iter().map(|d| d.to_string()).collect();
         let p = prepared(&sdk_dirs)?;
         let env: Vec<(String, String)> = spec.environment.iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect();
-        let mut args = Vec::new();
-        if discover::legacy_runtime(&spec.runtime) {
-            // Node ≤ 14 only warned about an unhandled rejection.
-            args.push("--unhandled-rejections=warn".to_string());
+        let legacy = discover::legacy_runtime(&spec.runtime);
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (spawned, become_) = match spare {
+            Some(spare) if !needs_own_node(&env) => {
+                let become_ = become_fields(&env, spare.uid, spare.gid);
+                (spare.spawned, become_)
+            }
+            other => {
+                if let Some(unused) = other {
+                    unused.spawned.end();
+                }
+                let mut args = Vec::new();
+                if legacy {
+                    // Node ≤ 14 only warned about an unhandled rejection.
+                    args.push("--unhandled-rejections=warn".to_string());
+                }
+                args.push(p.bootstrap.display().to_string());
+                args.push("direct".to_string());
+                let code_dir = Path::new(spec.code_dir.as_str());
+                let spawned = spawn::spawn(&p.node.path, &args, &env, code_dir)
+                    .map_err(|e| format!("cannot start {} for the function: {e}", p.node.path.display()))?;
+                (spawned, serde_json::Value::Null)
+            }
+        };
+        let mut start = start_frame(&spec, &p.sdk_dir);
+        start.header.insert("become".into(), become_);
+        if legacy {
+            start.header.insert("unhandledRejections".into(), "warn".into());
         }
-        args.push(p.bootstrap.display().to_string());
-        args.push("direct".to_string());
-        let code_dir = Path::new(spec.code_dir.as_str());
-        let spawned = spawn::spawn(&p.node.path, &args, &env, code_dir)
-            .map_err(|e| format!("cannot start {} for the function: {e}", p.node.path.display()))?;
-        let start = start_frame(&spec, &p.sdk_dir);
         let instance = instance::NodeInstance::start(spawned, start, host, spec.function_arn.as_str())?;
         Ok(Box::new(instance))
     }
+}
+
+/// What a spare node started as `uid`/`gid` applies to become the function
+/// this worker has become: its environment, umask, and user — a change of
+/// user clears "die with my parent", so node then loads this library as a
+/// native module to arm it again ([`napi_register_module_v1`]).
+fn become_fields(env: &[(String, String)], spare_uid: u32, spare_gid: u32) -> serde_json::Value {
+    // SAFETY: these cannot fail.
+    let (uid, gid, parent) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
+    let changes = uid != spare_uid || gid != spare_gid;
+    let arm = changes
+        .then(|| ggcore_plugin_abi::library_path_of(napi_register_module_v1 as *const std::ffi::c_void))
+        .flatten()
+        .map(|p| p.display().to_string());
+    let env: serde_json::Map<String, serde_json::Value> = env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    json!({
+        "env": env,
+        "umask": 0o022,
+        "uid": changes.then_some(uid),
+        "gid": changes.then_some(gid),
+        "armPath": arm,
+        "parentPid": parent,
+    })
+}
+
+/// Loaded by a spare node (`process.dlopen`) after it changed its user: the
+/// kernel cleared its parent-death signal then, and nothing else would end
+/// it when its worker is killed (timeout, memory, stop). Node calls this as
+/// a Node-API module's init; it exports nothing.
+///
+/// # Safety
+/// Called by node with its own `env` and `exports`, neither of which is used.
+#[no_mangle]
+pub unsafe extern "C" fn napi_register_module_v1(_env: *mut std::ffi::c_void, _exports: *mut std::ffi::c_void) -> *mut std::ffi::c_void {
+    // SAFETY: prctl with these arguments only sets this process's
+    // parent-death signal.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    std::ptr::null_mut()
 }
 
 /// The `start` message for `spec`.
@@ -120,7 +210,6 @@ fn start_frame(spec: &FunctionSpec, sdk_dir: &Path) -> Frame {
             "pinned": spec.pinned,
             "runtime": spec.runtime.as_str(),
             "sdkDir": sdk_dir.display().to_string(),
-            "become": null,
         }),
         Vec::new(),
     )

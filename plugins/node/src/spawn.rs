@@ -64,3 +64,20 @@ pub fn spawn(node: &Path, args: &[String], env: &[(String, String)], cwd: &Path)
     drop((down_read, up_write));
     Ok(Spawned { child, to_node: File::from(down_write), from_node: File::from(up_read) })
 }
+
+impl Spawned {
+    /// Ends a node that was never used: closing its input ends it; it is
+    /// killed if it does not end at once, and reaped.
+    pub fn end(self) {
+        let Spawned { mut child, to_node, from_node } = self;
+        drop((to_node, from_node));
+        for _ in 0..100 {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

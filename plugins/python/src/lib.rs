@@ -7,7 +7,6 @@
 //! forwards every entry point to it. So `plugins list` can say exactly why
 //! Python is unavailable instead of failing to load.
 
-use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -35,17 +34,7 @@ static LOADED: OnceLock<Result<Loaded, String>> = OnceLock::new();
 
 /// This library's own path (the host library sits beside it).
 fn own_path() -> Option<PathBuf> {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let addr = own_path as *const () as *const libc::c_void;
-    // SAFETY: dladdr only reads the address and fills `info`; the strings it
-    // points to belong to the loader and live as long as the library.
-    let ok = unsafe { libc::dladdr(addr, &mut info) };
-    if ok == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: checked non-null above; a NUL-terminated path from the loader.
-    let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    Some(PathBuf::from(name.to_string_lossy().to_string()))
+    ggcore_plugin_abi::library_path_of(own_path as *const () as *const std::ffi::c_void)
 }
 
 fn candidates() -> Vec<PathBuf> {
