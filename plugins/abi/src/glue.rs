@@ -120,14 +120,15 @@ mod tests {
     }
 }
 
-/// The path of the shared library holding `addr` (a function of the caller's
-/// library): a plugin finds files installed beside it with this.
-pub fn library_path_of(addr: *const std::ffi::c_void) -> Option<std::path::PathBuf> {
+/// The path of the shared library holding address `addr` (of a function of
+/// the caller's library, as `f as usize`): a plugin finds files installed
+/// beside it with this.
+pub fn library_path_of(addr: usize) -> Option<std::path::PathBuf> {
     // SAFETY: a zeroed Dl_info is valid; dladdr only reads the address and
     // fills `info`, whose strings belong to the loader and live as long as
     // the library stays loaded.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::dladdr(addr, &mut info) };
+    let ok = unsafe { libc::dladdr(addr as *const std::ffi::c_void, &mut info) };
     if ok == 0 || info.dli_fname.is_null() {
         return None;
     }
