@@ -90,6 +90,23 @@ pub fn host_box<H: HostApi>(host: H) -> HostBox {
     Host_TO::from_ptr(RArc::new(GuardedHost(host)), TD_Opaque)
 }
 
+/// The path of the shared library holding address `addr` (of a function of
+/// the caller's library, as `f as usize`): a plugin finds files installed
+/// beside it with this.
+pub fn library_path_of(addr: usize) -> Option<std::path::PathBuf> {
+    // SAFETY: a zeroed Dl_info is valid; dladdr only reads the address and
+    // fills `info`, whose strings belong to the loader and live as long as
+    // the library stays loaded.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::dladdr(addr as *const std::ffi::c_void, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-null above; a NUL-terminated path from the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(std::path::PathBuf::from(name.to_string_lossy().to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,21 +135,4 @@ mod tests {
         let g = guard("probe", || -> u32 { panic!("bad probe") }).unwrap_err();
         assert_eq!(g.message.as_str(), "plugin panicked in probe: bad probe");
     }
-}
-
-/// The path of the shared library holding address `addr` (of a function of
-/// the caller's library, as `f as usize`): a plugin finds files installed
-/// beside it with this.
-pub fn library_path_of(addr: usize) -> Option<std::path::PathBuf> {
-    // SAFETY: a zeroed Dl_info is valid; dladdr only reads the address and
-    // fills `info`, whose strings belong to the loader and live as long as
-    // the library stays loaded.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::dladdr(addr as *const std::ffi::c_void, &mut info) };
-    if ok == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: checked non-null above; a NUL-terminated path from the loader.
-    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    Some(std::path::PathBuf::from(name.to_string_lossy().to_string()))
 }
