@@ -166,8 +166,10 @@ fn become_fields(env: &[(String, String)], spare_uid: u32, spare_gid: u32) -> se
     // SAFETY: these cannot fail.
     let (uid, gid, parent) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
     let changes = uid != spare_uid || gid != spare_gid;
-    let arm =
-        changes.then(|| ggcore_plugin_abi::library_path_of(napi_register_module_v1 as usize)).flatten().map(|p| p.display().to_string());
+    let arm = changes
+        .then(|| ggcore_plugin_abi::library_path_of(napi_register_module_v1 as *const () as usize))
+        .flatten()
+        .map(|p| p.display().to_string());
     let env: serde_json::Map<String, serde_json::Value> = env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     json!({
         "env": env,

@@ -34,7 +34,7 @@ static LOADED: OnceLock<Result<Loaded, String>> = OnceLock::new();
 
 /// This library's own path (the host library sits beside it).
 fn own_path() -> Option<PathBuf> {
-    ggcore_plugin_abi::library_path_of(own_path as usize)
+    ggcore_plugin_abi::library_path_of(own_path as *const () as usize)
 }
 
 fn candidates() -> Vec<PathBuf> {
