@@ -5,7 +5,8 @@
 use serde_json::{json, Value};
 
 use crate::common::functions::{
-    base64, function_arn, functions_root, process_ended, unqualified_arn, with_driver, Driver, Function, CALC_PY,
+    base64, binary_probe, function_arn, functions_root, process_ended, relay_events, unqualified_arn, with_driver, Driver, Function,
+    CALC_PY,
 };
 use crate::common::mqtt::text;
 use crate::common::{Env, QoS};
@@ -64,7 +65,7 @@ async fn device_to_function_to_device() {
     display.sub("relay/#", QoS::AtLeastOnce).await;
     display.sub("bin/#", QoS::AtLeastOnce).await;
 
-    let events = [json!({"n": 1, "text": "héllo ✓", "nested": {"list": [1, 2.5, null, true]}}), json!([1, "two"]), json!("just a string")];
+    let events = relay_events();
     for (i, e) in events.iter().enumerate() {
         sensor.publish(&format!("relay/in/{i}"), QoS::AtLeastOnce, e.to_string()).await;
     }
@@ -77,8 +78,7 @@ async fn device_to_function_to_device() {
     }
 
     // Binary: every byte value, and sequences that are not UTF-8.
-    let mut bytes: Vec<u8> = (0..=255u8).rev().collect();
-    bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80]);
+    let bytes = binary_probe();
     sensor.publish("bin/in", QoS::AtLeastOnce, bytes.clone()).await;
     let p = display.recv().await;
     assert_eq!(p.topic, "bin/out");

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{functions_root, unqualified_arn, with_driver, Driver, Function, CALC_PY};
+use crate::common::functions::{binary_probe, functions_root, relay_events, unqualified_arn, with_driver, Driver, Function, CALC_PY};
 use crate::common::mqtt::text;
 use crate::common::process::ggcore_command;
 use crate::common::{eventually, Env, QoS, DEADLINE};
@@ -64,7 +64,7 @@ async fn node_device_to_function_to_device() {
     display.sub("relay/#", QoS::AtLeastOnce).await;
     display.sub("bin/#", QoS::AtLeastOnce).await;
 
-    let events = [json!({"n": 1, "text": "héllo ✓", "nested": {"list": [1, 2.5, null, true]}}), json!([1, "two"]), json!("just a string")];
+    let events = relay_events();
     for (i, e) in events.iter().enumerate() {
         sensor.publish(&format!("relay/in/{i}"), QoS::AtLeastOnce, e.to_string()).await;
     }
@@ -77,8 +77,7 @@ async fn node_device_to_function_to_device() {
         assert!(got["sdk"].as_str().unwrap_or_default().starts_with(&sdk_dir), "ggcore's SDK from {sdk_dir}: {got}");
     }
 
-    let mut bytes: Vec<u8> = (0..=255u8).rev().collect();
-    bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80]);
+    let bytes = binary_probe();
     sensor.publish("bin/in", QoS::AtLeastOnce, bytes.clone()).await;
     let p = display.recv().await;
     assert_eq!(p.topic, "bin/out");

@@ -74,6 +74,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
         [
             "libggcore_plugin_corrupt.so",
             "libggcore_plugin_echo.so",
+            "libggcore_plugin_node.so",
             "libggcore_plugin_notaplugin.so",
             "libggcore_plugin_panicky.so",
             "libggcore_plugin_python.so",
@@ -88,6 +89,9 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
         "{echo}"
     );
     assert_eq!(plugins["libggcore_plugin_python.so"]["status"], "ok");
+    let node = &plugins["libggcore_plugin_node.so"];
+    assert_eq!((&node["runtimes"], &node["sdkDirs"], &node["status"]), (&json!(["nodejs*"]), &json!(["sdk-node"]), &json!("ok")), "{node}");
+    assert!(node["detail"].as_str().is_some_and(|d| d.starts_with("Node.js v")), "{node}");
     let reasons = [
         ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
         ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.3.0"),
@@ -163,7 +167,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     let deployed = env.root.status()["deployment"]["id"].clone();
     for (runtime, reason) in [
         ("wrong1", "no runtime plugin serves runtime 'wrong1'"),
-        ("nodejs12.x", "no runtime plugin serves runtime 'nodejs12.x'"),
+        ("java8", "no runtime plugin serves runtime 'java8'"),
         ("python2.7", "python2.7 cannot be embedded"),
     ] {
         let g = env.group.clone().function(Function::python("other", "def handler(e, c):\n    pass\n").runtime(runtime));

@@ -209,6 +209,19 @@ impl Function {
     }
 }
 
+/// JSON events of every shape a relay test sends (object with nesting and
+/// non-ASCII text, array, string).
+pub fn relay_events() -> [Value; 3] {
+    [json!({"n": 1, "text": "héllo ✓", "nested": {"list": [1, 2.5, null, true]}}), json!([1, "two"]), json!("just a string")]
+}
+
+/// A binary payload with every byte value and sequences that are not UTF-8.
+pub fn binary_probe() -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..=255u8).rev().collect();
+    bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0xc3, 0x28, 0x80]);
+    bytes
+}
+
 /// Standard base64 with padding (the tests' own, to stay off extra crates).
 pub fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
