@@ -119,11 +119,19 @@ def cmdline(pid):
         return ''
 
 
-def node_spares():
-    """node processes running the bootstrap in `spare` mode (started ahead of
-    need; none before the core has them)."""
-    out = subprocess.run(['pgrep', '-f', 'bootstrap.js spare'], capture_output=True, text=True).stdout.split()
-    return len(out)
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def node_spares(core_pid):
+    """The core's node processes running the bootstrap in `spare` mode
+    (started ahead of need; none before the core has them)."""
+    return sum('bootstrap.js spare' in cmdline(p) for p in descendants(core_pid))
 
 
 def memory(pid):
@@ -220,7 +228,7 @@ def run_benchmarks(args):
             report['warm_invoke'][kind] = {'p50_us': pct(lat[kind], 0.5), 'p99_us': pct(lat[kind], 0.99)}
 
         # 2. cold start.
-        report['machine']['node_spares_before_cold_starts'] = node_spares()
+        report['machine']['node_spares_before_cold_starts'] = node_spares(core.proc.pid)
         firsts = {'node': [], 'py': []}
         warm = {}
         for kind in ('node', 'py'):
@@ -268,7 +276,7 @@ def run_benchmarks(args):
             zygotes[cmdline(int(pid))] = memory(int(pid))
         report['idle_memory_kb'] = {'instances': mem, 'zygotes': zygotes, 'core': memory(core.proc.pid),
                                     'plain_node_with_sdk': plain_node_idle(),
-                                    'node_spares': node_spares()}
+                                    'node_spares': node_spares(core.proc.pid)}
 
         # 4. relay: device -> Node function -> device vs a Node mqtt client on Mosquitto.
         res = SinkProcess(core.certs, core.port, 'bench/out')
@@ -367,6 +375,9 @@ def markdown(reports):
     out = ['| figure | ' + ' | '.join(mode(r) for r in reports) + ' |', '|---|' + '---:|' * len(reports)]
     for k, (label, _) in enumerate(rows[0]):
         out.append('| {} | {} |'.format(label, ' | '.join(r[k][1] for r in rows)))
+    out += ['', 'Node spares (node processes of the core in `spare` mode) running before the cold starts: ' +
+            ' | '.join('{} ({})'.format(r['machine'].get('node_spares_before_cold_starts'), mode(r)) for r in reports) +
+            '; commit ' + ', '.join(sorted({r['machine']['commit'] for r in reports})) + '.']
     m = reports[0]['idle_memory_kb']
 
     def mb(x):
