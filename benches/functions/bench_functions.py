@@ -215,13 +215,17 @@ class Core:
             entries.append({'Id': d, 'ThingArn': thing(d), 'CertificateArn': out})
         bundle = os.path.join(work, 'bundle')
         fdefs = []
-        for name, (code, cfg) in functions.items():
+        for name, (code, cfg, *runtime) in functions.items():
+            # (code, config) is a Python 3.11 function in fn.py; a third item
+            # names another runtime: 'nodejs...' means code in index.js.
+            runtime = runtime[0] if runtime else 'python3.11'
+            module, ext = ('index', '.js') if runtime.startswith('nodejs') else ('fn', '.py')
             os.makedirs(os.path.join(bundle, name))
-            with open(os.path.join(bundle, name, 'fn.py'), 'w') as f:
+            with open(os.path.join(bundle, name, module + ext), 'w') as f:
                 f.write(code)
-            c = {'Executable': 'fn.handler', 'Timeout': 120, 'MemorySize': 131072}
+            c = {'Executable': module + '.handler', 'Timeout': 120, 'MemorySize': 131072}
             c.update(cfg)
-            fdefs.append({'Id': name, 'FunctionArn': arn(name), 'Runtime': 'python3.11', 'Code': name,
+            fdefs.append({'Id': name, 'FunctionArn': arn(name), 'Runtime': runtime, 'Code': name,
                           'FunctionConfiguration': c})
         group = {'GroupId': 'bench',
                  'CoreDefinition': {'Cores': [{'Id': 'core', 'ThingArn': thing('bench-core')}]},
@@ -411,8 +415,10 @@ class Awake:
         self.procs = []
 
 
-def mosquitto_relay(work, certs, n, qos, payload):
-    """The same relay done by a Python paho client through Mosquitto."""
+def mosquitto_relay(work, certs, n, qos, payload, relay_argv=None):
+    """The same relay done by a Python paho client through Mosquitto (or by
+    the client `relay_argv + [certs, port, qos]` starts, which prints a line
+    once subscribed)."""
     port = free_port()
     root = os.path.join(work, 'ggcore-root')
     conf = os.path.join(work, 'mosquitto.conf')
@@ -438,7 +444,9 @@ c.subscribe('bench/in', qos=qos)
 sys.stdout.write('ready\\n'); sys.stdout.flush()
 c.loop_forever()
 '''
-    relay = subprocess.Popen([sys.executable, '-c', relay_code, certs, str(port), str(qos)], stdout=subprocess.PIPE)
+    if relay_argv is None:
+        relay_argv = [sys.executable, '-c', relay_code]
+    relay = subprocess.Popen(relay_argv + [certs, str(port), str(qos)], stdout=subprocess.PIPE)
     relay.stdout.readline()
     res = SinkProcess(certs, port, 'bench/out')
     pub = client(certs, 'source', port)
