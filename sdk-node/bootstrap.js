@@ -111,7 +111,18 @@ async function start(header) {
       console.error(`(node) UnhandledPromiseRejectionWarning: ${text}`);
     });
   }
-  else if (mode === 'spare') process.chdir(codeDir);
+  // Direct: the plugin's library, loaded as a native module, marks node's
+  // pipes to the plugin close-on-exec (a process the function starts must
+  // not hold them) — the spare did this in become().
+  // Best effort: the function's user may not be allowed to read the library
+  // (then only that hardening is missing; node still dies with its worker).
+  if (!header.become && header.armPath) {
+    try {
+      process.dlopen({ exports: {} }, header.armPath);
+    } catch (err) {
+      // Nothing to do.
+    }
+  }
   setModulePaths(codeDir, sdkDir);
   consoleLevels.install(channel);
   const { fn, self } = await loadHandler(codeDir, header.handler);

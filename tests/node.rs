@@ -324,6 +324,11 @@ async fn node_crash_timeout_and_memory() {
     assert_eq!(driver.invoke_ok(&arn, json!({"op": "later"})).await["pid"].as_u64(), Some(pid));
     eventually("the timer's exception to end the instance", DEADLINE, || crate::common::functions::process_ended(pid).then_some(())).await;
     env.root.wait_function_log("nodecalc", &["[ERROR]-", "thrown from a timer"]).await;
+    // Its worker ends the same way; the pinned function is restarted.
+    eventually("the instance to be restarted", DEADLINE, || {
+        (env.root.function_status("nodecalc").unwrap()["instancesStarted"] == 3).then_some(())
+    })
+    .await;
     pid = next_pid(&mut driver, &arn, pid).await;
 
     let msg = unhandled_message(&driver.invoke(json!({"FunctionName": arn, "Payload": {"op": "spin"}})).await);

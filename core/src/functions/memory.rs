@@ -121,10 +121,16 @@ impl MemoryControl {
         }
         if let MemoryControl::CgroupV1(base) | MemoryControl::CgroupV2(base) = self {
             let dir = base.join(name);
-            if let Err(e) = std::fs::remove_dir(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::debug!(dir = %dir.display(), error = %e, "memory cgroup not removed yet");
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // A process the worker started (a runtime's child, such as
+                // node) can outlive the worker by a few milliseconds: try
+                // again off the event loop.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    let _ = std::thread::Builder::new().name("ggcore-cgroup-rm".into()).spawn(move || remove_cgroup(&dir));
                 }
+                Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "memory cgroup not removed yet"),
             }
         }
     }

@@ -1,5 +1,4 @@
-//! One function instance: the node process, a writer thread for frames to
-//! node, and a reader thread that answers node's host calls and hands
+//! One function instance: the node process, its input ([`ToNode`]), and a reader thread that answers node's host calls and hands
 //! results back to `invoke`.
 //!
 //! When node ends on its own (an uncaught exception, `process.exit`, a
@@ -7,12 +6,11 @@
 //! core reports it exactly as for any other runtime.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ggcore_plugin_abi::abi_stable::std_types::RResult;
 use ggcore_plugin_abi::{
@@ -23,6 +21,7 @@ use serde_json::json;
 
 use crate::frame::{read_frame, Frame};
 use crate::spawn::Spawned;
+use crate::to_node::ToNode;
 
 /// What the reader hands to `start` and `invoke`.
 enum Event {
@@ -41,6 +40,10 @@ enum Event {
     Ended(String),
 }
 
+/// How long after node's last answer the worker waits before ending the way
+/// node ended (see `read_loop`).
+const ANSWER_GRACE: Duration = Duration::from_millis(20);
+
 const STARTING: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPING: u8 = 2;
@@ -48,7 +51,7 @@ const STOPPING: u8 = 2;
 /// A running node instance.
 pub struct NodeInstance {
     pid: libc::pid_t,
-    frames: Option<Sender<Vec<u8>>>,
+    to_node: ToNode,
     events: Receiver<Event>,
     state: Arc<AtomicU8>,
     /// Closed (disconnected) once the reader has reaped node.
@@ -61,7 +64,7 @@ struct Calls {
     host: Arc<HostBox>,
     /// The instance's own ARN: a publish claiming it needs no check by the core.
     arn: String,
-    frames: Sender<Vec<u8>>,
+    to_node: ToNode,
 }
 
 impl NodeInstance {
@@ -71,24 +74,22 @@ impl NodeInstance {
         let pid = child.id() as libc::pid_t;
         // The reader reaps node; the Child handle is not needed.
         drop(child);
-        let (frames, outgoing) = mpsc::channel::<Vec<u8>>();
         let (events_tx, events) = mpsc::channel();
         let (reaped_tx, reaped) = mpsc::channel::<()>();
         let state = Arc::new(AtomicU8::new(STARTING));
-        frames.send(start.encode()).map_err(|_| "the writer to node is gone".to_string())?;
-        spawn_thread("ggcore-node-writer", move || write_loop(to_node, outgoing))?;
-        let calls = Calls { host: Arc::new(host), arn: arn.to_string(), frames: frames.clone() };
+        let to_node = ToNode::new(to_node).map_err(|e| format!("cannot start the writer to node: {e}"))?;
+        to_node.send(start.encode());
+        let calls = Calls { host: Arc::new(host), arn: arn.to_string(), to_node: to_node.clone() };
         let reader_state = state.clone();
         spawn_thread("ggcore-node-reader", move || {
             read_loop(from_node, pid, calls, events_tx, reader_state);
             drop(reaped_tx);
         })?;
-        let mut instance = NodeInstance { pid, frames: Some(frames), events, state, reaped, next_id: 1 };
+        let mut instance = NodeInstance { pid, to_node, events, state, reaped, next_id: 1 };
         match instance.events.recv() {
-            Ok(Event::Ready) => {
-                instance.state.store(RUNNING, Ordering::SeqCst);
-                Ok(instance)
-            }
+            // The reader moved the state to RUNNING before saying so: a node
+            // ending from then on ends the worker too.
+            Ok(Event::Ready) => Ok(instance),
             Ok(Event::StartFailed(message)) => {
                 instance.stop();
                 Err(message)
@@ -105,8 +106,9 @@ impl NodeInstance {
     /// end, then kills it.
     fn stop(&mut self) {
         self.state.store(STOPPING, Ordering::SeqCst);
-        self.frames = None;
-        if self.reaped.recv_timeout(Duration::from_secs(2)).is_err() {
+        self.to_node.close();
+        // Disconnected: node was reaped already (its pid may be reused).
+        if let Err(mpsc::RecvTimeoutError::Timeout) = self.reaped.recv_timeout(Duration::from_secs(2)) {
             // SAFETY: kill only sends a signal; the pid is node's, not yet
             // reaped (the reader reaps it and has not finished).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
@@ -130,7 +132,7 @@ impl FunctionInstance for NodeInstance {
             }),
             event,
         );
-        let sent = self.frames.as_ref().is_some_and(|f| f.send(frame.encode()).is_ok());
+        let sent = self.to_node.send(frame.encode());
         if !sent {
             return Err(FunctionError::new(ErrorKind::Unhandled, "the node process is gone"));
         }
@@ -166,23 +168,13 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Str
     std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ()).map_err(|e| format!("cannot start a thread: {e}"))
 }
 
-/// Writes frames to node until the instance drops its senders. Node reads
-/// its end asynchronously, so a busy function never blocks the reader (which
-/// only queues replies here).
-fn write_loop(mut to_node: File, outgoing: Receiver<Vec<u8>>) {
-    while let Ok(bytes) = outgoing.recv() {
-        if to_node.write_all(&bytes).is_err() {
-            // Node is gone; the reader sees its end.
-            return;
-        }
-    }
-}
-
 /// Reads node's frames until it ends, then reaps it; while the instance is
 /// running, ends the worker the way node ended.
 fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender<Event>, state: Arc<AtomicU8>) {
     let calls = Arc::new(calls);
     let mut protocol_error = None;
+    // When node last answered an invocation.
+    let mut answered: Option<Instant> = None;
     loop {
         if !readable_or_alive(&from_node, pid) {
             break;
@@ -196,10 +188,21 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
             }
         };
         let event = match frame.kind() {
-            "ready" => Event::Ready,
+            "ready" => {
+                // Before `start` hears it, so that no end of node falls
+                // between the two unmirrored.
+                let _ = state.compare_exchange(STARTING, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
+                Event::Ready
+            }
             "startFailed" => Event::StartFailed(frame.str("message").to_string()),
-            "result" => Event::Result { id: frame.u64("id").unwrap_or(0), payload: frame.payload },
-            "error" => Event::Error { id: frame.u64("id").unwrap_or(0), unhandled: frame.flag("unhandled"), payload: frame.payload },
+            "result" => {
+                answered = Some(Instant::now());
+                Event::Result { id: frame.u64("id").unwrap_or(0), payload: frame.payload }
+            }
+            "error" => {
+                answered = Some(Instant::now());
+                Event::Error { id: frame.u64("id").unwrap_or(0), unhandled: frame.flag("unhandled"), payload: frame.payload }
+            }
             "log" => {
                 let level = LogLevel::from_u8(frame.u64("level").unwrap_or(1).min(4) as u8);
                 calls.host.log(level, String::from_utf8_lossy(&frame.payload).as_ref().into());
@@ -229,7 +232,15 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
         STARTING => {
             let _ = events.send(Event::Ended(describe(status)));
         }
-        _ => mirror(status),
+        _ => {
+            // Node may end right after answering (`callback(null, r);
+            // process.exit()`): give the worker's main thread the time to
+            // send that answer to the core before the worker ends.
+            if let Some(at) = answered {
+                std::thread::sleep(ANSWER_GRACE.saturating_sub(at.elapsed()));
+            }
+            mirror(status)
+        }
     }
 }
 
@@ -336,19 +347,19 @@ fn serve_call(calls: &Arc<Calls>, frame: Frame) {
             RResult::ROk(()) => Frame::new("reply", json!({"corr": corr, "ok": true}), Vec::new()),
             RResult::RErr(e) => error_reply(corr, &e),
         };
-        let _ = calls.frames.send(reply.encode());
+        calls.to_node.send(reply.encode());
         return;
     }
-    let frames = calls.frames.clone();
+    let to_node = calls.to_node.clone();
     let calls = calls.clone();
     let served = std::thread::Builder::new().name("ggcore-node-call".into()).spawn(move || {
         let reply = call_reply(&calls, corr, &frame);
-        let _ = calls.frames.send(reply.encode());
+        calls.to_node.send(reply.encode());
     });
     if let Err(e) = served {
         // Only under exhaustion; node still gets an answer.
         let reply = error_reply(corr, &HostError::new(HostErrorCode::Internal, format!("cannot start a thread: {e}")));
-        let _ = frames.send(reply.encode());
+        to_node.send(reply.encode());
     }
 }
 

@@ -12,6 +12,7 @@ pub mod discover;
 pub mod frame;
 mod instance;
 mod spawn;
+mod to_node;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -126,15 +127,21 @@ impl Runtime for NodeRuntime {
         let env: Vec<(String, String)> = spec.environment.iter().map(|kv| (kv.0.to_string(), kv.1.to_string())).collect();
         let legacy = discover::legacy_runtime(&spec.runtime);
         let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (spawned, become_) = match spare {
-            Some(spare) if !needs_own_node(&env) => {
-                let become_ = become_fields(&env, spare.uid, spare.gid);
-                (spare.spawned, become_)
-            }
-            other => {
-                if let Some(unused) = other {
-                    unused.spawned.end();
+        let arm = ggcore_plugin_abi::library_path_of(napi_register_module_v1 as *const () as usize).map(|p| p.display().to_string());
+        let usable = spare.and_then(|mut spare| {
+            let fits = !needs_own_node(&env) && spare.spawned.alive();
+            let become_ = fits.then(|| become_fields(&env, spare.uid, spare.gid, arm.as_deref())).flatten();
+            match become_ {
+                Some(b) => Some((spare.spawned, b)),
+                None => {
+                    spare.spawned.end();
+                    None
                 }
+            }
+        });
+        let (spawned, become_) = match usable {
+            Some(s) => s,
+            None => {
                 let mut args = Vec::new();
                 if legacy {
                     // Node ≤ 14 only warned about an unhandled rejection.
@@ -150,6 +157,7 @@ impl Runtime for NodeRuntime {
         };
         let mut start = start_frame(&spec, &p.sdk_dir);
         start.header.insert("become".into(), become_);
+        start.header.insert("armPath".into(), arm.into());
         if legacy {
             start.header.insert("unhandledRejections".into(), "warn".into());
         }
@@ -162,29 +170,31 @@ impl Runtime for NodeRuntime {
 /// this worker has become: its environment, umask, and user — a change of
 /// user clears "die with my parent", so node then loads this library as a
 /// native module to arm it again ([`napi_register_module_v1`]).
-fn become_fields(env: &[(String, String)], spare_uid: u32, spare_gid: u32) -> serde_json::Value {
+fn become_fields(env: &[(String, String)], spare_uid: u32, spare_gid: u32, arm: Option<&str>) -> Option<serde_json::Value> {
     // SAFETY: these cannot fail.
     let (uid, gid, parent) = unsafe { (libc::getuid(), libc::getgid(), libc::getpid()) };
     let changes = uid != spare_uid || gid != spare_gid;
-    let arm = changes
-        .then(|| ggcore_plugin_abi::library_path_of(napi_register_module_v1 as *const () as usize))
-        .flatten()
-        .map(|p| p.display().to_string());
+    if changes && arm.is_none() {
+        // Nothing could arm "die with my parent" again after the change.
+        return None;
+    }
     let env: serde_json::Map<String, serde_json::Value> = env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    json!({
+    Some(json!({
         "env": env,
         "umask": 0o022,
         "uid": changes.then_some(uid),
         "gid": changes.then_some(gid),
-        "armPath": arm,
+        "armPath": if changes { arm } else { None },
         "parentPid": parent,
-    })
+    }))
 }
 
-/// Loaded by a spare node (`process.dlopen`) after it changed its user: the
-/// kernel cleared its parent-death signal then, and nothing else would end
-/// it when its worker is killed (timeout, memory, stop). Node calls this as
-/// a Node-API module's init; it exports nothing.
+/// Loaded by node as a native module (`process.dlopen`; Node calls this as
+/// a Node-API module's init, and it exports nothing). It marks node's pipes
+/// to the plugin (fds 3 and 4) close-on-exec, so that a process the function
+/// starts does not hold them (the plugin would not see node end), and arms
+/// the parent-death signal: a spare node loads it again after it changed its
+/// user, which cleared that signal, so that nothing outlives a killed worker.
 ///
 /// # Safety
 /// Called by node with its own `env` and `exports`, neither of which is used.
@@ -193,6 +203,15 @@ pub unsafe extern "C" fn napi_register_module_v1(_env: *mut std::ffi::c_void, _e
     // SAFETY: prctl with these arguments only sets this process's
     // parent-death signal.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    for fd in [3, 4] {
+        // SAFETY: fcntl on a descriptor number only reads or sets its flags.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
     std::ptr::null_mut()
 }
 

@@ -66,18 +66,24 @@ pub fn spawn(node: &Path, args: &[String], env: &[(String, String)], cwd: &Path)
 }
 
 impl Spawned {
+    /// Whether node is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Ends a node that was never used: closing its input ends it; it is
-    /// killed if it does not end at once, and reaped.
+    /// killed if it has not ended within 100 ms. Never waits longer: a node
+    /// of another user cannot be killed from here, and dies with the worker.
     pub fn end(self) {
         let Spawned { mut child, to_node, from_node } = self;
         drop((to_node, from_node));
-        for _ in 0..100 {
-            if matches!(child.try_wait(), Ok(Some(_))) {
+        for _ in 0..20 {
+            if !matches!(child.try_wait(), Ok(None)) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let _ = child.kill();
-        let _ = child.wait();
+        let _ = child.try_wait();
     }
 }
