@@ -94,8 +94,9 @@ async fn node_device_to_function_to_device() {
 
 /// A Node function the Python driver invokes, and which invokes others.
 const CALC_JS: &str = r#"
-const { Lambda } = require('aws-greengrass-core-sdk');
+const { Lambda, IotData } = require('aws-greengrass-core-sdk');
 const lambda = new Lambda();
+const publisher = new IotData();
 exports.handler = function (event, context, callback) {
     switch (event.op) {
     case 'add':
@@ -122,6 +123,11 @@ exports.handler = function (event, context, callback) {
                 if (err) return callback(err);
                 callback(null, { FunctionError: data.FunctionError, Payload: JSON.parse(data.Payload.toString()) });
             });
+    case 'burst':
+        // Publishes without yielding to the event loop: no reply is read
+        // meanwhile, so the plugin must queue them, not block.
+        for (let i = 0; i < event.n; i++) publisher.publish({ topic: 'burst/out', payload: String(i) }, () => {});
+        return callback(null, { sent: event.n });
     case 'exit': process.exit(3);
     case 'later': setTimeout(() => { throw new Error('thrown from a timer'); }, 10); return callback(null, { pid: process.pid });
     case 'spin': for (;;) { /* past the timeout */ }
@@ -149,7 +155,12 @@ async fn node_and_python_invoke_each_other() {
     let with_options = Function::node("nodeopts", CALC_JS).env("NODE_OPTIONS", "--max-old-space-size=64");
     let (od_arn, opts_arn) = (on_demand.arn(), with_options.arn());
     let env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
-        with_driver(g, "tester").function(calc_js).function(Function::python("calc", CALC_PY)).function(on_demand).function(with_options)
+        with_driver(g, "tester")
+            .function(calc_js)
+            .function(Function::python("calc", CALC_PY))
+            .function(on_demand)
+            .function(with_options)
+            .route(&node_arn, "burst/out", "tester")
     });
     let mut driver = Driver::new(env.connect("tester").await).await;
 
@@ -207,6 +218,14 @@ async fn node_and_python_invoke_each_other() {
     assert_eq!((kind.as_str(), &doc["errorType"]), ("Unhandled", &json!("RangeError")), "{doc}");
     // The same instance lives on.
     assert_eq!(driver.invoke_ok(&node_arn, json!({"op": "echo"})).await["pid"], pid);
+
+    // 5,000 publishes in one synchronous loop all arrive, in order.
+    driver.dev.sub("burst/out", QoS::AtLeastOnce).await;
+    assert_eq!(driver.invoke_ok(&node_arn, json!({"op": "burst", "n": 5000})).await["sent"], 5000);
+    for i in 0..5000 {
+        let p = driver.next_other().await;
+        assert_eq!((p.topic.as_str(), text(&p)), ("burst/out", i.to_string()));
+    }
 
     driver.invoke_ok(&node_arn, json!({"op": "log"})).await;
     env.root.wait_function_log("nodecalc", &["stdout line"]).await;
