@@ -623,12 +623,18 @@ def run_benchmarks(args):
     finally:
         awake.stop()
         core.stop()
-    path = os.path.join(work, 'results-functions.json')
+    return report, write_results(work, 'results-functions.json', report, keep_root=bool(args.work))
+
+
+def write_results(work, name, report, keep_root):
+    """Writes WORK/NAME (every number of the run); drops the root made in a
+    temporary WORK. Returns the path written."""
+    path = os.path.join(work, name)
     with open(path, 'w') as f:
         json.dump(report, f, indent=1)
-    if not args.work:
+    if not keep_root:
         shutil.rmtree(os.path.join(work, 'ggcore-root'), ignore_errors=True)
-    return report, path
+    return path
 
 
 def mode(report):

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn,
+from bench_functions import (mode, write_results, DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn,
                              call_driver, client, mosquitto_relay, pct, relay_run, rss_kb, thing)
 
 NODE = 'nodejs12.x'
@@ -312,16 +312,7 @@ def run_benchmarks(args):
     finally:
         awake.stop()
         core.stop()
-    path = os.path.join(work, 'results-node.json')
-    with open(path, 'w') as f:
-        json.dump(report, f, indent=1)
-    if not args.work:
-        shutil.rmtree(os.path.join(work, 'ggcore-root'), ignore_errors=True)
-    return report, path
-
-
-def mode(report):
-    return '`--awake`' if report['machine'].get('awake') else 'CPUs idle'
+    return report, write_results(work, 'results-node.json', report, keep_root=bool(args.work))
 
 
 def figures(r):
