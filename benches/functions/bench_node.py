@@ -37,7 +37,6 @@ Benchmarks report; nothing here asserts a timing.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
