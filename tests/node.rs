@@ -417,3 +417,34 @@ fn sdk_node_unit_tests() {
     assert!(out.status.success(), "node --test failed in {}:\n{stdout}\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }
+
+/// `ggcore sdk path node|python` prints the directory to put on NODE_PATH /
+/// PYTHONPATH (a function's author builds and tests against it): with it,
+/// plain `node` loads ggcore's `aws-greengrass-core-sdk`; the Python one holds
+/// `greengrasssdk`. A language without an SDK yet is an error saying so.
+#[test]
+fn sdk_path_gives_node_and_python_their_sdk() {
+    let path_of = |language: &str| {
+        let out = ggcore_command().args(["sdk", "path", language]).output().unwrap();
+        assert!(out.status.success(), "sdk path {language}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
+    };
+    let node_path = path_of("node");
+    let out = std::process::Command::new("node")
+        .args([
+            "-e",
+            "const s = require('aws-greengrass-core-sdk'); process.stdout.write(s.GreengrassInterfaceVersion + ' ' + typeof s.IotData)",
+        ])
+        .env("NODE_PATH", &node_path)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.5 function", "{}", String::from_utf8_lossy(&out.stderr));
+    // ggcore's greengrasssdk needs the core's embedded module to import
+    // (outside a function it is not importable yet): the directory is checked.
+    let py_path = path_of("python");
+    assert!(std::path::Path::new(&py_path).join("greengrasssdk/__init__.py").is_file(), "{py_path}");
+    let out = ggcore_command().args(["sdk", "path", "c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no C Core SDK yet"), "{out:?}");
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::admin::{self, ClientError, Request};
 use crate::certs;
@@ -57,6 +57,26 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// The Core SDKs this ggcore ships, to build functions against.
+    Sdk {
+        #[command(subcommand)]
+        command: SdkCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SdkCommand {
+    /// Print where the SDK of LANGUAGE is (the last line of stdout): Python
+    /// and Node the directory to put on PYTHONPATH / NODE_PATH.
+    Path { language: SdkLanguage },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SdkLanguage {
+    Python,
+    Node,
+    C,
+    Java,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +155,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Certs { command: CertsCommand::Init } => certs_init(&root),
         Command::Certs { command: CertsCommand::Device { thing, out } } => certs_device(&root, &thing, out.as_deref()),
         Command::Plugins { command: PluginsCommand::List { json } } => plugins_list(&root, json),
+        Command::Sdk { command: SdkCommand::Path { language } } => sdk_path(language),
     }
 }
 
@@ -358,6 +379,28 @@ fn certs_device(root: &Path, thing: &str, out: Option<&Path>) -> Result<(), CliE
     }
     let (region, account) = config.region_account();
     println!("{}", crate::group::CertificateArn::build(&region, &account, &issued.fingerprint).as_str());
+    Ok(())
+}
+
+/// `ggcore sdk path LANGUAGE`: the SDK under the SDK root (`$GGCORE_SDK_ROOT`,
+/// else the source tree ggcore was built from).
+fn sdk_path(language: SdkLanguage) -> Result<(), CliError> {
+    let root = crate::functions::sdk_root();
+    let path = match language {
+        SdkLanguage::Python => root.join("sdk-python"),
+        SdkLanguage::Node => root.join("sdk-node").join("node_modules"),
+        SdkLanguage::C | SdkLanguage::Java => {
+            let name = if matches!(language, SdkLanguage::C) { "C" } else { "Java" };
+            return Err(CliError::other(format!("this ggcore has no {name} Core SDK yet (it serves Python and Node.js functions)")));
+        }
+    };
+    if !path.is_dir() {
+        return Err(CliError::other(format!(
+            "the SDK directory {} does not exist: set GGCORE_SDK_ROOT to the directory holding sdk-python and sdk-node",
+            path.display()
+        )));
+    }
+    println!("{}", path.display());
     Ok(())
 }
 
