@@ -700,14 +700,16 @@ def markdown(reports):
     return '\n'.join(out)
 
 
-def main():
+def cli(run_benchmarks, markdown, results_name):
+    """The command line of a function bench: run it and print its table, or
+    print the table of earlier runs (`--combine`) from their RESULTS_NAME."""
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true', help='fewer iterations')
     ap.add_argument('--work', default=None)
     ap.add_argument('--awake', action='store_true',
-                    help='keep every CPU busy at nice 19 while latencies are measured (see Awake)')
+                    help='keep every CPU busy at nice 19 while latencies are measured (see Awake in bench_functions.py)')
     ap.add_argument('--combine', nargs='+', metavar='JSON',
-                    help='print the table of two (or more) earlier runs side by side, from their results-functions.json')
+                    help='print the table of two (or more) earlier runs side by side, from their ' + results_name)
     args = ap.parse_args()
     if args.combine:
         reports = []
@@ -720,6 +722,10 @@ def main():
     print(markdown([report]))
     print()
     print('results:', path)
+
+
+def main():
+    cli(run_benchmarks, markdown, 'results-functions.json')
 
 
 if __name__ == '__main__':

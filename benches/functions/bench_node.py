@@ -34,15 +34,13 @@ functions, and measures in that one run:
 Writes every number to WORK/results-node.json and prints a Markdown table.
 Benchmarks report; nothing here asserts a timing.
 """
-import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from bench_functions import (mode, write_results, DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn,
+from bench_functions import (cli, mode, write_results, DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn,
                              call_driver, client, mosquitto_relay, pct, relay_run, rss_kb, thing)
 
 NODE = 'nodejs12.x'
@@ -392,24 +390,7 @@ def markdown(reports):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--quick', action='store_true', help='fewer iterations')
-    ap.add_argument('--work', default=None)
-    ap.add_argument('--awake', action='store_true',
-                    help='keep every CPU busy at nice 19 while latencies are measured (see bench_functions.Awake)')
-    ap.add_argument('--combine', nargs='+', metavar='JSON', help='print the table of earlier runs side by side')
-    args = ap.parse_args()
-    if args.combine:
-        reports = []
-        for p in args.combine:
-            with open(p) as f:
-                reports.append(json.load(f))
-        print(markdown(reports))
-        return
-    report, path = run_benchmarks(args)
-    print(markdown([report]))
-    print()
-    print('results:', path)
+    cli(run_benchmarks, markdown, 'results-node.json')
 
 
 if __name__ == '__main__':
