@@ -225,6 +225,22 @@ pub enum HostErrorCode {
     Internal = 6,
 }
 
+impl HostErrorCode {
+    /// The code's name (`BadRequest`, `NotFound`, ...), as runtimes hand it
+    /// to functions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostErrorCode::BadRequest => "BadRequest",
+            HostErrorCode::NotFound => "NotFound",
+            HostErrorCode::Full => "Full",
+            HostErrorCode::Refused => "Refused",
+            HostErrorCode::TooLarge => "TooLarge",
+            HostErrorCode::Unavailable => "Unavailable",
+            HostErrorCode::Internal => "Internal",
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone)]
 pub struct HostError {

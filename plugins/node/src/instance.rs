@@ -81,10 +81,13 @@ impl NodeInstance {
         to_node.send(start.encode());
         let calls = Calls { host: Arc::new(host), arn: arn.to_string(), to_node: to_node.clone() };
         let reader_state = state.clone();
-        spawn_thread("ggcore-node-reader", move || {
-            read_loop(from_node, pid, calls, events_tx, reader_state);
-            drop(reaped_tx);
-        })?;
+        std::thread::Builder::new()
+            .name("ggcore-node-reader".into())
+            .spawn(move || {
+                read_loop(from_node, pid, calls, events_tx, reader_state);
+                drop(reaped_tx);
+            })
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
         let mut instance = NodeInstance { pid, to_node, events, state, reaped, next_id: 1 };
         match instance.events.recv() {
             // The reader moved the state to RUNNING before saying so: a node
@@ -162,10 +165,6 @@ impl Drop for NodeInstance {
             self.stop();
         }
     }
-}
-
-fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map(|_| ()).map_err(|e| format!("cannot start a thread: {e}"))
 }
 
 /// Reads node's frames until it ends, then reaps it; while the instance is
@@ -306,20 +305,8 @@ fn mirror(status: libc::c_int) -> ! {
     std::process::exit(libc::WEXITSTATUS(status))
 }
 
-fn code_name(code: HostErrorCode) -> &'static str {
-    match code {
-        HostErrorCode::BadRequest => "BadRequest",
-        HostErrorCode::NotFound => "NotFound",
-        HostErrorCode::Full => "Full",
-        HostErrorCode::Refused => "Refused",
-        HostErrorCode::TooLarge => "TooLarge",
-        HostErrorCode::Unavailable => "Unavailable",
-        HostErrorCode::Internal => "Internal",
-    }
-}
-
 fn error_reply(corr: u64, e: &HostError) -> Frame {
-    Frame::new("reply", json!({"corr": corr, "ok": false, "code": code_name(e.code), "message": e.message.as_str()}), Vec::new())
+    Frame::new("reply", json!({"corr": corr, "ok": false, "code": e.code.as_str(), "message": e.message.as_str()}), Vec::new())
 }
 
 fn bytes_reply(corr: u64, r: RResult<ggcore_plugin_abi::abi_stable::std_types::RVec<u8>, HostError>) -> Frame {
