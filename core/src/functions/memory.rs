@@ -261,7 +261,7 @@ mod tests {
         assert!(private_bytes(std::process::id()).unwrap() > 0);
     }
 
-    /// A child's dirty memory counts towards its parent's: a shell that fills
+    /// A child's dirty memory counts towards its parent's: a child that fills
     /// 64 MB in a child raises what is charged to this process by about that.
     #[test]
     fn children_memory_is_counted() {

@@ -95,15 +95,12 @@ pub(crate) async fn start_worker(
             let connected = mgr.hub.expect(&token);
             let mut cmd = tokio::process::Command::new(&mgr.worker);
             cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
-            // Only the variables a plugin's `prepare` may read to find its
-            // language (as a zygote would see them): the function's own
+            // Only what a plugin's `prepare` may read to find its language
+            // (a zygote sees the same): PATH and ggcore's own GGCORE_*
+            // settings (GGCORE_NODE, GGCORE_LIBPYTHON, ...). The function's
             // environment comes with the spec.
             cmd.env_clear();
-            for key in ["PATH", "GGCORE_NODE", "GGCORE_LIBPYTHON"] {
-                if let Some(v) = std::env::var_os(key) {
-                    cmd.env(key, v);
-                }
-            }
+            cmd.envs(std::env::vars_os().filter(|(k, _)| k == "PATH" || k.to_str().is_some_and(|k| k.starts_with("GGCORE_"))));
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
