@@ -9,10 +9,6 @@
 //! noticing.
 
 pub mod discover;
-pub mod frame;
-mod instance;
-mod spawn;
-mod to_node;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -22,7 +18,8 @@ use ggcore_plugin_abi::{export_plugin, Encoding, FunctionInstance, FunctionSpec,
 use serde_json::json;
 
 use discover::Node;
-use frame::Frame;
+use ggcore_plugin_child::frame::Frame;
+use ggcore_plugin_child::{spawn, ChildInstance};
 
 /// The SDK directory this plugin's instances need (under the core's SDK root).
 const SDK_DIR: &str = "sdk-node";
@@ -161,7 +158,7 @@ impl Runtime for NodeRuntime {
         if legacy {
             start.header.insert("unhandledRejections".into(), "warn".into());
         }
-        let instance = instance::NodeInstance::start(spawned, start, host, spec.function_arn.as_str())?;
+        let instance = ChildInstance::start("node", spawned, start, host, spec.function_arn.as_str())?;
         Ok(Box::new(instance))
     }
 }

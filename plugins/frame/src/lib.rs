@@ -1,4 +1,5 @@
-//! The frames between the plugin and node, both ways:
+//! The frames between a runtime plugin and the process it runs a function
+//! in (node, a native executable), both ways:
 //!
 //! ```text
 //! u32 LE header_len | u32 LE payload_len | header (UTF-8 JSON object) | payload (raw bytes)
@@ -11,9 +12,9 @@ use std::io::{self, Read, Write};
 
 use serde_json::{Map, Value};
 
-/// Largest header accepted from node (client contexts and messages are small).
+/// Largest header accepted (client contexts and messages are small).
 pub const MAX_HEADER: usize = 1 << 20;
-/// Largest payload accepted from node: above the core's largest payload
+/// Largest payload accepted: above the core's largest payload
 /// (`maxPayloadBytes` is at most 128 MiB), with room for an error document.
 pub const MAX_PAYLOAD: usize = 129 << 20;
 
@@ -79,7 +80,7 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Frame>> {
     while got < lens.len() {
         match r.read(&mut lens[got..]) {
             Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "node's frame ended early")),
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a frame ended early")),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -88,7 +89,7 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Frame>> {
     let header_len = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
     let payload_len = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
     if header_len > MAX_HEADER || payload_len > MAX_PAYLOAD {
-        return Err(invalid(format!("a frame from node is too large (header {header_len} bytes, payload {payload_len} bytes)")));
+        return Err(invalid(format!("a frame is too large (header {header_len} bytes, payload {payload_len} bytes)")));
     }
     let mut header = vec![0u8; header_len];
     r.read_exact(&mut header)?;
@@ -96,8 +97,8 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Frame>> {
     r.read_exact(&mut payload)?;
     let header = match serde_json::from_slice::<Value>(&header) {
         Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(invalid("a frame header from node is not a JSON object".into())),
-        Err(e) => return Err(invalid(format!("a frame header from node is not JSON: {e}"))),
+        Ok(_) => return Err(invalid("a frame header is not a JSON object".into())),
+        Err(e) => return Err(invalid(format!("a frame header is not JSON: {e}"))),
     };
     Ok(Some(Frame { header, payload }))
 }

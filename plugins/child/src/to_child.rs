@@ -1,13 +1,13 @@
-//! Writing frames to node (its fd 3) from any thread without a hop when the
-//! pipe has room, and without ever blocking the reader of node's frames.
+//! Writing frames to the child (its fd 3) from any thread without a hop when the
+//! pipe has room, and without ever blocking the reader of the child's frames.
 //!
 //! A small frame goes straight into the pipe when nothing is queued and the
 //! pipe can take it at once (a write of at most `PIPE_BUF` bytes to a pipe
 //! that polls writable neither blocks nor splits). Anything else — a large
-//! frame, a full pipe because node is busy, or a frame behind queued ones —
+//! frame, a full pipe because the child is busy, or a frame behind queued ones —
 //! goes to a writer thread, in order. So a function that publishes in a loop
 //! without yielding to its event loop (it reads no replies meanwhile) fills
-//! the queue, not a blocked write: the plugin keeps reading node's frames and
+//! the queue, not a blocked write: the plugin keeps reading the child's frames and
 //! nothing deadlocks.
 
 use std::fs::File;
@@ -23,9 +23,9 @@ enum Queued {
     Close,
 }
 
-/// A handle on node's input, shared by every thread that writes to it.
+/// A handle on the child's input, shared by every thread that writes to it.
 #[derive(Clone)]
-pub struct ToNode {
+pub struct ToChild {
     shared: Arc<Shared>,
 }
 
@@ -36,18 +36,18 @@ struct Shared {
     backlog: AtomicUsize,
 }
 
-impl ToNode {
-    /// Takes node's input pipe and starts its writer thread.
+impl ToChild {
+    /// Takes the child's input pipe and starts its writer thread.
     pub fn new(pipe: File) -> std::io::Result<Self> {
         let writer = pipe.try_clone()?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared { direct: Mutex::new(Some((pipe, tx))), backlog: AtomicUsize::new(0) });
         let for_writer = shared.clone();
-        std::thread::Builder::new().name("ggcore-node-writer".into()).spawn(move || write_loop(writer, rx, &for_writer))?;
-        Ok(ToNode { shared })
+        std::thread::Builder::new().name("ggcore-child-writer".into()).spawn(move || write_loop(writer, rx, &for_writer))?;
+        Ok(ToChild { shared })
     }
 
-    /// Sends one encoded frame; false once the pipe is closed or node gone.
+    /// Sends one encoded frame; false once the pipe is closed or the child gone.
     pub fn send(&self, frame: Vec<u8>) -> bool {
         let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
         let Some((pipe, queue)) = direct.as_mut() else { return false };
@@ -58,7 +58,7 @@ impl ToNode {
         queue.send(Queued::Frame(frame)).is_ok()
     }
 
-    /// Closes node's input once what is queued is written (node then exits).
+    /// Closes the child's input once what is queued is written (the child then exits).
     pub fn close(&self) {
         let mut direct = self.shared.direct.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, queue)) = direct.take() {
@@ -83,7 +83,7 @@ fn write_loop(mut pipe: File, queue: Receiver<Queued>, shared: &Shared) {
                 let ok = pipe.write_all(&frame).is_ok();
                 shared.backlog.fetch_sub(1, Ordering::SeqCst);
                 if !ok {
-                    // Node is gone; the reader sees its end. Later frames
+                    // The child is gone; the reader sees its end. Later frames
                     // are dropped with the queue.
                     return;
                 }
@@ -113,17 +113,17 @@ mod tests {
     #[test]
     fn frames_arrive_whole_in_order_and_close_ends_the_stream() {
         let (mut read, write) = pipe();
-        let to_node = ToNode::new(write).unwrap();
+        let to_child = ToChild::new(write).unwrap();
         let senders: Vec<_> = (0..3u8)
             .map(|t| {
-                let to_node = to_node.clone();
+                let to_child = to_child.clone();
                 std::thread::spawn(move || {
                     for i in 0..300u32 {
                         let len = if i % 50 == 0 { 100_000 } else { 40 };
                         let mut f = vec![t; len];
                         f[1..5].copy_from_slice(&i.to_le_bytes());
                         f[5..9].copy_from_slice(&(len as u32).to_le_bytes());
-                        assert!(to_node.send(f));
+                        assert!(to_child.send(f));
                     }
                 })
             })
@@ -132,8 +132,8 @@ mod tests {
         for s in senders {
             s.join().unwrap();
         }
-        to_node.close();
-        assert!(!to_node.send(vec![9; 10]), "closed");
+        to_child.close();
+        assert!(!to_child.send(vec![9; 10]), "closed");
         let mut all = Vec::new();
         read.read_to_end(&mut all).unwrap();
         let mut next = [0u32; 3];

@@ -1,7 +1,7 @@
-//! One function instance: the node process, its input ([`ToNode`]), and a reader thread that answers node's host calls and hands
+//! One function instance: the child process, its input ([`ToChild`]), and a reader thread that answers the child's host calls and hands
 //! results back to `invoke`.
 //!
-//! When node ends on its own (an uncaught exception, `process.exit`, a
+//! When the child ends on its own (an uncaught exception, `process.exit`, a
 //! signal, the kernel's OOM killer), the worker ends the same way, so the
 //! core reports it exactly as for any other runtime.
 
@@ -19,9 +19,9 @@ use ggcore_plugin_abi::{
 };
 use serde_json::json;
 
-use crate::frame::{read_frame, Frame};
 use crate::spawn::Spawned;
-use crate::to_node::ToNode;
+use crate::to_child::ToChild;
+use ggcore_frame::{read_frame, Frame};
 
 /// What the reader hands to `start` and `invoke`.
 enum Event {
@@ -36,83 +36,87 @@ enum Event {
         unhandled: bool,
         payload: Vec<u8>,
     },
-    /// Node ended (only reported while starting; later the worker ends).
+    /// The child ended (only reported while starting; later the worker ends).
     Ended(String),
 }
 
-/// How long after node's last answer the worker waits before ending the way
-/// node ended (see `read_loop`).
+/// How long after the child's last answer the worker waits before ending the way
+/// the child ended (see `read_loop`).
 const ANSWER_GRACE: Duration = Duration::from_millis(20);
 
 const STARTING: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPING: u8 = 2;
 
-/// A running node instance.
-pub struct NodeInstance {
+/// A running the child instance.
+pub struct ChildInstance {
+    /// What the child is, in messages: `node`, `the executable`.
+    name: String,
     pid: libc::pid_t,
-    to_node: ToNode,
+    to_child: ToChild,
     events: Receiver<Event>,
     state: Arc<AtomicU8>,
-    /// Closed (disconnected) once the reader has reaped node.
+    /// Closed (disconnected) once the reader has reaped the child.
     reaped: Receiver<()>,
     next_id: u64,
 }
 
-/// What the reader thread needs to serve node's calls.
+/// What the reader thread needs to serve the child's calls.
 struct Calls {
+    name: String,
     host: Arc<HostBox>,
     /// The instance's own ARN: a publish claiming it needs no check by the core.
     arn: String,
-    to_node: ToNode,
+    to_child: ToChild,
 }
 
-impl NodeInstance {
-    /// Takes over a spawned node, sends it `start` and waits for its answer.
-    pub fn start(spawned: Spawned, start: Frame, host: HostBox, arn: &str) -> Result<Self, String> {
-        let Spawned { child, to_node, from_node } = spawned;
+impl ChildInstance {
+    /// Takes over a spawned the child, sends it `start` and waits for its answer.
+    /// `name` says what the child is in messages (`node`, `the executable`).
+    pub fn start(name: &str, spawned: Spawned, start: Frame, host: HostBox, arn: &str) -> Result<Self, String> {
+        let Spawned { child, to_child, from_child } = spawned;
         let pid = child.id() as libc::pid_t;
-        // The reader reaps node; the Child handle is not needed.
+        // The reader reaps the child; the Child handle is not needed.
         drop(child);
         let (events_tx, events) = mpsc::channel();
         let (reaped_tx, reaped) = mpsc::channel::<()>();
         let state = Arc::new(AtomicU8::new(STARTING));
-        let to_node = ToNode::new(to_node).map_err(|e| format!("cannot start the writer to node: {e}"))?;
-        to_node.send(start.encode());
-        let calls = Calls { host: Arc::new(host), arn: arn.to_string(), to_node: to_node.clone() };
+        let to_child = ToChild::new(to_child).map_err(|e| format!("cannot start the writer to {name}: {e}"))?;
+        to_child.send(start.encode());
+        let calls = Calls { name: name.to_string(), host: Arc::new(host), arn: arn.to_string(), to_child: to_child.clone() };
         let reader_state = state.clone();
         std::thread::Builder::new()
-            .name("ggcore-node-reader".into())
+            .name("ggcore-child-reader".into())
             .spawn(move || {
-                read_loop(from_node, pid, calls, events_tx, reader_state);
+                read_loop(from_child, pid, calls, events_tx, reader_state);
                 drop(reaped_tx);
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
-        let mut instance = NodeInstance { pid, to_node, events, state, reaped, next_id: 1 };
+        let mut instance = ChildInstance { name: name.to_string(), pid, to_child, events, state, reaped, next_id: 1 };
         match instance.events.recv() {
-            // The reader moved the state to RUNNING before saying so: a node
+            // The reader moved the state to RUNNING before saying so: a child
             // ending from then on ends the worker too.
             Ok(Event::Ready) => Ok(instance),
             Ok(Event::StartFailed(message)) => {
                 instance.stop();
                 Err(message)
             }
-            Ok(Event::Ended(how)) => Err(format!("node {how} while starting the function (its output is in the function's log)")),
+            Ok(Event::Ended(how)) => Err(format!("{name} {how} while starting the function (its output is in the function's log)")),
             Ok(_) | Err(_) => {
                 instance.stop();
-                Err("node answered the start with something else than ready".into())
+                Err(format!("{name} answered the start with something else than ready"))
             }
         }
     }
 
-    /// Closes node's input (it exits at once) and waits a little for it to
+    /// Closes the child's input (it exits at once) and waits a little for it to
     /// end, then kills it.
     fn stop(&mut self) {
         self.state.store(STOPPING, Ordering::SeqCst);
-        self.to_node.close();
-        // Disconnected: node was reaped already (its pid may be reused).
+        self.to_child.close();
+        // Disconnected: the child was reaped already (its pid may be reused).
         if let Err(mpsc::RecvTimeoutError::Timeout) = self.reaped.recv_timeout(Duration::from_secs(2)) {
-            // SAFETY: kill only sends a signal; the pid is node's, not yet
+            // SAFETY: kill only sends a signal; the pid is the child's, not yet
             // reaped (the reader reaps it and has not finished).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
             let _ = self.reaped.recv_timeout(Duration::from_secs(2));
@@ -120,7 +124,7 @@ impl NodeInstance {
     }
 }
 
-impl FunctionInstance for NodeInstance {
+impl FunctionInstance for ChildInstance {
     fn invoke(&mut self, event: Vec<u8>, context: &InvocationContext) -> Result<Vec<u8>, FunctionError> {
         let id = self.next_id;
         self.next_id += 1;
@@ -135,9 +139,9 @@ impl FunctionInstance for NodeInstance {
             }),
             event,
         );
-        let sent = self.to_node.send(frame.encode());
+        let sent = self.to_child.send(frame.encode());
         if !sent {
-            return Err(FunctionError::new(ErrorKind::Unhandled, "the node process is gone"));
+            return Err(FunctionError::new(ErrorKind::Unhandled, &format!("{} is gone", self.name)));
         }
         loop {
             match self.events.recv() {
@@ -148,8 +152,8 @@ impl FunctionInstance for NodeInstance {
                 }
                 // A late answer to an earlier invocation: not this one's.
                 Ok(Event::Result { .. } | Event::Error { .. } | Event::Ready | Event::StartFailed(_)) => continue,
-                Ok(Event::Ended(how)) => return Err(FunctionError::new(ErrorKind::Unhandled, &format!("node {how}"))),
-                Err(_) => return Err(FunctionError::new(ErrorKind::Unhandled, "the node process is gone")),
+                Ok(Event::Ended(how)) => return Err(FunctionError::new(ErrorKind::Unhandled, &format!("{} {how}", self.name))),
+                Err(_) => return Err(FunctionError::new(ErrorKind::Unhandled, &format!("{} is gone", self.name))),
             }
         }
     }
@@ -159,7 +163,7 @@ impl FunctionInstance for NodeInstance {
     }
 }
 
-impl Drop for NodeInstance {
+impl Drop for ChildInstance {
     fn drop(&mut self) {
         if self.state.load(Ordering::SeqCst) != STOPPING {
             self.stop();
@@ -167,18 +171,18 @@ impl Drop for NodeInstance {
     }
 }
 
-/// Reads node's frames until it ends, then reaps it; while the instance is
-/// running, ends the worker the way node ended.
-fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender<Event>, state: Arc<AtomicU8>) {
+/// Reads the child's frames until it ends, then reaps it; while the instance is
+/// running, ends the worker the way the child ended.
+fn read_loop(mut from_child: File, pid: libc::pid_t, calls: Calls, events: Sender<Event>, state: Arc<AtomicU8>) {
     let calls = Arc::new(calls);
     let mut protocol_error = None;
-    // When node last answered an invocation.
+    // When the child last answered an invocation.
     let mut answered: Option<Instant> = None;
     loop {
-        if !readable_or_alive(&from_node, pid) {
+        if !readable_or_alive(&from_child, pid) {
             break;
         }
-        let frame = match read_frame(&mut from_node) {
+        let frame = match read_frame(&mut from_child) {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -188,7 +192,7 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
         };
         let event = match frame.kind() {
             "ready" => {
-                // Before `start` hears it, so that no end of node falls
+                // Before `start` hears it, so that no end of the child falls
                 // between the two unmirrored.
                 let _ = state.compare_exchange(STARTING, RUNNING, Ordering::SeqCst, Ordering::SeqCst);
                 Event::Ready
@@ -212,7 +216,7 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
                 continue;
             }
             other => {
-                protocol_error = Some(format!("node sent an unknown frame type {other:?}"));
+                protocol_error = Some(format!("{} sent an unknown frame type {other:?}", calls.name));
                 break;
             }
         };
@@ -221,8 +225,8 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
         }
     }
     if let Some(e) = &protocol_error {
-        calls.host.log(LogLevel::Error, format!("ggcore node plugin: {e}; ending node").as_str().into());
-        // SAFETY: only a signal to node, which is not reaped yet.
+        calls.host.log(LogLevel::Error, format!("ggcore: {e} from {}; ending it", calls.name).as_str().into());
+        // SAFETY: only a signal to the child, which is not reaped yet.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let status = reap(pid);
@@ -232,7 +236,7 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
             let _ = events.send(Event::Ended(describe(status)));
         }
         _ => {
-            // Node may end right after answering (`callback(null, r);
+            // The child may end right after answering (`callback(null, r);
             // process.exit()`): give the worker's main thread the time to
             // send that answer to the core before the worker ends.
             if let Some(at) = answered {
@@ -243,12 +247,12 @@ fn read_loop(mut from_node: File, pid: libc::pid_t, calls: Calls, events: Sender
     }
 }
 
-/// Waits until node's pipe has data or ends; while it is quiet, checks every
-/// second that node is still alive (a child node started may hold the pipe
-/// open after node itself ended). False when node has ended.
-fn readable_or_alive(from_node: &File, pid: libc::pid_t) -> bool {
+/// Waits until the child's pipe has data or ends; while it is quiet, checks every
+/// second that the child is still alive (a child the child started may hold the pipe
+/// open after the child itself ended). False when the child has ended.
+fn readable_or_alive(from_child: &File, pid: libc::pid_t) -> bool {
     loop {
-        let mut pfd = libc::pollfd { fd: from_node.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: from_child.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, 1000) };
         if n != 0 {
@@ -267,7 +271,7 @@ fn readable_or_alive(from_node: &File, pid: libc::pid_t) -> bool {
     }
 }
 
-/// Reaps node; its wait status.
+/// Reaps the child; its wait status.
 fn reap(pid: libc::pid_t) -> libc::c_int {
     let mut status = 0;
     loop {
@@ -290,12 +294,12 @@ fn describe(status: libc::c_int) -> String {
     }
 }
 
-/// Ends this worker the way node ended.
+/// Ends this worker the way the child ended.
 fn mirror(status: libc::c_int) -> ! {
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
         // SAFETY: restoring the default action and raising the signal ends
-        // the process with that signal (as node ended).
+        // the process with that signal (as the child ended).
         unsafe {
             libc::signal(sig, libc::SIG_DFL);
             libc::raise(sig);
@@ -316,7 +320,7 @@ fn bytes_reply(corr: u64, r: RResult<ggcore_plugin_abi::abi_stable::std_types::R
     }
 }
 
-/// Serves one host call from node. Publishes are served here, in order
+/// Serves one host call from the child. Publishes are served here, in order
 /// (a publish the core holds back holds the function back too); invokes,
 /// shadow and secret calls, which may wait for a whole timeout, on threads.
 fn serve_call(calls: &Arc<Calls>, frame: Frame) {
@@ -334,19 +338,19 @@ fn serve_call(calls: &Arc<Calls>, frame: Frame) {
             RResult::ROk(()) => Frame::new("reply", json!({"corr": corr, "ok": true}), Vec::new()),
             RResult::RErr(e) => error_reply(corr, &e),
         };
-        calls.to_node.send(reply.encode());
+        calls.to_child.send(reply.encode());
         return;
     }
-    let to_node = calls.to_node.clone();
+    let to_child = calls.to_child.clone();
     let calls = calls.clone();
-    let served = std::thread::Builder::new().name("ggcore-node-call".into()).spawn(move || {
+    let served = std::thread::Builder::new().name("ggcore-child-call".into()).spawn(move || {
         let reply = call_reply(&calls, corr, &frame);
-        calls.to_node.send(reply.encode());
+        calls.to_child.send(reply.encode());
     });
     if let Err(e) = served {
-        // Only under exhaustion; node still gets an answer.
+        // Only under exhaustion; the child still gets an answer.
         let reply = error_reply(corr, &HostError::new(HostErrorCode::Internal, format!("cannot start a thread: {e}")));
-        to_node.send(reply.encode());
+        to_child.send(reply.encode());
     }
 }
 
