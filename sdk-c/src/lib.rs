@@ -1,0 +1,1 @@
+//! ggcore C Core SDK (being written).
