@@ -17,6 +17,7 @@ mod function_load;
 mod functions;
 mod isolation;
 mod lifecycle;
+mod native;
 mod node;
 mod plugins;
 mod routing;

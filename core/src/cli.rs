@@ -67,7 +67,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SdkCommand {
     /// Print where the SDK of LANGUAGE is (the last line of stdout): Python
-    /// and Node the directory to put on PYTHONPATH / NODE_PATH.
+    /// and Node the directory to put on PYTHONPATH / NODE_PATH; C a prefix P
+    /// with P/include/greengrasssdk.h and P/lib/libaws-greengrass-core-sdk-c.so.
     Path { language: SdkLanguage },
 }
 
@@ -383,22 +384,29 @@ fn certs_device(root: &Path, thing: &str, out: Option<&Path>) -> Result<(), CliE
 }
 
 /// `ggcore sdk path LANGUAGE`: the SDK under the SDK root (`$GGCORE_SDK_ROOT`,
-/// else the source tree ggcore was built from).
+/// else the directory of the `ggcore` executable; docs/install.md). Each is
+/// checked for the file a build needs, so a printed path is usable.
 fn sdk_path(language: SdkLanguage) -> Result<(), CliError> {
     let root = crate::functions::sdk_root();
-    let path = match language {
-        SdkLanguage::Python => root.join("sdk-python"),
-        SdkLanguage::Node => root.join("sdk-node").join("node_modules"),
-        SdkLanguage::C | SdkLanguage::Java => {
-            let name = if matches!(language, SdkLanguage::C) { "C" } else { "Java" };
-            return Err(CliError::other(format!("this ggcore has no {name} Core SDK yet (it serves Python and Node.js functions)")));
+    let (path, needs): (PathBuf, &[&str]) = match language {
+        SdkLanguage::Python => (root.join("sdk-python"), &["greengrasssdk/__init__.py"]),
+        SdkLanguage::Node => (root.join("sdk-node").join("node_modules"), &["aws-greengrass-core-sdk/package.json"]),
+        SdkLanguage::C => (root.join("sdk-c"), &["include/greengrasssdk.h", "lib/libaws-greengrass-core-sdk-c.so"]),
+        SdkLanguage::Java => {
+            return Err(CliError::other(
+                "this ggcore has no Java Core SDK yet (it serves Python, Node.js and native functions)".to_string(),
+            ));
         }
     };
-    if !path.is_dir() {
-        return Err(CliError::other(format!(
-            "the SDK directory {} does not exist: set GGCORE_SDK_ROOT to the directory holding sdk-python and sdk-node",
-            path.display()
-        )));
+    for need in needs {
+        let file = path.join(need);
+        if !file.is_file() {
+            return Err(CliError::other(format!(
+                "{} is missing: the SDK root {} is incomplete (build with `cargo build`, install with scripts/install, or set GGCORE_SDK_ROOT)",
+                file.display(),
+                root.display()
+            )));
+        }
     }
     println!("{}", path.display());
     Ok(())

@@ -16,6 +16,7 @@ pub mod external;
 pub mod functions;
 pub mod group;
 pub mod mqtt;
+pub mod native;
 pub mod process;
 pub mod raw;
 pub mod slow;
@@ -82,13 +83,19 @@ impl Env {
     /// deploys the group of those devices that `build` completes (functions,
     /// routes).
     pub fn start_group(root: Root, things: &[&str], build: impl FnOnce(Group) -> Group) -> Env {
+        Self::start_group_with(root, things, build, Root::start)
+    }
+
+    /// The same with the core started by `start` (another binary, another
+    /// environment).
+    pub fn start_group_with(root: Root, things: &[&str], build: impl FnOnce(Group) -> Group, start: impl FnOnce(&Root) -> Core) -> Env {
         let creds: std::collections::BTreeMap<String, Creds> = things.iter().map(|t| (t.to_string(), root.device(t))).collect();
         let mut group = Group::new("e2e");
         for t in things {
             group = group.device(&creds[*t]);
         }
         let group = build(group);
-        let core = root.start();
+        let core = start(&root);
         root.deploy_ok(&group);
         Env { root, core, group, creds }
     }

@@ -86,13 +86,34 @@ impl Output {
 pub fn ggcore_command() -> Command {
     let mut c = Command::new(ggcore_bin());
     c.env_remove("RUST_LOG").env_remove("GGCORE_ROOT").env_remove("GGCORE_MQTT_PORT").env_remove("GGCORE_THREADS").stdin(Stdio::null());
-    // The SDKs of this checkout (the binary's built-in default names the
-    // checkout it was compiled in, which a shared target directory may have
-    // taken from another one).
-    if let Some(repo) = tests_dir().parent() {
-        c.env("GGCORE_SDK_ROOT", repo);
-    }
+    // The SDKs of this checkout (a shared target directory's links may name
+    // another checkout), reachable by the unprivileged users functions run as.
+    c.env("GGCORE_SDK_ROOT", sdk_root());
     c
+}
+
+/// The SDK root the tests' cores use: this checkout, whose `sdk-c/lib` gets
+/// a copy of the C Core SDK library from the target directory (once per test
+/// process; git ignores it) — the build tree's own link lives under the
+/// target directory, which the users functions run as may not reach.
+pub fn sdk_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let repo = tests_dir().parent().expect("the tests are in a checkout").to_path_buf();
+        let built = ggcore_bin().parent().expect("ggcore is in a directory").join("libaws_greengrass_core_sdk_c.so");
+        let lib = repo.join("sdk-c/lib/libaws-greengrass-core-sdk-c.so");
+        let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("{}: {e} (build it with `cargo build`)", built.display()));
+        if std::fs::read(&lib).ok().as_deref() != Some(bytes.as_slice()) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
+            let tmp = lib.with_extension(format!("so.{}", std::process::id()));
+            std::fs::write(&tmp, &bytes).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &lib).unwrap();
+        }
+        repo
+    })
+    .clone()
 }
 
 /// This package's directory in the checkout being tested: cargo says so at
@@ -438,10 +459,16 @@ impl Core {
     /// Spawns `ggcore run --root ROOT` and waits for its `ggcore ready` line.
     pub fn start(root: &Path, env: &[(&str, &str)]) -> Core {
         let mut cmd = ggcore_command();
-        cmd.args(["run", "--root"]).arg(root).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Core::start_command(root, cmd)
+    }
+
+    /// Runs `cmd run --root ROOT` (`cmd` a `ggcore` with its environment)
+    /// and waits for its `ggcore ready` line.
+    pub fn start_command(root: &Path, mut cmd: Command) -> Core {
+        cmd.args(["run", "--root"]).arg(root).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn ggcore run");
         let logs = Arc::new(Lines::default());
         logs.collect(child.stderr.take().unwrap());

@@ -81,12 +81,14 @@ pub struct FunctionsConfig {
     pub log_bytes: u64,
 }
 
-/// Where ggcore's SDKs are: `$GGCORE_SDK_ROOT`, else the source tree this
-/// binary was built from.
+/// Where ggcore's SDKs are (`sdk-python`, `sdk-node`, `sdk-c`):
+/// `$GGCORE_SDK_ROOT`, else the directory of the running executable, where
+/// an installation keeps them and `cargo build` links them (core/build.rs;
+/// docs/install.md). No path of the build machine is compiled in.
 pub fn sdk_root() -> PathBuf {
     match std::env::var_os("GGCORE_SDK_ROOT").filter(|v| !v.is_empty()) {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default(),
+        None => std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default(),
     }
 }
 
