@@ -1,10 +1,23 @@
 # Shared by scripts/run and scripts/test: the target directory and the
 # installation of missing Debian packages.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ggcore-target}"
-# The SDKs functions import: this checkout's (a binary's compiled-in default
-# names the checkout it was built in, which a shared target directory may
-# have taken from another one).
+# The SDKs functions load: this checkout's. (A build tree's own SDK root, the
+# links cargo makes beside the binary, lies in the target directory under
+# $HOME, which the unprivileged users functions run as may not reach; and a
+# shared target directory's links may name another checkout.)
 export GGCORE_SDK_ROOT="${GGCORE_SDK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+
+# install_c_sdk: copies the C Core SDK library cargo built into the SDK
+# root's sdk-c/lib (ignored by git), under the name programs link with.
+install_c_sdk() {
+  local built="$CARGO_TARGET_DIR/debug/libaws_greengrass_core_sdk_c.so" dest="$GGCORE_SDK_ROOT/sdk-c/lib"
+  [ -f "$built" ] || return 0
+  mkdir -p "$dest"
+  cmp -s "$built" "$dest/libaws-greengrass-core-sdk-c.so" && return 0
+  cp -f "$built" "$dest/.libaws-greengrass-core-sdk-c.so.$$"
+  chmod 755 "$dest/.libaws-greengrass-core-sdk-c.so.$$"
+  mv -f "$dest/.libaws-greengrass-core-sdk-c.so.$$" "$dest/libaws-greengrass-core-sdk-c.so"
+}
 
 log() { printf '\n== %s\n' "$*" >&2; }
 

@@ -74,6 +74,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
         [
             "libggcore_plugin_corrupt.so",
             "libggcore_plugin_echo.so",
+            "libggcore_plugin_native.so",
             "libggcore_plugin_node.so",
             "libggcore_plugin_notaplugin.so",
             "libggcore_plugin_panicky.so",
@@ -92,6 +93,12 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     let node = &plugins["libggcore_plugin_node.so"];
     assert_eq!((&node["runtimes"], &node["sdkDirs"], &node["status"]), (&json!(["nodejs*"]), &json!(["sdk-node"]), &json!("ok")), "{node}");
     assert!(node["detail"].as_str().is_some_and(|d| d.starts_with("Node.js v")), "{node}");
+    let native = &plugins["libggcore_plugin_native.so"];
+    assert_eq!(
+        (&native["runtimes"], &native["sdkDirs"], &native["status"]),
+        (&json!(["executable", "arn:aws:greengrass:::runtime/function/executable"]), &json!(["sdk-c/lib"]), &json!("ok")),
+        "{native}"
+    );
     let reasons = [
         ("libggcore_plugin_panicky.so", "plugin panicked in info: panicky plugin: info"),
         ("libggcore_plugin_wrongabi.so", "built against ggcore-plugin-abi 2.0.0, this core provides 1.3.0"),
