@@ -312,6 +312,14 @@ async fn installed_layout_finds_its_sdks_and_runs_a_c_function() {
     };
     assert_eq!(sdk_path(&mut installed(), "python"), lib.join("sdk-python"));
     assert_eq!(sdk_path(&mut installed(), "node"), lib.join("sdk-node/node_modules"));
+    // Authors can import the SDK outside a function (their unit tests); a
+    // call that needs the core says there is none.
+    let python = Command::new(std::env::var("GGCORE_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
+        .env("PYTHONPATH", lib.join("sdk-python"))
+        .args(["-c", "import greengrasssdk\ntry:\n    greengrasssdk.client('iot-data').publish(topic='t', payload='x')\nexcept Exception as e:\n    print(e)"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&python.stdout).contains("not running in a ggcore function"), "{python:?}");
     let c_prefix = sdk_path(&mut installed(), "c");
     assert_eq!(c_prefix, lib.join("sdk-c"));
     let java = installed().args(["sdk", "path", "java"]).output().unwrap();
