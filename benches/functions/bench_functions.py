@@ -217,13 +217,22 @@ class Core:
         fdefs = []
         for name, (code, cfg, *runtime) in functions.items():
             # (code, config) is a Python 3.11 function in fn.py; a third item
-            # names another runtime: 'nodejs...' means code in index.js.
+            # names another runtime: 'nodejs...' means code in index.js,
+            # 'executable' a compiled program (bytes) in fn.
             runtime = runtime[0] if runtime else 'python3.11'
-            module, ext = ('index', '.js') if runtime.startswith('nodejs') else ('fn', '.py')
             os.makedirs(os.path.join(bundle, name))
-            with open(os.path.join(bundle, name, module + ext), 'w') as f:
-                f.write(code)
-            c = {'Executable': module + '.handler', 'Timeout': 120, 'MemorySize': 131072}
+            if runtime == 'executable':
+                path = os.path.join(bundle, name, 'fn')
+                with open(path, 'wb') as f:
+                    f.write(code)
+                os.chmod(path, 0o755)
+                executable = 'fn'
+            else:
+                module, ext = ('index', '.js') if runtime.startswith('nodejs') else ('fn', '.py')
+                with open(os.path.join(bundle, name, module + ext), 'w') as f:
+                    f.write(code)
+                executable = module + '.handler'
+            c = {'Executable': executable, 'Timeout': 120, 'MemorySize': 131072}
             c.update(cfg)
             fdefs.append({'Id': name, 'FunctionArn': arn(name), 'Runtime': runtime, 'Code': name,
                           'FunctionConfiguration': c})
