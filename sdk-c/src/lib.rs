@@ -90,7 +90,7 @@ pub unsafe extern "C" fn ggcore_sdk_log_line(level: c_int, text: *const c_char, 
             Some(rt) if rt.log(level, line) => Ok(()),
             Some(_) => Err(GGE_INTERNAL_FAILURE),
             None => {
-                eprintln!("[{}] {line}", LEVEL_NAMES[level as usize]);
+                runtime::stderr_line(&format!("[{}] {line}", LEVEL_NAMES[level as usize]));
                 Ok(())
             }
         }

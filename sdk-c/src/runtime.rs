@@ -91,14 +91,14 @@ pub fn init() -> GgResult<()> {
         return Ok(());
     }
     let Some((from_fd, to_fd)) = std::env::var(FDS_ENV).ok().as_deref().and_then(parse_fds) else {
-        eprintln!("ggcore C SDK: {FDS_ENV} is not set (or not two open descriptors): this process was not started by ggcore");
+        stderr_line(&format!("ggcore C SDK: {FDS_ENV} is not set (or not two open descriptors): this process was not started by ggcore"));
         return Err(GGE_INVALID_STATE);
     };
     for fd in [from_fd, to_fd] {
         // SAFETY: fcntl on a descriptor number; it only reads and sets flags.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-            eprintln!("ggcore C SDK: descriptor {fd} from {FDS_ENV} is not open: this process was not started by ggcore");
+            stderr_line(&format!("ggcore C SDK: descriptor {fd} from {FDS_ENV} is not open: this process was not started by ggcore"));
             return Err(GGE_INVALID_STATE);
         }
     }
@@ -108,7 +108,7 @@ pub fn init() -> GgResult<()> {
         Ok(Some(f)) if f.kind() == "start" => f,
         Ok(Some(f)) => protocol_error(&format!("the first frame is {:?}, not start", f.kind())),
         Ok(None) => {
-            eprintln!("ggcore C SDK: the plugin closed the pipe before starting the function");
+            stderr_line("ggcore C SDK: the plugin closed the pipe before starting the function");
             return Err(GGE_INTERNAL_FAILURE);
         }
         Err(e) => protocol_error(&e.to_string()),
@@ -158,8 +158,14 @@ pub fn c_string(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+/// Writes a line to stderr; a closed stderr is not an error (eprintln! would
+/// panic).
+pub fn stderr_line(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn protocol_error(message: &str) -> ! {
-    eprintln!("ggcore C SDK: protocol error from the plugin: {message}");
+    stderr_line(&format!("ggcore C SDK: protocol error from the plugin: {message}"));
     std::process::exit(2)
 }
 

@@ -45,7 +45,7 @@ fn built() -> Option<&'static Built> {
             let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
             let lib = profile_dir.join("libaws_greengrass_core_sdk_c.so");
             assert!(lib.exists(), "{} was not built", lib.display());
-            let lib_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sdk-c-{}", std::process::id()));
+            let lib_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-c");
             std::fs::create_dir_all(&lib_dir).unwrap();
             let link = lib_dir.join("libaws-greengrass-core-sdk-c.so");
             let _ = std::fs::remove_file(&link);
