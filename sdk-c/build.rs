@@ -14,4 +14,10 @@ fn main() {
     // combined with other version tags").
     println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/version.map");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libaws-greengrass-core-sdk-c.so");
+    // Elsewhere (aarch64, armv7: GNU ld is rustc's default there) ask the C
+    // compiler driver for the system's lld (Debian: `apt install lld`).
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target != "x86_64-unknown-linux-gnu" {
+        println!("cargo:rustc-cdylib-link-arg=-fuse-ld=lld");
+    }
 }
