@@ -424,6 +424,72 @@ class Awake:
         self.procs = []
 
 
+def cold_starts(trigger, results, kinds, count, gap_s):
+    """First-invoke times of on-demand functions: `ondemand-KIND` (its warm
+    p50 measured after), then `cold-KIND-K` for K < count, kinds alternating,
+    each gap_s apart. Returns {kind: report} with the cold start (first
+    invoke minus that warm p50) p50 and range."""
+    firsts = {k: [] for k in kinds}
+    warm = {}
+    for kind in kinds:
+        r = call_driver(trigger, results, {'op': 'first', 'target': arn('ondemand-' + kind)})
+        firsts[kind].append(r['first_us'])
+        lat = call_driver(trigger, results, {'op': 'latency', 'target': arn('ondemand-' + kind), 'n': 200})['lat_us']
+        warm[kind] = pct(lat, 0.5)
+    for k in range(count):
+        for kind in kinds:
+            time.sleep(gap_s)
+            r = call_driver(trigger, results, {'op': 'first', 'target': arn('cold-{}-{}'.format(kind, k))})
+            if r['error']:
+                raise RuntimeError('cold start of cold-{}-{} failed: {}'.format(kind, k, r))
+            firsts[kind].append(r['first_us'])
+    out = {}
+    for kind in kinds:
+        cold = sorted(f - warm[kind] for f in firsts[kind])
+        out[kind] = {'n': len(cold), 'first_invoke_p50_us': round(pct(firsts[kind], 0.5), 1), 'warm_invoke_p50_us': warm[kind],
+                     'cold_start_p50_us': round(pct(cold, 0.5), 1),
+                     'cold_start_min_max_us': [round(cold[0], 1), round(cold[-1], 1)]}
+    return out
+
+
+def relay_stats(n, rate, lat, got, dup):
+    """One relay run's figures."""
+    return {'msgs_per_s': round(rate), 'received': got, 'lost': n - got, 'duplicates': dup,
+            'p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
+
+
+def relay_comparison(work, certs, sources, res, n, ours, peer, relay_argv=None):
+    """QoS 0 and 1 rows: each source's relay function through ggcore
+    (`ggcore_KIND`), then the peer relay through Mosquitto (`PEER`), and
+    the ratio of `ggcore_OURS` to the peer."""
+    relay = {}
+    payload = 'x' * 64
+    for qos in (0, 1):
+        row = {'n': n}
+        for kind, source in sources.items():
+            relay_run(source, res, min(n, 500), qos, payload)  # warm-up
+            row['ggcore_' + kind] = relay_stats(n, *relay_run(source, res, n, qos, payload))
+        rate, lat, got, dup = mosquitto_relay(work, certs, n, qos, payload, relay_argv=relay_argv)
+        row[peer] = relay_stats(n, rate, lat, got, dup)
+        row['ratio'] = round(rate and row['ggcore_' + ours]['msgs_per_s'] / rate, 2)
+        relay['qos{}'.format(qos)] = row
+    return relay
+
+
+def fmt_ms(us):
+    return '{:.1f}'.format(us / 1e3)
+
+
+def fmt_cold(x):
+    """A cold_starts() entry as `P50 ms (MIN–MAX)`."""
+    return '{} ms ({}–{})'.format(fmt_ms(x['cold_start_p50_us']), fmt_ms(x['cold_start_min_max_us'][0]),
+                                  fmt_ms(x['cold_start_min_max_us'][1]))
+
+
+def fmt_lost(x):
+    return '{}{}'.format(x['lost'], ' (+{} dup)'.format(x['duplicates']) if x['duplicates'] else '')
+
+
 def mosquitto_relay(work, certs, n, qos, payload, relay_argv=None):
     """The same relay done by a Python paho client through Mosquitto (or by
     the client `relay_argv + [certs, port, qos]` starts, which prints a line

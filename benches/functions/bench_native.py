@@ -34,8 +34,8 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (cli, mode, write_results, DRIVER_PY, GGCORE, NOOP_PY, RELAY_PY, REPO, Awake, Core, Results,
-                             SinkProcess, arn, call_driver, client, mosquitto_relay, pct, relay_run, thing)
+from bench_functions import (cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, mode, relay_comparison, write_results, DRIVER_PY, GGCORE,
+                             NOOP_PY, RELAY_PY, REPO, Awake, Core, Results, SinkProcess, arn, client, pct, thing)
 from bench_node import NOOP_JS, NODE, children, cmdline, git_commit, latencies, memory
 
 COLD_STARTS = 6
@@ -155,19 +155,7 @@ def run_benchmarks(args):
             report['warm_invoke'][kind] = {'p50_us': pct(lat[kind], 0.5), 'p99_us': pct(lat[kind], 0.99)}
 
         # 2. cold start.
-        firsts = {k: [] for k in KINDS}
-        warm = {}
-        for kind in KINDS:
-            r = call_driver(trigger, results, {'op': 'first', 'target': arn('ondemand-' + kind)})
-            firsts[kind].append(r['first_us'])
-            warm[kind] = pct(latencies(trigger, results, arn('ondemand-' + kind), 200), 0.5)
-        for k in range(COLD_STARTS):
-            for kind in KINDS:
-                time.sleep(COLD_GAP_S)
-                r = call_driver(trigger, results, {'op': 'first', 'target': arn('cold-{}-{}'.format(kind, k))})
-                if r['error']:
-                    raise RuntimeError('cold start of cold-{}-{} failed: {}'.format(kind, k, r))
-                firsts[kind].append(r['first_us'])
+        cold = cold_starts(trigger, results, KINDS, COLD_STARTS, COLD_GAP_S)
         env = dict(os.environ, LD_LIBRARY_PATH=lib_dir)
         env.pop('GGCORE_SDK_FDS', None)
         # The program exits 1 outside ggcore (gg_global_init finds no core).
@@ -177,13 +165,8 @@ def run_benchmarks(args):
             subprocess.run([noop_path], env=env, stderr=subprocess.DEVNULL)
             times.append((time.perf_counter() - t) * 1e6)
         spawn = times
-        report['cold_start'] = {'gap_s': COLD_GAP_S, 'spawn_program_n': len(spawn),
-                                'spawn_program_p50_us': round(pct(spawn, 0.5), 1)}
-        for kind in KINDS:
-            cold = sorted(f - warm[kind] for f in firsts[kind])
-            report['cold_start'][kind] = {
-                'n': len(cold), 'first_invoke_p50_us': round(pct(firsts[kind], 0.5), 1), 'warm_invoke_p50_us': warm[kind],
-                'cold_start_p50_us': round(pct(cold, 0.5), 1), 'cold_start_min_max_us': [round(cold[0], 1), round(cold[-1], 1)]}
+        report['cold_start'] = dict(cold, gap_s=COLD_GAP_S, spawn_program_n=len(spawn),
+                                    spawn_program_p50_us=round(pct(spawn, 0.5), 1))
         awake.stop()
 
         # 3. idle memory.
@@ -204,20 +187,7 @@ def run_benchmarks(args):
         for s in sources.values():
             s.loop_start()
         time.sleep(0.5)
-        relay = {}
-        payload = 'x' * 64
-        for qos in (0, 1):
-            row = {'n': n_relay}
-            for kind in ('c', 'py'):
-                relay_run(sources[kind], res, min(n_relay, 500), qos, payload)  # warm-up
-                rate, lat, got, dup = relay_run(sources[kind], res, n_relay, qos, payload)
-                row['ggcore_' + kind] = {'msgs_per_s': round(rate), 'received': got, 'lost': n_relay - got, 'duplicates': dup,
-                                         'p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
-            rate, lat, got, dup = mosquitto_relay(work, core.certs, n_relay, qos, payload)
-            row['mosquitto_paho'] = {'msgs_per_s': round(rate), 'received': got, 'lost': n_relay - got, 'duplicates': dup,
-                                     'p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
-            row['ratio'] = round(rate and row['ggcore_c']['msgs_per_s'] / rate, 2)
-            relay['qos{}'.format(qos)] = row
+        relay = relay_comparison(work, core.certs, sources, res, n_relay, 'c', 'mosquitto_paho')
         report['relay'] = relay
         res.stop()
         for c in list(sources.values()) + [trigger]:
@@ -233,19 +203,16 @@ def figures(r):
     """(figure, value) rows of one run."""
     w, c, rel = r['warm_invoke'], r['cold_start'], r['relay']
 
-    def ms(us):
-        return '{:.1f}'.format(us / 1e3)
+    ms = fmt_ms
 
     def cold(k):
-        x = c[k]
-        return '{} ms ({}–{})'.format(ms(x['cold_start_p50_us']), ms(x['cold_start_min_max_us'][0]), ms(x['cold_start_min_max_us'][1]))
+        return fmt_cold(c[k])
 
     def rate(q):
         n, m = q['ggcore_c'], q['mosquitto_paho']
         return '{:,} vs {:,} ({}×)'.format(n['msgs_per_s'], m['msgs_per_s'], q['ratio'])
 
-    def lost(x):
-        return '{}{}'.format(x['lost'], ' (+{} dup)'.format(x['duplicates']) if x['duplicates'] else '')
+    lost = fmt_lost
 
     q0, q1 = rel['qos0'], rel['qos1']
     return [

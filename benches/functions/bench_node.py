@@ -40,8 +40,8 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (cli, mode, write_results, DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn,
-                             call_driver, client, mosquitto_relay, pct, relay_run, rss_kb, thing)
+from bench_functions import (call_driver, cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, mode, relay_comparison, write_results, DRIVER_PY,
+                             NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn, client, pct, rss_kb, thing)
 
 NODE = 'nodejs12.x'
 SDK_NODE = os.path.join(REPO, 'sdk-node')
@@ -226,19 +226,7 @@ def run_benchmarks(args):
 
         # 2. cold start.
         report['machine']['node_spares_before_cold_starts'] = node_spares(core.proc.pid)
-        firsts = {'node': [], 'py': []}
-        warm = {}
-        for kind in ('node', 'py'):
-            r = call_driver(trigger, results, {'op': 'first', 'target': arn('ondemand-' + kind)})
-            firsts[kind].append(r['first_us'])
-            warm[kind] = pct(latencies(trigger, results, arn('ondemand-' + kind), 200), 0.5)
-        for k in range(COLD_STARTS):
-            for kind in ('node', 'py'):
-                time.sleep(COLD_GAP_S)
-                r = call_driver(trigger, results, {'op': 'first', 'target': arn('cold-{}-{}'.format(kind, k))})
-                if r['error']:
-                    raise RuntimeError('cold start of cold-{}-{} failed: {}'.format(kind, k, r))
-                firsts[kind].append(r['first_us'])
+        cold = cold_starts(trigger, results, ('node', 'py'), COLD_STARTS, COLD_GAP_S)
         stub = os.path.join(work, 'stub')
         os.makedirs(stub, exist_ok=True)
         with open(os.path.join(stub, '_ggcore.py'), 'w') as f:
@@ -250,11 +238,8 @@ def run_benchmarks(args):
         }
         report['cold_start'] = {'gap_s': COLD_GAP_S}
         for kind in ('node', 'py'):
-            cold = sorted(f - warm[kind] for f in firsts[kind])
-            report['cold_start'][kind] = {
-                'n': len(cold), 'first_invoke_p50_us': round(pct(firsts[kind], 0.5), 1), 'warm_invoke_p50_us': warm[kind],
-                'cold_start_p50_us': round(pct(cold, 0.5), 1), 'cold_start_min_max_us': [round(cold[0], 1), round(cold[-1], 1)],
-                'spawn_n': len(spawn[kind]), 'spawn_with_sdk_p50_us': round(pct(spawn[kind], 0.5), 1)}
+            report['cold_start'][kind] = dict(cold[kind], spawn_n=len(spawn[kind]),
+                                              spawn_with_sdk_p50_us=round(pct(spawn[kind], 0.5), 1))
         awake.stop()
 
         # 3. idle memory.
@@ -285,22 +270,8 @@ def run_benchmarks(args):
         with open(relay_js, 'w') as f:
             f.write(MQTT_RELAY_JS)
         os.environ['MQTT_MODULE'] = os.path.join(NPM, 'mqtt')
-        relay = {}
-        payload = 'x' * 64
-        for qos in (0, 1):
-            row = {'n': n_relay}
-            for kind in ('node', 'py'):
-                relay_run(sources[kind], res, min(n_relay, 500), qos, payload)  # warm-up
-                rate, lat, got, dup = relay_run(sources[kind], res, n_relay, qos, payload)
-                row['ggcore_' + kind] = {'msgs_per_s': round(rate), 'received': got, 'lost': n_relay - got,
-                                         'duplicates': dup, 'p50_ms': round(pct(lat, 0.5) * 1e3, 2),
-                                         'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
-            rate, lat, got, dup = mosquitto_relay(work, core.certs, n_relay, qos, payload, relay_argv=['node', relay_js])
-            row['mosquitto_node_mqtt'] = {'msgs_per_s': round(rate), 'received': got, 'lost': n_relay - got,
-                                          'duplicates': dup, 'p50_ms': round(pct(lat, 0.5) * 1e3, 2),
-                                          'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
-            row['ratio'] = round(rate and row['ggcore_node']['msgs_per_s'] / rate, 2)
-            relay['qos{}'.format(qos)] = row
+        relay = relay_comparison(work, core.certs, sources, res, n_relay, 'node', 'mosquitto_node_mqtt',
+                                 relay_argv=['node', relay_js])
         report['relay'] = relay
         res.stop()
         for c in list(sources.values()) + [trigger]:
@@ -316,20 +287,16 @@ def figures(r):
     """(figure, value) rows of one run."""
     w, c, rel = r['warm_invoke'], r['cold_start'], r['relay']
 
-    def ms(us):
-        return '{:.1f}'.format(us / 1e3)
+    ms = fmt_ms
 
     def cold(k):
-        x = c[k]
-        return '{} ms ({}–{})'.format(ms(x['cold_start_p50_us']), ms(x['cold_start_min_max_us'][0]),
-                                      ms(x['cold_start_min_max_us'][1]))
+        return fmt_cold(c[k])
 
     def rate(q):
         n, m = q['ggcore_node'], q['mosquitto_node_mqtt']
         return '{:,} vs {:,} ({}×)'.format(n['msgs_per_s'], m['msgs_per_s'], q['ratio'])
 
-    def lost(x):
-        return '{}{}'.format(x['lost'], ' (+{} dup)'.format(x['duplicates']) if x['duplicates'] else '')
+    lost = fmt_lost
 
     q0, q1 = rel['qos0'], rel['qos1']
     return [
