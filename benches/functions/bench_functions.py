@@ -486,6 +486,11 @@ def fmt_cold(x):
                                   fmt_ms(x['cold_start_min_max_us'][1]))
 
 
+def fmt_rate(q, ours, peer):
+    """A relay_comparison() row as `OURS vs PEER (RATIO×)` msg/s."""
+    return '{:,} vs {:,} ({}×)'.format(q['ggcore_' + ours]['msgs_per_s'], q[peer]['msgs_per_s'], q['ratio'])
+
+
 def fmt_lost(x):
     return '{}{}'.format(x['lost'], ' (+{} dup)'.format(x['duplicates']) if x['duplicates'] else '')
 

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, mode, relay_comparison, write_results, DRIVER_PY, GGCORE,
+from bench_functions import (cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, write_results, DRIVER_PY, GGCORE,
                              NOOP_PY, RELAY_PY, REPO, Awake, Core, Results, SinkProcess, arn, client, pct, thing)
 from bench_node import NOOP_JS, NODE, children, cmdline, git_commit, latencies, memory
 
@@ -209,8 +209,7 @@ def figures(r):
         return fmt_cold(c[k])
 
     def rate(q):
-        n, m = q['ggcore_c'], q['mosquitto_paho']
-        return '{:,} vs {:,} ({}×)'.format(n['msgs_per_s'], m['msgs_per_s'], q['ratio'])
+        return fmt_rate(q, 'c', 'mosquitto_paho')
 
     lost = fmt_lost
 

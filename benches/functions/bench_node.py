@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (call_driver, cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, mode, relay_comparison, write_results, DRIVER_PY,
+from bench_functions import (call_driver, cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, write_results, DRIVER_PY,
                              NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn, client, pct, rss_kb, thing)
 
 NODE = 'nodejs12.x'
@@ -293,8 +293,7 @@ def figures(r):
         return fmt_cold(c[k])
 
     def rate(q):
-        n, m = q['ggcore_node'], q['mosquitto_node_mqtt']
-        return '{:,} vs {:,} ({}×)'.format(n['msgs_per_s'], m['msgs_per_s'], q['ratio'])
+        return fmt_rate(q, 'node', 'mosquitto_node_mqtt')
 
     lost = fmt_lost
 
