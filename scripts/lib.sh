@@ -7,6 +7,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ggcore-target}"
 # shared target directory's links may name another checkout.)
 export GGCORE_SDK_ROOT="${GGCORE_SDK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 
+# ensure_linker: the C Core SDK library (sdk-c) is linked by an LLVM linker
+# (its symbol versions; ADR 0015): rustc's own rust-lld on x86_64, the
+# system's lld elsewhere.
+ensure_linker() {
+  [ "$(uname -m)" = x86_64 ] || ensure_debs lld
+}
+
 # install_c_sdk: copies the C Core SDK library cargo built into the SDK
 # root's sdk-c/lib (ignored by git), under the name programs link with.
 install_c_sdk() {

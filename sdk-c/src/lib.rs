@@ -153,7 +153,7 @@ pub unsafe extern "C" fn ggcore_gg_request_read(request: *mut GgRequest, buffer:
 // ---- runtime ----
 
 #[no_mangle]
-pub extern "C" fn ggcore_gg_runtime_start(handler: Option<unsafe extern "C" fn(*const GgLambdaContext)>, opt: u32) -> c_int {
+pub extern "C" fn ggcore_gg_runtime_start(handler: Option<unsafe extern "C-unwind" fn(*const GgLambdaContext)>, opt: u32) -> c_int {
     guard(|| {
         let handler = handler.ok_or(GGE_INVALID_PARAMETER)?;
         if opt & !GG_RT_OPT_ASYNC != 0 {
@@ -208,6 +208,10 @@ pub unsafe extern "C" fn ggcore_gg_lambda_handler_write_response(response: *cons
         // SAFETY: response has size readable bytes (or is NULL: refused).
         let bytes = unsafe { bytes(response, size) }?;
         with_current(|current| {
+            // The whole response travels in one frame.
+            if current.response.len() + bytes.len() > ggcore_frame::MAX_PAYLOAD {
+                return Err(GGE_INVALID_PARAMETER);
+            }
             current.response.try_reserve(bytes.len()).map_err(|_| GGE_OUT_OF_MEMORY)?;
             current.response.extend_from_slice(&bytes);
             Ok(())

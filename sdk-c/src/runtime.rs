@@ -19,6 +19,11 @@ use crate::pure::*;
 /// The environment variable the plugin sets: `<from plugin fd>,<to plugin fd>`.
 pub const FDS_ENV: &str = "GGCORE_SDK_FDS";
 
+/// Longest log line sent (longer ones are cut).
+pub const MAX_LOG_LINE: usize = 256 * 1024;
+/// Header bytes kept for the fields a call adds (`corr`, `t`).
+const HEADER_ROOM: usize = 64;
+
 /// Frame level of a warning.
 const WARN: u64 = 2;
 
@@ -94,11 +99,22 @@ pub fn init() -> GgResult<()> {
         stderr_line(&format!("ggcore C SDK: {FDS_ENV} is not set (or not two open descriptors): this process was not started by ggcore"));
         return Err(GGE_INVALID_STATE);
     };
+    // The program's own children must not take these numbers for pipes to the
+    // plugin: the descriptors are close-on-exec, so the names go too.
+    // (gg_global_init runs before any other thread, as the SDK requires.)
+    std::env::remove_var(FDS_ENV);
     for fd in [from_fd, to_fd] {
-        // SAFETY: fcntl on a descriptor number; it only reads and sets flags.
+        // SAFETY: fstat fills a zeroed stat for a descriptor number; fcntl
+        // only reads and sets flags.
+        let is_pipe = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+        };
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-            stderr_line(&format!("ggcore C SDK: descriptor {fd} from {FDS_ENV} is not open: this process was not started by ggcore"));
+        if !is_pipe || flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+            stderr_line(&format!(
+                "ggcore C SDK: descriptor {fd} from {FDS_ENV} is not an open pipe: this process was not started by ggcore"
+            ));
             return Err(GGE_INVALID_STATE);
         }
     }
@@ -166,7 +182,13 @@ pub fn stderr_line(line: &str) {
 
 fn protocol_error(message: &str) -> ! {
     stderr_line(&format!("ggcore C SDK: protocol error from the plugin: {message}"));
-    std::process::exit(2)
+    // Not exit(): this may be another thread than main, and C++ static
+    // destructors must not run under a main that is still going.
+    // SAFETY: flushing stdio and ending the process.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(2)
+    }
 }
 
 /// Owns fd 3: queues invocations, hands replies to their callers, and notes
@@ -256,13 +278,23 @@ impl Runtime {
         without_sigpipe(|| out.write_all(&bytes)).is_ok()
     }
 
-    /// A `log` frame (level 0..4).
+    /// A `log` frame (level 0..4); a line over [`MAX_LOG_LINE`] bytes is cut
+    /// there (the plugin would take a longer frame for a protocol error).
     pub fn log(&self, level: u64, text: &str) -> bool {
-        self.send(&Frame::new("log", json!({"level": level}), text.as_bytes().to_vec()))
+        let mut end = text.len().min(MAX_LOG_LINE);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.send(&Frame::new("log", json!({"level": level}), text.as_bytes()[..end].to_vec()))
     }
 
     /// Sends a host call and waits for its reply.
     pub fn call(&self, mut fields: Value, payload: Vec<u8>) -> GgResult<Frame> {
+        // The plugin ends a program whose frame is over its limits: refuse
+        // here (topics, ARNs and contexts travel in the header).
+        if payload.len() > ggcore_frame::MAX_PAYLOAD || fields.to_string().len() + HEADER_ROOM > ggcore_frame::MAX_HEADER {
+            return Err(GGE_INVALID_PARAMETER);
+        }
         let corr = self.next_corr.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         {
@@ -288,7 +320,7 @@ impl Runtime {
     }
 
     /// Serves invocations with `handler` until asked to stop.
-    pub fn run(&self, handler: unsafe extern "C" fn(*const GgLambdaContext)) {
+    pub fn run(&self, handler: unsafe extern "C-unwind" fn(*const GgLambdaContext)) {
         loop {
             let invocation = {
                 let mut queue = lock(&self.queue);

@@ -85,9 +85,11 @@ pub struct FunctionsConfig {
 /// `$GGCORE_SDK_ROOT`, else the directory of the running executable, where
 /// an installation keeps them and `cargo build` links them (core/build.rs;
 /// docs/install.md). No path of the build machine is compiled in.
+/// Always absolute: functions run in their own directories, and a relative
+/// `LD_LIBRARY_PATH` or `PYTHONPATH` would be read from there.
 pub fn sdk_root() -> PathBuf {
     match std::env::var_os("GGCORE_SDK_ROOT").filter(|v| !v.is_empty()) {
-        Some(p) => PathBuf::from(p),
+        Some(p) => std::path::absolute(&p).unwrap_or_else(|_| PathBuf::from(p)),
         None => std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default(),
     }
 }

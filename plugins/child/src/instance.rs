@@ -85,13 +85,17 @@ impl ChildInstance {
         to_child.send(start.encode());
         let calls = Calls { name: name.to_string(), host: Arc::new(host), arn: arn.to_string(), to_child: to_child.clone() };
         let reader_state = state.clone();
-        std::thread::Builder::new()
-            .name("ggcore-child-reader".into())
-            .spawn(move || {
-                read_loop(from_child, pid, calls, events_tx, reader_state);
-                drop(reaped_tx);
-            })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        let reader = std::thread::Builder::new().name("ggcore-child-reader".into()).spawn(move || {
+            read_loop(from_child, pid, calls, events_tx, reader_state);
+            drop(reaped_tx);
+        });
+        if let Err(e) = reader {
+            // Nobody will read the child: end it (its writer thread too).
+            to_child.close();
+            // SAFETY: only a signal to our child, not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(format!("cannot start a thread: {e}"));
+        }
         let mut instance = ChildInstance { name: name.to_string(), pid, to_child, events, state, reaped, next_id: 1 };
         match instance.events.recv() {
             // The reader moved the state to RUNNING before saying so: a child

@@ -110,10 +110,12 @@ impl Runtime for NativeRuntime {
 }
 
 /// The function's program: `Executable` names a file inside its code
-/// directory (a relative path; no `..`), which must be an executable file.
+/// directory (a relative path such as `hello`, `./hello` or `bin/hello`; no
+/// `..`), which must be an executable file.
 pub fn executable(code_dir: &Path, name: &str) -> Result<PathBuf, String> {
     let rel = Path::new(name);
-    if name.is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let mut parts = rel.components().filter(|c| !matches!(c, Component::CurDir)).peekable();
+    if parts.peek().is_none() || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
         return Err(format!("Executable '{name}' must name a file inside the function's code directory (a relative path without '..')"));
     }
     let path = code_dir.join(rel);
@@ -168,10 +170,12 @@ mod tests {
         std::fs::set_permissions(dir.join("bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("data"), b"x").unwrap();
         assert_eq!(executable(&dir, "bin/run").unwrap(), dir.join("bin/run"));
+        assert_eq!(executable(&dir, "./bin/run").unwrap(), dir.join("./bin/run"));
         for (name, says) in [
             ("../etc/passwd", "inside"),
             ("/bin/sh", "inside"),
             ("", "inside"),
+            (".", "inside"),
             ("missing", "cannot be read"),
             ("bin", "not a file"),
             ("data", "not executable"),
