@@ -14,16 +14,28 @@ ensure_linker() {
   [ "$(uname -m)" = x86_64 ] || ensure_debs lld
 }
 
-# install_c_sdk: copies the C Core SDK library cargo built into the SDK
-# root's sdk-c/lib (ignored by git), under the name programs link with.
-install_c_sdk() {
-  local built="$CARGO_TARGET_DIR/debug/libaws_greengrass_core_sdk_c.so" dest="$GGCORE_SDK_ROOT/sdk-c/lib"
-  [ -f "$built" ] || return 0
-  mkdir -p "$dest"
-  cmp -s "$built" "$dest/libaws-greengrass-core-sdk-c.so" && return 0
-  cp -f "$built" "$dest/.libaws-greengrass-core-sdk-c.so.$$"
-  chmod 755 "$dest/.libaws-greengrass-core-sdk-c.so.$$"
-  mv -f "$dest/.libaws-greengrass-core-sdk-c.so.$$" "$dest/libaws-greengrass-core-sdk-c.so"
+# install_built_sdks: copies what cargo built of the SDKs into the SDK root
+# (both ignored by git): the C Core SDK library into sdk-c/lib under the name
+# programs link with, the Java SDK jar into sdk-java/.
+install_built_sdks() {
+  copy_built "$CARGO_TARGET_DIR/debug/libaws_greengrass_core_sdk_c.so" "$GGCORE_SDK_ROOT/sdk-c/lib/libaws-greengrass-core-sdk-c.so" 755
+  copy_built "$CARGO_TARGET_DIR/debug/sdk-java/aws-greengrass-core-sdk-java.jar" "$GGCORE_SDK_ROOT/sdk-java/aws-greengrass-core-sdk-java.jar" 644
+}
+
+# copy_built FROM TO MODE: replaces TO with FROM when they differ.
+copy_built() {
+  [ -f "$1" ] || return 0
+  mkdir -p "$(dirname "$2")"
+  cmp -s "$1" "$2" && return 0
+  cp -f "$1" "$2.new.$$" && chmod "$3" "$2.new.$$" && mv -f "$2.new.$$" "$2"
+}
+
+# ensure_jdk: javac and jar (the Java SDK is built with them; Java functions
+# run on the JDK's JVM).
+ensure_jdk() {
+  command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 && return 0
+  [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/javac" ] && return 0
+  ensure_debs default-jdk-headless
 }
 
 log() { printf '\n== %s\n' "$*" >&2; }

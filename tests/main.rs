@@ -16,6 +16,7 @@ mod function_faults;
 mod function_load;
 mod functions;
 mod isolation;
+mod java;
 mod lifecycle;
 mod native;
 mod node;

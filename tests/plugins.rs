@@ -74,6 +74,7 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
         [
             "libggcore_plugin_corrupt.so",
             "libggcore_plugin_echo.so",
+            "libggcore_plugin_java.so",
             "libggcore_plugin_native.so",
             "libggcore_plugin_node.so",
             "libggcore_plugin_notaplugin.so",

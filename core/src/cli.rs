@@ -68,7 +68,8 @@ pub enum Command {
 pub enum SdkCommand {
     /// Print where the SDK of LANGUAGE is (the last line of stdout): Python
     /// and Node the directory to put on PYTHONPATH / NODE_PATH; C a prefix P
-    /// with P/include/greengrasssdk.h and P/lib/libaws-greengrass-core-sdk-c.so.
+    /// with P/include/greengrasssdk.h and P/lib/libaws-greengrass-core-sdk-c.so;
+    /// Java the SDK jar (javac -cp).
     Path { language: SdkLanguage },
 }
 
@@ -392,14 +393,10 @@ fn sdk_path(language: SdkLanguage) -> Result<(), CliError> {
         SdkLanguage::Python => (root.join("sdk-python"), &["greengrasssdk/__init__.py"]),
         SdkLanguage::Node => (root.join("sdk-node").join("node_modules"), &["aws-greengrass-core-sdk/package.json"]),
         SdkLanguage::C => (root.join("sdk-c"), &["include/greengrasssdk.h", "lib/libaws-greengrass-core-sdk-c.so"]),
-        SdkLanguage::Java => {
-            return Err(CliError::other(
-                "this ggcore has no Java Core SDK yet (it serves Python, Node.js and native functions)".to_string(),
-            ));
-        }
+        SdkLanguage::Java => (root.join("sdk-java").join("aws-greengrass-core-sdk-java.jar"), &[""]),
     };
     for need in needs {
-        let file = path.join(need);
+        let file = if need.is_empty() { path.clone() } else { path.join(need) };
         if !file.is_file() {
             return Err(CliError::other(format!(
                 "{} is missing: the SDK root {} is incomplete (build with `cargo build`, install with scripts/install, or set GGCORE_SDK_ROOT)",

@@ -113,6 +113,18 @@ impl Function {
         f
     }
 
+    /// A Java function: `jar` (the compiled functions) is the code
+    /// directory's `functions.jar`, `handler` its Executable
+    /// (`package.Class::method` or `package.Class`); runtime `java11` (served
+    /// by the installed JDK), on demand, json, 30 s, 128 MB.
+    pub fn java(name: &str, jar: &[u8], handler: &str) -> Self {
+        let mut f = Self::python(name, "");
+        f.files = vec![("functions.jar".to_string(), jar.to_vec())];
+        f.runtime = super::java::JAVA.to_string();
+        f.config["Executable"] = handler.into();
+        f
+    }
+
     /// `ExecArgs`.
     pub fn exec_args(mut self, args: &str) -> Self {
         self.config["ExecArgs"] = args.into();

@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod external;
 pub mod functions;
 pub mod group;
+pub mod java;
 pub mod mqtt;
 pub mod native;
 pub mod process;

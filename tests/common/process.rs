@@ -92,28 +92,41 @@ pub fn ggcore_command() -> Command {
     c
 }
 
-/// The SDK root the tests' cores use: this checkout, whose `sdk-c/lib` gets
-/// a copy of the C Core SDK library from the target directory (once per test
-/// process; git ignores it) — the build tree's own link lives under the
-/// target directory, which the users functions run as may not reach.
+/// The SDK root the tests' cores use: this checkout, whose `sdk-c/lib` and
+/// `sdk-java` get copies of what cargo built of the SDKs (the C library, the
+/// Java jar) from the target directory, once per test process (git ignores
+/// them) — the build tree's own SDK root lives under the target directory,
+/// which the users functions run as may not reach (docs/install.md).
 pub fn sdk_root() -> PathBuf {
     static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ROOT.get_or_init(|| {
         let repo = tests_dir().parent().expect("the tests are in a checkout").to_path_buf();
-        let built = ggcore_bin().parent().expect("ggcore is in a directory").join("libaws_greengrass_core_sdk_c.so");
-        let lib = repo.join("sdk-c/lib/libaws-greengrass-core-sdk-c.so");
-        let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("{}: {e} (build it with `cargo build`)", built.display()));
-        if std::fs::read(&lib).ok().as_deref() != Some(bytes.as_slice()) {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
-            let tmp = lib.with_extension(format!("so.{}", std::process::id()));
-            std::fs::write(&tmp, &bytes).unwrap();
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-            std::fs::rename(&tmp, &lib).unwrap();
-        }
+        let built = ggcore_bin().parent().expect("ggcore is in a directory").to_path_buf();
+        copy_built(&built.join("libaws_greengrass_core_sdk_c.so"), &repo.join("sdk-c/lib/libaws-greengrass-core-sdk-c.so"), 0o755, true);
+        let jar = "aws-greengrass-core-sdk-java.jar";
+        copy_built(&built.join("sdk-java").join(jar), &repo.join("sdk-java").join(jar), 0o644, false);
         repo
     })
     .clone()
+}
+
+/// Replaces `to` with a copy of `from` (mode `mode`) when they differ; a
+/// missing `from` fails only when `required`.
+fn copy_built(from: &Path, to: &Path, mode: u32, required: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = match std::fs::read(from) {
+        Ok(b) => b,
+        Err(e) if required => panic!("{}: {e} (build it with `cargo build`)", from.display()),
+        Err(_) => return,
+    };
+    if std::fs::read(to).ok().as_deref() == Some(bytes.as_slice()) {
+        return;
+    }
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let tmp = to.with_extension(format!("new.{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
 }
 
 /// This package's directory in the checkout being tested: cargo says so at

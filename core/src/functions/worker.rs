@@ -96,11 +96,14 @@ pub(crate) async fn start_worker(
             let mut cmd = tokio::process::Command::new(&mgr.worker);
             cmd.arg("instance").arg(&mgr.socket).arg(&token).arg(&slot.plugin.file);
             // Only what a plugin's `prepare` may read to find its language
-            // (a zygote sees the same): PATH and ggcore's own GGCORE_*
-            // settings (GGCORE_NODE, GGCORE_LIBPYTHON, ...). The function's
-            // environment comes with the spec.
+            // (a zygote sees the same): the host's PATH and JAVA_HOME (where
+            // programs and the JDK are, by the usual conventions) and ggcore's
+            // own GGCORE_* settings (GGCORE_NODE, GGCORE_LIBPYTHON, ...). The
+            // function's environment comes with the spec.
             cmd.env_clear();
-            cmd.envs(std::env::vars_os().filter(|(k, _)| k == "PATH" || k.to_str().is_some_and(|k| k.starts_with("GGCORE_"))));
+            cmd.envs(std::env::vars_os().filter(|(k, _)| {
+                k == "PATH" || k == "JAVA_HOME" || k.to_str().is_some_and(|k| k.starts_with("GGCORE_"))
+            }));
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
