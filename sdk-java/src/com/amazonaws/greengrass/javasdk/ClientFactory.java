@@ -1,0 +1,6 @@
+package com.amazonaws.greengrass.javasdk;
+
+/** Builds a client. */
+public interface ClientFactory {
+    GGClient build();
+}

@@ -1,0 +1,7 @@
+package com.amazonaws.greengrass.javasdk;
+
+/** What the client factories build. */
+abstract class GGClient {
+    GGClient() {
+    }
+}

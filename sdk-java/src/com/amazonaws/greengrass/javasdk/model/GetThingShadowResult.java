@@ -1,0 +1,19 @@
+package com.amazonaws.greengrass.javasdk.model;
+
+import java.nio.ByteBuffer;
+
+/** The shadow service's response document (accepted or rejected). */
+public class GetThingShadowResult {
+    private ByteBuffer payload;
+
+    public GetThingShadowResult() {
+    }
+
+    public ByteBuffer getPayload() {
+        return payload;
+    }
+
+    public void setPayload(ByteBuffer payload) {
+        this.payload = payload;
+    }
+}
