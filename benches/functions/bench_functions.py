@@ -218,7 +218,7 @@ class Core:
         for name, (code, cfg, *runtime) in functions.items():
             # (code, config) is a Python 3.11 function in fn.py; a third item
             # names another runtime: 'nodejs...' means code in index.js,
-            # 'executable' a compiled program (bytes) in fn.
+            # 'executable' a compiled program (bytes) in fn, 'java...' a jar.
             runtime = runtime[0] if runtime else 'python3.11'
             os.makedirs(os.path.join(bundle, name))
             if runtime == 'executable':
@@ -227,6 +227,11 @@ class Core:
                     f.write(code)
                 os.chmod(path, 0o755)
                 executable = 'fn'
+            elif runtime.startswith('java'):
+                # A jar; the config names the handler (Executable).
+                with open(os.path.join(bundle, name, 'functions.jar'), 'wb') as f:
+                    f.write(code)
+                executable = cfg['Executable']
             else:
                 module, ext = ('index', '.js') if runtime.startswith('nodejs') else ('fn', '.py')
                 with open(os.path.join(bundle, name, module + ext), 'w') as f:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Native (C) function benchmarks for ggcore, beside Python and Node.js.
+"""Native (C) and Java function benchmarks for ggcore, beside Python and Node.js.
 
 Run with the test venv's Python (paho-mqtt installed), after `cargo build`
 (the C programs are compiled here with `cc` against `ggcore sdk path c`):
@@ -8,22 +8,24 @@ Run with the test venv's Python (paho-mqtt installed), after `cargo build`
     $HOME/.cache/ggcore/venv/bin/python benches/functions/bench_native.py --combine IDLE.json AWAKE.json
 
 It makes a temporary root, starts `ggcore run`, deploys one group holding C
-(runtime `executable`), Python 3.11 and Node.js no-op functions, and
-measures in that one run:
+(runtime `executable`), Java (`java11`, on the installed JDK; the Java
+functions are compiled here with `javac` against `ggcore sdk path java`),
+Python 3.11 and Node.js no-op functions, and measures in that one run:
 
-1. warm invoke: a pinned Python driver calls a pinned C no-op, a pinned
-   Python no-op and a pinned Node no-op with RequestResponse (p50/p99), in
-   alternating blocks of WARM_BLOCK calls;
+1. warm invoke: a pinned Python driver calls a pinned no-op of each runtime
+   with RequestResponse (p50/p99), in alternating blocks of WARM_BLOCK calls;
 2. cold start: the first invoke of an on-demand function minus the p50 of
-   warm invokes of that same function, C, Python and Node alternating, one
-   function each COLD_GAP_S apart; peer: spawning the C no-op program itself
-   (it loads the SDK library, finds no core and exits);
+   warm invokes of that same function, the runtimes alternating, one
+   function each COLD_GAP_S apart; peers: spawning the C no-op program itself
+   (it loads the SDK library, finds no core and exits) and `java` running an
+   empty main with the SDK jar on its class path;
 3. idle memory of an instance (RSS and private): for C and Node the worker
-   plus its child, and the child alone; Python beside them;
-4. device -> C function -> device relay (QoS 0 and 1: msgs/s, lost,
-   latency) vs the same relay done by a Python paho client through Mosquitto
-   (the harness of bench_functions.py); the Python relay function in the same
-   core as context.
+   plus its child, and the child alone; Java (the JVM is in the worker) and
+   Python beside them;
+4. device -> C function -> device and device -> Java function -> device
+   relays (QoS 0 and 1: msgs/s, lost, latency) vs the same relay done by a
+   Python paho client through Mosquitto (the harness of bench_functions.py);
+   the Python relay function in the same core as context.
 
 Writes every number to WORK/results-native.json and prints a Markdown table.
 Benchmarks report; nothing here asserts a timing.
@@ -41,7 +43,39 @@ from bench_node import NOOP_JS, NODE, children, cmdline, git_commit, latencies, 
 COLD_STARTS = 6
 COLD_GAP_S = 1.0
 WARM_BLOCK = 1000
-KINDS = ('c', 'py', 'node')
+KINDS = ('c', 'py', 'node', 'java')
+JAVA = 'java11'
+
+NOOP_JAVA = '''
+package bench;
+public class Noop {
+    public byte[] handle(byte[] event) { return null; }
+}
+'''
+
+RELAY_JAVA = '''
+package bench;
+import java.nio.ByteBuffer;
+import com.amazonaws.greengrass.javasdk.IotDataClient;
+import com.amazonaws.greengrass.javasdk.model.PublishRequest;
+public class Relay {
+    private final IotDataClient iot = new IotDataClient();
+    public byte[] handle(byte[] event) throws Exception {
+        iot.publish(new PublishRequest().withTopic("bench/out").withPayload(ByteBuffer.wrap(event)));
+        return null;
+    }
+}
+'''
+
+EMPTY_MAIN_JAVA = '''
+package bench;
+public class Empty {
+    public static void main(String[] args) throws Exception {
+        Class.forName("com.amazonaws.greengrass.javasdk.IotDataClient");
+    }
+}
+'''
+
 
 NOOP_C = r'''
 #include "greengrasssdk.h"
@@ -90,6 +124,25 @@ def compile_c(work, name, source):
         return f.read(), out, os.path.join(prefix, 'lib')
 
 
+def build_java(work):
+    """The Java no-op, relay and empty main, compiled against `ggcore sdk path java`: (jar bytes, jar path, sdk jar)."""
+    sdk = subprocess.run([GGCORE, 'sdk', 'path', 'java'], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    src = os.path.join(work, 'java-src', 'bench')
+    os.makedirs(src, exist_ok=True)
+    files = []
+    for name, text in (('Noop', NOOP_JAVA), ('Relay', RELAY_JAVA), ('Empty', EMPTY_MAIN_JAVA)):
+        path = os.path.join(src, name + '.java')
+        with open(path, 'w') as f:
+            f.write(text)
+        files.append(path)
+    classes = os.path.join(work, 'java-classes')
+    subprocess.run(['javac', '--release', '11', '-cp', sdk, '-d', classes] + files, check=True)
+    jar = os.path.join(work, 'bench.jar')
+    subprocess.run(['jar', 'cf', jar, '-C', classes, '.'], check=True)
+    with open(jar, 'rb') as f:
+        return f.read(), jar, sdk
+
+
 def instance_memory(pid):
     """An instance: its worker and its child (the C program or node), if any."""
     out = {'worker': memory(pid), 'pid': pid}
@@ -113,26 +166,33 @@ def run_benchmarks(args):
     os.environ.setdefault('GGCORE_SDK_ROOT', REPO)
     noop_c, noop_path, lib_dir = compile_c(work, 'noop', NOOP_C)
     relay_c, _, _ = compile_c(work, 'relay', RELAY_C)
-    code = {'c': (noop_c, 'executable'), 'py': (NOOP_PY, 'python3.11'), 'node': (NOOP_JS, NODE)}
+    jar, jar_path, sdk_jar = build_java(work)
+    java_noop = {'Executable': 'bench.Noop::handle', 'MemorySize': 262144}
+    code = {'c': (noop_c, 'executable', {}), 'py': (NOOP_PY, 'python3.11', {}), 'node': (NOOP_JS, NODE, {}),
+            'java': (jar, JAVA, java_noop)}
+    binary = {'EncodingType': 'binary'}
     functions = {
         'driver': (DRIVER_PY, {'Pinned': True, 'Timeout': 300}),
-        'relay-c': (relay_c, {'Pinned': True, 'EncodingType': 'binary'}, 'executable'),
-        'relay-py': (RELAY_PY, {'Pinned': True, 'EncodingType': 'binary'}),
+        'relay-c': (relay_c, dict(binary, Pinned=True), 'executable'),
+        'relay-java': (jar, dict(binary, Pinned=True, Executable='bench.Relay::handle', MemorySize=262144), JAVA),
+        'relay-py': (RELAY_PY, dict(binary, Pinned=True)),
     }
-    for kind, (src, runtime) in code.items():
-        functions['noop-' + kind] = (src, {'Pinned': True, 'EncodingType': 'binary'}, runtime)
-        functions['ondemand-' + kind] = (src, {'Pinned': False, 'EncodingType': 'binary'}, runtime)
+    for kind, (src, runtime, extra) in code.items():
+        functions['noop-' + kind] = (src, dict(binary, Pinned=True, **extra), runtime)
+        functions['ondemand-' + kind] = (src, dict(binary, Pinned=False, **extra), runtime)
         for k in range(COLD_STARTS):
-            functions['cold-{}-{}'.format(kind, k)] = (src, {'Pinned': False, 'EncodingType': 'binary'}, runtime)
+            functions['cold-{}-{}'.format(kind, k)] = (src, dict(binary, Pinned=False, **extra), runtime)
     subs = [
         (thing('trigger'), 'bench/go', arn('driver')),
         (arn('driver'), 'bench/result', thing('trigger')),
         (thing('source'), 'bench/in', arn('relay-c')),
+        (thing('source-java'), 'bench/in', arn('relay-java')),
         (thing('source-py'), 'bench/in', arn('relay-py')),
         (arn('relay-c'), 'bench/out', thing('sink')),
+        (arn('relay-java'), 'bench/out', thing('sink')),
         (arn('relay-py'), 'bench/out', thing('sink')),
     ]
-    core = Core(work, functions, subs, ['trigger', 'source', 'source-py', 'sink', 'relay'])
+    core = Core(work, functions, subs, ['trigger', 'source', 'source-java', 'source-py', 'sink', 'relay'])
     awake = Awake(False)
     report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0], 'quick': args.quick, 'awake': args.awake,
                           'commit': git_commit()}}
@@ -165,8 +225,15 @@ def run_benchmarks(args):
             subprocess.run([noop_path], env=env, stderr=subprocess.DEVNULL)
             times.append((time.perf_counter() - t) * 1e6)
         spawn = times
+        java_spawn = []
+        for _ in range(10):
+            t = time.perf_counter()
+            subprocess.run(['java', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Xshare:auto', '-cp',
+                            sdk_jar + ':' + jar_path, 'bench.Empty'], check=True)
+            java_spawn.append((time.perf_counter() - t) * 1e6)
         report['cold_start'] = dict(cold, gap_s=COLD_GAP_S, spawn_program_n=len(spawn),
-                                    spawn_program_p50_us=round(pct(spawn, 0.5), 1))
+                                    spawn_program_p50_us=round(pct(spawn, 0.5), 1),
+                                    spawn_java_n=len(java_spawn), spawn_java_p50_us=round(pct(java_spawn, 0.5), 1))
         awake.stop()
 
         # 3. idle memory.
@@ -183,7 +250,8 @@ def run_benchmarks(args):
 
         # 4. relay: device -> C function -> device vs a paho relay on Mosquitto.
         res = SinkProcess(core.certs, core.port, 'bench/out')
-        sources = {'c': client(core.certs, 'source', core.port), 'py': client(core.certs, 'source-py', core.port)}
+        sources = {'c': client(core.certs, 'source', core.port), 'java': client(core.certs, 'source-java', core.port),
+                   'py': client(core.certs, 'source-py', core.port)}
         for s in sources.values():
             s.loop_start()
         time.sleep(0.5)
@@ -215,12 +283,17 @@ def figures(r):
 
     q0, q1 = rel['qos0'], rel['qos1']
     return [
-        ('warm `RequestResponse` invoke from a Python function, p50 / p99 ({:,} calls each): C vs Python vs Node no-op'.format(w['n']),
+        ('warm `RequestResponse` invoke from a Python function, p50 / p99 ({:,} calls each): C vs Python vs Node vs Java no-op'.format(w['n']),
          ' vs '.join('{:.0f} / {:.0f}'.format(w[k]['p50_us'], w[k]['p99_us']) for k in KINDS) + ' µs'),
-        ('cold start of an on-demand instance, p50 (min–max) of {}: C vs Python vs Node'.format(c['c']['n']),
+        ('cold start of an on-demand instance, p50 (min–max) of {}: C vs Python vs Node vs Java'.format(c['c']['n']),
          ' vs '.join(cold(k) for k in KINDS)),
         ('peer: spawn the C no-op program (loads the SDK, finds no core, exits), p50 of {}'.format(c['spawn_program_n']),
          '{} ms'.format(ms(c['spawn_program_p50_us']))),
+        ('peer: spawn `java` running an empty main that loads an SDK class, p50 of {}'.format(c['spawn_java_n']),
+         '{} ms'.format(ms(c['spawn_java_p50_us']))),
+        ('device → Java function → device relay, QoS 0 / QoS 1 (msg/s; lost): ggcore',
+         '{:,} / {:,}; {} / {}'.format(q0['ggcore_java']['msgs_per_s'], q1['ggcore_java']['msgs_per_s'], lost(q0['ggcore_java']),
+                                       lost(q1['ggcore_java']))),
         ('device → C function → device relay, QoS 0: ggcore vs Mosquitto + Python paho relay (msg/s)', rate(q0)),
         ('same, QoS 1', rate(q1)),
         ('relay messages lost of {:,}, QoS 0 / QoS 1: ggcore (C function) vs Mosquitto + paho'.format(q0['n']),
