@@ -17,7 +17,7 @@ public final class Beans {
 
     /**
      * The JSON properties of a plain object: its public instance fields (declaration order), then its public
-     * getters {@code getX()}/{@code isX()} (boolean) in name order; a getter replaces a field of the same name.
+     * getters {@code getX()}/{@code isX()} (boolean) by property name; a getter replaces a field of that name.
      * Names follow Jackson: {@code getFooBar} → {@code fooBar}, {@code getURL} → {@code url}.
      */
     public static Map<String, Object> properties(Object bean) {
@@ -40,7 +40,7 @@ public final class Beans {
             Collections.sort(getters, new Comparator<Method>() {
                 @Override
                 public int compare(Method a, Method b) {
-                    return a.getName().compareTo(b.getName());
+                    return getterName(a).compareTo(getterName(b));
                 }
             });
             for (Method g : getters) {
