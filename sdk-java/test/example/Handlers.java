@@ -176,6 +176,11 @@ public final class Handlers {
     public static class Methods {
         public static int staticCalls;
 
+        /** What an Object parameter receives: its class and value. */
+        public String anything(Object in) {
+            return (in == null ? "null" : in.getClass().getSimpleName()) + ":" + in;
+        }
+
         public static byte[] reverse(byte[] in) {
             staticCalls++;
             byte[] out = new byte[in.length];

@@ -43,7 +43,12 @@ public final class LambdaContext implements Context {
 
     @Override
     public String getLogGroupName() {
-        return "/aws/lambda/" + functionName;
+        // As the Python runtime names it: /aws/greengrass/Lambda/REGION/ACCOUNT/NAME.
+        String[] parts = functionArn.split(":", -1);
+        if (parts.length > 6) {
+            return "/aws/greengrass/Lambda/" + parts[3] + "/" + parts[4] + "/" + functionName;
+        }
+        return "/aws/greengrass/Lambda/" + functionName;
     }
 
     @Override

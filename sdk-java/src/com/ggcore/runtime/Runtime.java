@@ -519,6 +519,11 @@ public final class Runtime {
         try {
             json = Json.parse(event);
         } catch (IllegalArgumentException e) {
+            // A handler taking Object (Greengrass's HelloWorld) gets a text
+            // event that is not JSON as a String, as the Python runtime does.
+            if (raw == Object.class) {
+                return new String(event, StandardCharsets.UTF_8);
+            }
             throw new InputException("the event is not JSON, which " + type.getTypeName() + " needs: "
                     + e.getMessage());
         }

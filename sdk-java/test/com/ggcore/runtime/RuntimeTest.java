@@ -294,6 +294,9 @@ public final class RuntimeTest {
         eq("streams+context", ok("example.Handlers$OverloadsAll::handle", "x"), "overloads: streams with Context");
         eq("got:x", ok("example.Handlers$Echo::handleRequest", "x"), "interface method named explicitly");
 
+        eq("String:plain text", ok("example.Handlers$Methods::anything", "plain text"), "Object: text that is not JSON stays text");
+        eq("LinkedHashMap:{a=1}", ok("example.Handlers$Methods::anything", "{\"a\": 1}"), "Object: JSON is parsed");
+
         Map<?, ?> doc = failed("example.Handlers$Methods::twice", "not json");
         eq("com.ggcore.runtime.InputException", doc.get("errorType"), "invalid JSON is an input failure");
         check(String.valueOf(doc.get("errorMessage")).contains("java.lang.Integer"),
@@ -412,7 +415,7 @@ public final class RuntimeTest {
         eq("javaFn", m.get("functionName"), "function name");
         eq("7", m.get("functionVersion"), "function version");
         eq("arn:aws:lambda:eu-west-1:123456789012:function:javaFn:7", m.get("arn"), "arn");
-        eq("/aws/lambda/javaFn", m.get("logGroup"), "log group");
+        eq("/aws/greengrass/Lambda/eu-west-1/123456789012/javaFn", m.get("logGroup"), "log group");
         eq("ggcore", m.get("logStream"), "log stream");
         eq(128, m.get("memory"), "memory");
         int remaining = ((Number) m.get("remaining")).intValue();
