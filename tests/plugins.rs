@@ -94,6 +94,9 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     let node = &plugins["libggcore_plugin_node.so"];
     assert_eq!((&node["runtimes"], &node["sdkDirs"], &node["status"]), (&json!(["nodejs*"]), &json!(["sdk-node"]), &json!("ok")), "{node}");
     assert!(node["detail"].as_str().is_some_and(|d| d.starts_with("Node.js v")), "{node}");
+    let java = &plugins["libggcore_plugin_java.so"];
+    assert_eq!((&java["runtimes"], &java["sdkDirs"], &java["status"]), (&json!(["java*"]), &json!(["sdk-java"]), &json!("ok")), "{java}");
+    assert!(java["detail"].as_str().is_some_and(|d| d.starts_with("Java ")), "{java}");
     let native = &plugins["libggcore_plugin_native.so"];
     assert_eq!(
         (&native["runtimes"], &native["sdkDirs"], &native["status"]),
@@ -175,7 +178,8 @@ async fn plugins_are_listed_and_the_out_of_tree_one_runs() {
     let deployed = env.root.status()["deployment"]["id"].clone();
     for (runtime, reason) in [
         ("wrong1", "no runtime plugin serves runtime 'wrong1'"),
-        ("java8", "no runtime plugin serves runtime 'java8'"),
+        ("ruby2.7", "no runtime plugin serves runtime 'ruby2.7'"),
+        ("java", "give the Java version: java8, java11, java17"),
         ("python2.7", "python2.7 cannot be embedded"),
     ] {
         let g = env.group.clone().function(Function::python("other", "def handler(e, c):\n    pass\n").runtime(runtime));
