@@ -85,7 +85,11 @@ async fn java_and_python_invoke_each_other() {
     let r = driver.invoke(json!({"FunctionName": calc_arn, "Payload": {"op": "throw"}})).await;
     assert_eq!(r["FunctionError"], "Unhandled", "{r}");
     let doc = &r["PayloadJson"];
-    assert_eq!((&doc["errorMessage"], &doc["errorType"]), (&json!("thrown on purpose"), &json!("java.lang.IllegalStateException")), "{doc}");
+    assert_eq!(
+        (&doc["errorMessage"], &doc["errorType"]),
+        (&json!("thrown on purpose"), &json!("java.lang.IllegalStateException")),
+        "{doc}"
+    );
     assert!(doc["stackTrace"].as_array().is_some_and(|s| s.iter().any(|f| f.as_str().is_some_and(|f| f.contains("e2e.Calc")))), "{doc}");
 
     driver.invoke_ok(&calc_arn, json!({"op": "log"})).await;
@@ -123,7 +127,11 @@ async fn java_pinned_thread_publishes() {
 /// The Unhandled message of an invoke result.
 fn unhandled(r: &Value) -> String {
     assert_eq!(r["FunctionError"], "Unhandled", "{r}");
-    format!("{} {}", r["PayloadJson"]["errorType"].as_str().unwrap_or_default(), r["PayloadJson"]["errorMessage"].as_str().unwrap_or_default())
+    format!(
+        "{} {}",
+        r["PayloadJson"]["errorType"].as_str().unwrap_or_default(),
+        r["PayloadJson"]["errorMessage"].as_str().unwrap_or_default()
+    )
 }
 
 /// `System.exit(3)` ends only the instance; a spin past Timeout is killed;

@@ -23,8 +23,12 @@ pub fn build_against(jar: &Path) -> Vec<u8> {
     let classes = dir.join("classes");
     std::fs::create_dir_all(&classes).unwrap();
     let src = tests_dir().join("fixtures/java/src");
-    let mut sources: Vec<PathBuf> =
-        std::fs::read_dir(src.join("e2e")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "java")).collect();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(src.join("e2e"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "java"))
+        .collect();
     sources.sort();
     let out = Command::new("javac")
         .args(["--release", "11", "-encoding", "UTF-8", "-Werror", "-cp"])

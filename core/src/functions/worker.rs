@@ -101,9 +101,10 @@ pub(crate) async fn start_worker(
             // own GGCORE_* settings (GGCORE_NODE, GGCORE_LIBPYTHON, ...). The
             // function's environment comes with the spec.
             cmd.env_clear();
-            cmd.envs(std::env::vars_os().filter(|(k, _)| {
-                k == "PATH" || k == "JAVA_HOME" || k.to_str().is_some_and(|k| k.starts_with("GGCORE_"))
-            }));
+            cmd.envs(
+                std::env::vars_os()
+                    .filter(|(k, _)| k == "PATH" || k == "JAVA_HOME" || k.to_str().is_some_and(|k| k.starts_with("GGCORE_"))),
+            );
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,

@@ -37,8 +37,10 @@ pub fn find() -> Result<Jvm, String> {
     if let Some(jvm) = from_path {
         return Ok(jvm);
     }
-    at(Path::new("/usr/lib/jvm/default-java"))
-        .ok_or_else(|| "no JVM found: JAVA_HOME is not set, no `java` on PATH, no /usr/lib/jvm/default-java (install a JDK, e.g. default-jdk-headless)".to_string())
+    at(Path::new("/usr/lib/jvm/default-java")).ok_or_else(|| {
+        "no JVM found: JAVA_HOME is not set, no `java` on PATH, no /usr/lib/jvm/default-java (install a JDK, e.g. default-jdk-headless)"
+            .to_string()
+    })
 }
 
 /// The JVM installed at `home`, if there is one.

@@ -90,7 +90,11 @@ fn run<'l, T>(env: &mut JNIEnv<'l>, default: T, body: impl FnOnce(&mut JNIEnv<'l
         let thrown = (|| -> Result<(), jni::errors::Error> {
             let code = env.new_string(e.code.as_str())?;
             let message = env.new_string(e.message.as_str())?;
-            let ex = env.new_object(HOST_EXCEPTION, "(Ljava/lang/String;Ljava/lang/String;)V", &[JValue::Object(&code), JValue::Object(&message)])?;
+            let ex = env.new_object(
+                HOST_EXCEPTION,
+                "(Ljava/lang/String;Ljava/lang/String;)V",
+                &[JValue::Object(&code), JValue::Object(&message)],
+            )?;
             env.throw(jni::objects::JThrowable::from(ex))
         })();
         if thrown.is_err() && !env.exception_check().unwrap_or(false) {
@@ -119,7 +123,12 @@ extern "system" fn publish<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, topic: J
         let topic = string(env, &topic)?;
         let payload = bytes(env, &payload)?;
         let policy = string(env, &policy)?;
-        let args = PublishArgs { topic: topic.as_str().into(), payload: payload.as_slice().into(), queue_full_policy: policy.as_str().into(), claimed_source: "".into() };
+        let args = PublishArgs {
+            topic: topic.as_str().into(),
+            payload: payload.as_slice().into(),
+            queue_full_policy: policy.as_str().into(),
+            claimed_source: "".into(),
+        };
         ok(host()?.publish(args))
     })
 }
@@ -157,7 +166,13 @@ extern "system" fn invoke<'l>(
     })
 }
 
-extern "system" fn shadow<'l>(mut env: JNIEnv<'l>, _class: JClass<'l>, op: JString<'l>, thing: JString<'l>, payload: JByteArray<'l>) -> jobject {
+extern "system" fn shadow<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    op: JString<'l>,
+    thing: JString<'l>,
+    payload: JByteArray<'l>,
+) -> jobject {
     run(&mut env, std::ptr::null_mut(), |env| {
         let op = match string(env, &op)?.as_str() {
             "get" => ShadowOp::Get,
