@@ -44,17 +44,18 @@ async fn java_device_to_function_to_device() {
 /// Python invokes a POJO handler (JSON bound to setters, fields and a
 /// list; the answer a POJO by getters and fields) with every context field;
 /// Java invokes Python through `LambdaClient` with a client context; a
-/// `RequestStreamHandler`-style method gets binary bytes unchanged; an
+/// `RequestStreamHandler` and a stream method get binary bytes unchanged; an
 /// exception is Unhandled with its type and stack; System.out, System.err and
 /// the LambdaLogger land in the function's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn java_and_python_invoke_each_other() {
     let jar = functions_jar();
     let calc = Function::java("jcalc", &jar, "e2e.Calc::handle");
-    let stream = Function::java("jstream", &jar, "e2e.Calc::stream").binary();
-    let (calc_arn, stream_arn, py_arn) = (calc.arn(), stream.arn(), function_arn("calc"));
+    let stream = Function::java("jstream", &jar, "e2e.Reverse").binary();
+    let method = Function::java("jmethod", &jar, "e2e.Calc::stream").binary();
+    let (calc_arn, stream_arn, method_arn, py_arn) = (calc.arn(), stream.arn(), method.arn(), function_arn("calc"));
     let env = Env::start_group(functions_root(json!({})), &["tester"], |g| {
-        with_driver(g, "tester").function(calc).function(stream).function(Function::python("calc", CALC_PY))
+        with_driver(g, "tester").function(calc).function(stream).function(method).function(Function::python("calc", CALC_PY))
     });
     let mut driver = Driver::new(env.connect("tester").await).await;
 
@@ -77,9 +78,11 @@ async fn java_and_python_invoke_each_other() {
     let invoked: Value = serde_json::from_str(out["invoked"].as_str().unwrap_or_default()).unwrap_or_default();
     assert_eq!((&invoked["sum"], &invoked["custom"]), (&json!(3), &json!({"from": "java"})), "{out}");
 
-    // Binary through a stream method.
-    let r = driver.invoke(json!({"FunctionName": stream_arn, "PayloadB64": base64(&[0, 1, 0xff, 0])})).await;
-    assert_eq!((r["FunctionError"].as_str(), r["PayloadB64"].as_str()), (Some(""), Some(base64(b"rev:\x00\xff\x01\x00").as_str())), "{r}");
+    // Binary through a RequestStreamHandler class and a stream method.
+    for arn in [&stream_arn, &method_arn] {
+        let r = driver.invoke(json!({"FunctionName": arn, "PayloadB64": base64(&[0, 1, 0xff, 0])})).await;
+        assert_eq!((r["FunctionError"].as_str(), r["PayloadB64"].as_str()), (Some(""), Some(base64(b"rev:\x00\xff\x01\x00").as_str())), "{arn}: {r}");
+    }
 
     // An exception: Unhandled, with its type and stack; the instance lives on.
     let r = driver.invoke(json!({"FunctionName": calc_arn, "Payload": {"op": "throw"}})).await;
