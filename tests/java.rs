@@ -8,11 +8,11 @@
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{base64, function_arn, functions_root, with_driver, Driver, Function, CALC_PY};
+use crate::common::functions::{base64, function_arn, functions_root, next_pid, with_driver, Driver, Function, CALC_PY};
 use crate::common::java::functions_jar;
 use crate::common::mqtt::text;
 use crate::common::process::ggcore_command;
-use crate::common::{eventually, Env, QoS, DEADLINE};
+use crate::common::{Env, QoS};
 
 /// A device's JSON messages reach a pinned `RequestHandler<Map, String>`
 /// with the topic as its client context's custom `subject`, in order, in one
@@ -81,7 +81,11 @@ async fn java_and_python_invoke_each_other() {
     // Binary through a RequestStreamHandler class and a stream method.
     for arn in [&stream_arn, &method_arn] {
         let r = driver.invoke(json!({"FunctionName": arn, "PayloadB64": base64(&[0, 1, 0xff, 0])})).await;
-        assert_eq!((r["FunctionError"].as_str(), r["PayloadB64"].as_str()), (Some(""), Some(base64(b"rev:\x00\xff\x01\x00").as_str())), "{arn}: {r}");
+        assert_eq!(
+            (r["FunctionError"].as_str(), r["PayloadB64"].as_str()),
+            (Some(""), Some(base64(b"rev:\x00\xff\x01\x00").as_str())),
+            "{arn}: {r}"
+        );
     }
 
     // An exception: Unhandled, with its type and stack; the instance lives on.
@@ -164,14 +168,6 @@ async fn java_exit_timeout_and_memory() {
         assert_ne!(after, pid, "killed for memory: a new JVM");
     }
     env.stop();
-}
-
-/// The function answers from a new process (not `old`); its pid.
-async fn next_pid(driver: &mut Driver, arn: &str, old: u64) -> u64 {
-    let pid = driver.invoke_ok(arn, json!({})).await["pid"].as_u64().unwrap();
-    assert_ne!(pid, old, "the instance was not replaced");
-    eventually("the old JVM to be gone", DEADLINE, || crate::common::functions::process_ended(old).then_some(())).await;
-    pid
 }
 
 /// With JAVA_HOME pointing nowhere, `plugins list` shows the Java plugin

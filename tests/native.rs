@@ -14,7 +14,7 @@ use crate::common::functions::{binary_probe, function_arn, functions_root, with_
 use crate::common::mqtt::text;
 use crate::common::native::{compile, compile_against, fixture, sdk_path, tempdir};
 use crate::common::process::{ggcore_bin, tests_dir, Core};
-use crate::common::{eventually, Env, QoS, DEADLINE};
+use crate::common::{Env, QoS};
 
 /// The numbers of `gg_error` and `gg_request_status` the tests read back.
 const GGE_SUCCESS: i64 = 0;
@@ -194,9 +194,7 @@ fn unhandled_message(r: &Value) -> String {
 /// The instance's pid, from a new process (not `old`).
 async fn next_pid(driver: &mut Driver, arn: &str, old: u64) -> u64 {
     let pid: u64 = ask(driver, arn, "pid").await.parse().unwrap();
-    assert_ne!(pid, old, "the instance was not replaced");
-    eventually("the old process to be gone", DEADLINE, || crate::common::functions::process_ended(old).then_some(())).await;
-    pid
+    crate::common::functions::replaced(old, pid).await
 }
 
 /// C functions that misbehave end only their instance: a segfault and

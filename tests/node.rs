@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::common::functions::{binary_probe, functions_root, relay_events, unqualified_arn, with_driver, Driver, Function, CALC_PY};
+use crate::common::functions::{
+    binary_probe, functions_root, next_pid, relay_events, unqualified_arn, with_driver, Driver, Function, CALC_PY,
+};
 use crate::common::mqtt::text;
 use crate::common::process::ggcore_command;
 use crate::common::{eventually, Env, QoS, DEADLINE};
@@ -364,14 +366,6 @@ async fn node_crash_timeout_and_memory() {
     let counts = (s["crashes"].as_u64(), s["timeouts"].as_u64(), s["outOfMemory"].as_u64(), s["instancesStarted"].as_u64());
     assert_eq!(counts, (Some(1), Some(1), Some(1), Some(5)), "{s}");
     env.stop();
-}
-
-/// The function answers from a new process (not `old`); its pid.
-async fn next_pid(driver: &mut Driver, arn: &str, old: u64) -> u64 {
-    let pid = driver.invoke_ok(arn, json!({})).await["pid"].as_u64().unwrap();
-    assert_ne!(pid, old, "the instance was not replaced");
-    eventually("the old node process to be gone", DEADLINE, || crate::common::functions::process_ended(old).then_some(())).await;
-    pid
 }
 
 /// Without `node` on the core's PATH, `plugins list` shows the Node plugin

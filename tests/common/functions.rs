@@ -594,6 +594,21 @@ impl Driver {
     }
 }
 
+/// Asserts that `new` is another process than `old` and waits until `old`
+/// is gone (an instance was replaced); `new`.
+pub async fn replaced(old: u64, new: u64) -> u64 {
+    assert_ne!(new, old, "the instance was not replaced");
+    super::eventually("the old process to be gone", DEADLINE, || process_ended(old).then_some(())).await;
+    new
+}
+
+/// The pid a function that answers `{"pid": PID}` to `{}` answers from: a new
+/// process, not `old`.
+pub async fn next_pid(driver: &mut Driver, arn: &str, old: u64) -> u64 {
+    let pid = driver.invoke_ok(arn, json!({})).await["pid"].as_u64().expect("a pid");
+    replaced(old, pid).await
+}
+
 /// Where the fixture plugins' Cargo projects are.
 pub fn fixtures_dir() -> PathBuf {
     crate::common::process::tests_dir().join("fixtures/plugins")
