@@ -18,6 +18,14 @@ fn main() {
     let src = Path::new(&manifest).join("../../sdk-java/src");
     println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-env-changed=JAVA_HOME");
+    println!("cargo:rerun-if-env-changed=PATH");
+    // OUT_DIR is TARGET/PROFILE/build/ggcore-plugin-java-HASH/out; the jar
+    // goes to TARGET/PROFILE/sdk-java. Made again when it is missing (a
+    // missing path reruns this script), e.g. after a build without a JDK.
+    let dest_dir = out.ancestors().nth(3).map(|p| p.join("sdk-java"));
+    if let Some(d) = &dest_dir {
+        println!("cargo:rerun-if-changed={}", d.join(JAR).display());
+    }
     let mut sources = Vec::new();
     collect(&src, &mut sources);
     for s in &sources {
@@ -37,6 +45,19 @@ fn main() {
     if let Err(e) = std::fs::create_dir_all(&classes) {
         println!("cargo:warning=cannot make {}: {e}", classes.display());
         return;
+    }
+    // `--release` needs javac 9 or later.
+    match Command::new(tool("javac")).arg("-version").output() {
+        Ok(o) if javac_major(&String::from_utf8_lossy(&o.stdout), &String::from_utf8_lossy(&o.stderr)).is_some_and(|m| m >= 9) => {}
+        Ok(o) => {
+            let v = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            println!("cargo:warning=the Java SDK jar needs javac 9 or later (found: {}): not built", v.trim());
+            return;
+        }
+        Err(e) => {
+            println!("cargo:warning=no javac ({e}): the Java SDK jar is not built (install a JDK, or set JAVA_HOME)");
+            return;
+        }
     }
     // Java 8 class files and APIs, so that functions built for Greengrass's
     // java8 runtime link against it.
@@ -63,15 +84,27 @@ fn main() {
             return;
         }
     }
-    // OUT_DIR is TARGET/PROFILE/build/ggcore-plugin-java-HASH/out.
-    if let Some(profile) = out.ancestors().nth(3) {
-        let dir = profile.join("sdk-java");
+    if let Some(dir) = dest_dir {
         let dest = dir.join(JAR);
         let tmp = dir.join(format!(".{JAR}.{}", std::process::id()));
         let copied = std::fs::create_dir_all(&dir).and_then(|_| std::fs::copy(&jar, &tmp)).and_then(|_| std::fs::rename(&tmp, &dest));
         if let Err(e) = copied {
             println!("cargo:warning=cannot put the Java SDK jar in {}: {e}", dir.display());
         }
+    }
+}
+
+/// The feature release of `javac -version`'s answer (`javac 17.0.15`,
+/// `javac 1.8.0_392`).
+fn javac_major(stdout: &str, stderr: &str) -> Option<u32> {
+    let text = format!("{stdout} {stderr}");
+    let version = text.split_whitespace().skip_while(|w| *w != "javac").nth(1)?;
+    let mut parts = version.split(['.', '_', '-', '+']);
+    let first: u32 = parts.next()?.parse().ok()?;
+    if first == 1 {
+        parts.next()?.parse().ok()
+    } else {
+        Some(first)
     }
 }
 

@@ -26,7 +26,8 @@ impl Jvm {
 pub fn find() -> Result<Jvm, String> {
     if let Some(home) = std::env::var_os("JAVA_HOME").filter(|h| !h.is_empty()) {
         let home = PathBuf::from(home);
-        return at(&home).ok_or_else(|| format!("JAVA_HOME={} holds no JVM (no lib/server/libjvm.so)", home.display()));
+        return at(&home)
+            .ok_or_else(|| format!("JAVA_HOME={} holds no JVM (no lib/server/libjvm.so, nor a Java 8 layout)", home.display()));
     }
     let from_path = which("java").and_then(|java| std::fs::canonicalize(java).ok()).and_then(|java| {
         // HOME/bin/java (or HOME/jre/bin/java for a Java 8 JDK).
@@ -44,13 +45,25 @@ pub fn find() -> Result<Jvm, String> {
 }
 
 /// The JVM installed at `home`, if there is one.
+/// Looks for libjvm.so where JDKs keep it: `lib/server` (9 and later),
+/// `lib/ARCH/{server,client}` and `jre/lib/ARCH/{server,client}` (8; a
+/// JAVA_HOME may also name the `jre` directory itself).
 pub fn at(home: &Path) -> Option<Jvm> {
-    let libjvm = ["lib/server/libjvm.so", "jre/lib/amd64/server/libjvm.so", "jre/lib/aarch64/server/libjvm.so"]
-        .iter()
-        .map(|rel| home.join(rel))
-        .find(|p| p.is_file())?;
-    let version = std::fs::read_to_string(home.join("release")).ok().and_then(|r| release_version(&r)).unwrap_or_default();
-    let major = major_of(&version).unwrap_or(if libjvm.to_string_lossy().contains("/jre/") { 8 } else { 0 });
+    let mut candidates = vec![home.join("lib/server/libjvm.so"), home.join("lib/client/libjvm.so")];
+    for lib in [home.join("lib"), home.join("jre/lib")] {
+        let mut arch_dirs: Vec<PathBuf> =
+            std::fs::read_dir(&lib).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+        arch_dirs.sort();
+        for dir in arch_dirs {
+            candidates.push(dir.join("server/libjvm.so"));
+            candidates.push(dir.join("client/libjvm.so"));
+        }
+    }
+    let libjvm = candidates.into_iter().find(|p| p.is_file())?;
+    let release = std::fs::read_to_string(home.join("release")).or_else(|_| std::fs::read_to_string(home.join("../release")));
+    let version = release.ok().and_then(|r| release_version(&r)).unwrap_or_default();
+    // A JDK without a `release` file is an old one: Java 8's layout.
+    let major = major_of(&version).unwrap_or(8);
     Some(Jvm { home: home.to_path_buf(), libjvm, version, major })
 }
 

@@ -15,9 +15,10 @@ const RUNTIME_CLASS: &str = "com/ggcore/runtime/Runtime";
 const OUTCOME_SIG: &str = "([BLjava/lang/String;Ljava/lang/String;JZ)Lcom/ggcore/runtime/Outcome;";
 
 /// The heap a function of `memory_mb` gets: three quarters of its memory,
-/// the rest being the JVM's own (metaspace, code, threads), at least 16 MB.
+/// and at least 48 MB left for the JVM's own (metaspace, code, threads, about
+/// 40 MB for a small function); never under 16 MB.
 pub fn heap_mb(memory_mb: u64) -> u64 {
-    (memory_mb * 3 / 4).max(16)
+    (memory_mb * 3 / 4).min(memory_mb.saturating_sub(48)).max(16)
 }
 
 /// The function's class path: the SDK jar, the code directory (class
@@ -53,9 +54,14 @@ impl JavaInstance {
             // left to the worker.
             .option("-XX:+UseSerialGC")
             .option("-XX:TieredStopAtLevel=1")
+            .option("-XX:ReservedCodeCacheSize=32m")
             .option("-XX:-UsePerfData")
             .option("-Xshare:auto")
             .option("-Xrs")
+            // A crash report goes to /tmp, not into the code directory (the
+            // working directory), and no core dump of the heap.
+            .option("-XX:ErrorFile=/tmp/ggcore-java-hs_err_%p.log")
+            .option("-XX:-CreateCoredumpOnCrash")
             .option("-Dfile.encoding=UTF-8")
             .option(format!("-Duser.dir={}", code_dir.display()))
             .ignore_unrecognized(false)
@@ -98,19 +104,21 @@ impl JavaInstance {
 
 /// Takes the pending Java exception: prints its stack trace to stderr (the
 /// function's log) and returns its `toString()`.
+/// Runs in a local frame of its own (this thread stays attached, so its
+/// local references would never be freed) and leaves no exception pending.
 fn pending_exception(env: &mut JNIEnv<'_>) -> String {
-    let Ok(throwable) = env.exception_occurred() else {
-        return "an exception".into();
-    };
-    let _ = env.exception_describe();
+    let described = env.with_local_frame(8, |env| -> Result<String, jni::errors::Error> {
+        let throwable = env.exception_occurred()?;
+        let _ = env.exception_describe();
+        let _ = env.exception_clear();
+        if throwable.is_null() {
+            return Ok("an exception".into());
+        }
+        let text = env.call_method(&throwable, "toString", "()Ljava/lang/String;", &[])?.l()?;
+        Ok(env.get_string(&text.into())?.into())
+    });
     let _ = env.exception_clear();
-    if throwable.is_null() {
-        return "an exception".into();
-    }
-    env.call_method(&throwable, "toString", "()Ljava/lang/String;", &[])
-        .and_then(|v| v.l())
-        .and_then(|s| env.get_string(&s.into()).map(String::from))
-        .unwrap_or_else(|_| "an exception".into())
+    described.unwrap_or_else(|_| "an exception".into())
 }
 
 impl FunctionInstance for JavaInstance {
@@ -153,6 +161,15 @@ impl FunctionInstance for JavaInstance {
             Err(e) => Err(FunctionError::new(ErrorKind::Unhandled, &format!("cannot call the Java runtime: {e}"))),
         }
     }
+
+    /// Lets the runtime flush `System.out`/`System.err` (a line without its
+    /// newline is still in the stream) before the worker ends.
+    fn shutdown(&mut self) {
+        if let Ok(mut env) = self.vm.attach_current_thread_permanently() {
+            let _ = env.with_local_frame(4, |env| env.call_static_method(RUNTIME_CLASS, "stop", "()V", &[]).map(drop));
+            let _ = env.exception_clear();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +178,7 @@ mod tests {
 
     #[test]
     fn heap_and_class_path() {
-        assert_eq!((heap_mb(128), heap_mb(16)), (96, 16));
+        assert_eq!((heap_mb(128), heap_mb(320), heap_mb(1024), heap_mb(16)), (80, 240, 768, 16));
         let dir = std::env::temp_dir().join(format!("ggcore-java-cp-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("lib")).unwrap();
         for f in ["b.jar", "a.jar", "notes.txt", "lib/z.jar"] {

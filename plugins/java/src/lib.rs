@@ -14,6 +14,7 @@ mod instance;
 mod natives;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ggcore_plugin_abi::abi_stable::std_types::RVec;
 use ggcore_plugin_abi::{export_plugin, FunctionInstance, FunctionSpec, HostBox, PluginInfo, ProbeReport, Runtime};
@@ -22,6 +23,34 @@ use ggcore_plugin_abi::{export_plugin, FunctionInstance, FunctionSpec, HostBox, 
 const SDK_DIR: &str = "sdk-java";
 /// ggcore's Java SDK and runtime, in that directory.
 pub const SDK_JAR: &str = "aws-greengrass-core-sdk-java.jar";
+
+/// The JVM and the SDK jar, found by `prepare` while the worker still has
+/// the core's environment (`JAVA_HOME`, `PATH`): `start` runs after the
+/// worker took the function's user and environment, in which neither is the
+/// host's.
+struct Prepared {
+    jvm: discover::Jvm,
+    jar: PathBuf,
+}
+
+static PREPARED: OnceLock<Result<Prepared, String>> = OnceLock::new();
+
+fn prepared(runtime: &str, sdk_dirs: &[String]) -> Result<&'static Prepared, String> {
+    PREPARED
+        .get_or_init(|| {
+            let jvm = discover::find()?;
+            if !discover::serves(runtime, jvm.major) {
+                return Err(format!(
+                    "runtime '{runtime}' is not served by the installed Java {} ({}): Java 8 up to the JDK's own release",
+                    if jvm.version.is_empty() { "?" } else { &jvm.version },
+                    jvm.home.display()
+                ));
+            }
+            Ok(Prepared { jvm, jar: sdk_jar(sdk_dirs)? })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
 struct JavaRuntime;
 
@@ -49,11 +78,16 @@ impl Runtime for JavaRuntime {
         }
     }
 
+    /// Finds the JVM and the SDK jar with the core's environment; a JVM
+    /// cannot be forked, so there is no zygote (`false`).
+    fn prepare(&self, runtime: &str, sdk_dirs: &[String]) -> Result<bool, String> {
+        prepared(runtime, sdk_dirs).map(|_| false)
+    }
+
     fn start(&self, spec: FunctionSpec, host: HostBox) -> Result<Box<dyn FunctionInstance>, String> {
-        let jvm = discover::find()?;
         let sdk_dirs: Vec<String> = spec.sdk_dirs.iter().map(|d| d.to_string()).collect();
-        let jar = sdk_jar(&sdk_dirs)?;
-        let instance = instance::JavaInstance::start(&jvm, &jar, &spec, host)?;
+        let p = prepared(spec.runtime.as_str(), &sdk_dirs)?;
+        let instance = instance::JavaInstance::start(&p.jvm, &p.jar, &spec, host)?;
         Ok(Box::new(instance))
     }
 }

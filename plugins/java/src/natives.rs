@@ -52,12 +52,12 @@ enum Failure {
     /// The core refused: throw `HostException(code, message)`.
     Host(HostError),
     /// A JNI call failed (its exception, if any, is already pending).
-    Jni,
+    Jni(jni::errors::Error),
 }
 
 impl From<jni::errors::Error> for Failure {
-    fn from(_: jni::errors::Error) -> Self {
-        Failure::Jni
+    fn from(e: jni::errors::Error) -> Self {
+        Failure::Jni(e)
     }
 }
 
@@ -83,23 +83,23 @@ fn run<'l, T>(env: &mut JNIEnv<'l>, default: T, body: impl FnOnce(&mut JNIEnv<'l
         Ok(Err(f)) => f,
         Err(_) => Failure::Host(HostError::new(HostErrorCode::Internal, "the Java plugin panicked")),
     };
-    if let Failure::Host(e) = failure {
-        if env.exception_check().unwrap_or(false) {
-            return default;
-        }
-        let thrown = (|| -> Result<(), jni::errors::Error> {
-            let code = env.new_string(e.code.as_str())?;
-            let message = env.new_string(e.message.as_str())?;
-            let ex = env.new_object(
-                HOST_EXCEPTION,
-                "(Ljava/lang/String;Ljava/lang/String;)V",
-                &[JValue::Object(&code), JValue::Object(&message)],
-            )?;
-            env.throw(jni::objects::JThrowable::from(ex))
-        })();
-        if thrown.is_err() && !env.exception_check().unwrap_or(false) {
-            let _ = env.throw_new("java/lang/RuntimeException", format!("{}: {}", e.code.as_str(), e.message.as_str()));
-        }
+    if env.exception_check().unwrap_or(false) {
+        return default;
+    }
+    let e = match failure {
+        Failure::Host(e) => e,
+        // Nothing pending: the caller must not take null for an answer.
+        Failure::Jni(e) => HostError::new(HostErrorCode::Internal, format!("the Java plugin's JNI call failed: {e}")),
+    };
+    let thrown = (|| -> Result<(), jni::errors::Error> {
+        let code = env.new_string(e.code.as_str())?;
+        let message = env.new_string(e.message.as_str())?;
+        let ex =
+            env.new_object(HOST_EXCEPTION, "(Ljava/lang/String;Ljava/lang/String;)V", &[JValue::Object(&code), JValue::Object(&message)])?;
+        env.throw(jni::objects::JThrowable::from(ex))
+    })();
+    if thrown.is_err() && !env.exception_check().unwrap_or(false) {
+        let _ = env.throw_new("java/lang/RuntimeException", format!("{}: {}", e.code.as_str(), e.message.as_str()));
     }
     default
 }

@@ -95,6 +95,19 @@ public final class Runtime {
     }
 
     /** Runs the handler once; never throws. */
+    /**
+     * Called by the plugin when the instance stops: flushes what the function
+     * wrote to System.out and System.err without a final newline. Never throws.
+     */
+    public static void stop() {
+        try {
+            System.out.flush();
+            System.err.flush();
+        } catch (Throwable ignored) {
+            // Nothing more can be done for the streams.
+        }
+    }
+
     public static Outcome invoke(byte[] event, String invocationId, String clientContextJson, long deadlineUnixMs,
             boolean eventInvocation) {
         try {
