@@ -31,6 +31,13 @@ pub enum Request {
         force: bool,
     },
     Status,
+    /// A shadow request (`ggcore shadow`): `op` get, update or delete.
+    Shadow {
+        action: String,
+        thing: String,
+        #[serde(default)]
+        payload: String,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -62,6 +62,22 @@ pub enum Command {
         #[command(subcommand)]
         command: SdkCommand,
     },
+    /// Read and change device shadows on the running core (the local shadow service).
+    Shadow {
+        #[command(subcommand)]
+        command: ShadowCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShadowCommand {
+    /// Print THING's shadow document (state, delta, metadata, version).
+    Get { thing: String },
+    /// Apply an update request to THING's shadow, e.g. '{"state": {"desired": {"on": true}}}'
+    /// ('-' reads it from stdin); prints the accepted document.
+    Update { thing: String, json: String },
+    /// Delete THING's shadow.
+    Delete { thing: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +174,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Certs { command: CertsCommand::Device { thing, out } } => certs_device(&root, &thing, out.as_deref()),
         Command::Plugins { command: PluginsCommand::List { json } } => plugins_list(&root, json),
         Command::Sdk { command: SdkCommand::Path { language } } => sdk_path(language),
+        Command::Shadow { command } => runtime()?.block_on(shadow_cmd(&root, command)),
     }
 }
 
@@ -222,6 +239,45 @@ fn report_deployment(r: admin::Response, file: Option<&str>) -> Result<(), CliEr
             println!("deployment {id}: {status}");
         }
         Err(CliError { code: if r.code == 0 { 1 } else { r.code }, message: r.error.unwrap_or_else(|| "deployment failed".to_string()) })
+    }
+}
+
+/// `ggcore shadow`: one request to the shadow service of the running core.
+/// The answer document goes to stdout; a rejection also exits 1 (2 for a
+/// malformed request) with its code and message on stderr.
+async fn shadow_cmd(root: &Path, command: ShadowCommand) -> Result<(), CliError> {
+    let (op, thing, payload) = match command {
+        ShadowCommand::Get { thing } => ("get", thing, String::new()),
+        ShadowCommand::Delete { thing } => ("delete", thing, String::new()),
+        ShadowCommand::Update { thing, json } => {
+            let json = if json == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| CliError::other(format!("reading the update from stdin: {e}")))?;
+                s
+            } else {
+                json
+            };
+            ("update", thing, json)
+        }
+    };
+    let (layout, _) = layout_of(root)?;
+    let req = Request::Shadow { action: op.to_string(), thing: thing.clone(), payload };
+    let r = match admin::call(&layout.admin_socket(), &req, ADMIN_TIMEOUT).await {
+        Ok(r) => r,
+        Err(ClientError::NotRunning(_)) => return Err(CliError::other(format!("no ggcore is running on {}", root.display()))),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(body) = r.body.filter(|_| r.ok) else {
+        return Err(CliError { code: r.code.max(1), message: r.error.unwrap_or_else(|| "the shadow request failed".into()) });
+    };
+    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    match (body.get("code").and_then(|c| c.as_u64()), body.get("message").and_then(|m| m.as_str())) {
+        (Some(code), Some(message)) => Err(CliError {
+            code: if code == 400 || code == 413 { 2 } else { 1 },
+            message: format!("shadow {op} of {thing} rejected: {code} {message}"),
+        }),
+        _ => Ok(()),
     }
 }
 

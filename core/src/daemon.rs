@@ -19,6 +19,8 @@ use crate::group::{self, CompileContext, Compiled, Group, GroupError};
 use crate::layout::Layout;
 use crate::plugins::Registry;
 use crate::router::{Router, TargetKind};
+use crate::services::Services;
+use crate::shadow::ShadowService;
 use crate::shutdown::Shutdown;
 use crate::store::{RocksStore, RootLock, StateStore};
 /// Environment variable overriding `ggcore.mqtt.port` (containers, tests).
@@ -55,7 +57,7 @@ impl RunError {
 }
 
 /// Parts that this build does not serve yet as router targets.
-const UNSERVED: &[&str] = &[group::SHADOW_SERVICE];
+const UNSERVED: &[&str] = &[];
 
 /// Validates a group's source for this core: runtimes must be served by a
 /// plugin on the path, RunAs root needs `allowFunctionsToRunAsRoot`, and each
@@ -126,6 +128,8 @@ pub struct Core {
     pub hub: Arc<DeviceHub>,
     pub functions: Arc<FunctionManager>,
     pub cloud: Arc<Cloud>,
+    pub services: Arc<Services>,
+    pub shadows: Arc<ShadowService>,
     pub registry: std::sync::RwLock<Registry>,
     pub started: Instant,
     pub mqtt_addr: SocketAddr,
@@ -166,6 +170,7 @@ impl Core {
         );
         self.functions.apply(&group, &self.registry()).await;
         self.cloud.apply(&group);
+        self.shadows.apply(&group);
         let table = self.router.install(Arc::new(group));
         self.hub.apply_table(&table);
         tracing::info!(
@@ -245,6 +250,13 @@ impl Core {
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
         self.activate(Group::default()).await;
+        // A reset removes the local shadows (SPEC §14).
+        if let Err(e) = self.shadows.clear().await {
+            if !force {
+                return self.fail(record, format!("removing the local shadows: {e}"));
+            }
+            tracing::warn!(error = %e, "forced reset: could not remove the local shadows");
+        }
         let layout = self.layout.clone();
         match tokio::task::spawn_blocking(move || deploy::uninstall(&layout)).await {
             Ok(Ok(())) => {}
@@ -259,12 +271,30 @@ impl Core {
     }
 }
 
+impl Core {
+    /// `ggcore shadow get|update|delete THING [JSON]`: a request to the shadow
+    /// service; the body is its answer (accepted or rejected document).
+    async fn shadow_request(&self, op: &str, thing: &str, payload: String) -> Response {
+        let Some(op) = crate::shadow::Op::parse(op) else {
+            return Response::error(2, format!("unknown shadow operation '{op}' (get, update or delete)"));
+        };
+        match self.shadows.ask(thing, op, bytes::Bytes::from(payload)).await {
+            Ok(doc) => match serde_json::from_slice(&doc) {
+                Ok(body) => Response::ok(body),
+                Err(e) => Response::error(1, format!("the shadow service answered something that is not JSON: {e}")),
+            },
+            Err((_, message)) => Response::error(1, message),
+        }
+    }
+}
+
 impl admin::Handler for Core {
     async fn handle(self: Arc<Self>, req: Request) -> Response {
         match req {
             Request::Deploy { file, text, base_dir } => self.deploy(GroupSource { file, text, base_dir }, None).await,
             Request::Reset { force } => self.reset(force, None).await,
             Request::Status => Response::ok(self.status()),
+            Request::Shadow { action, thing, payload } => self.shadow_request(&action, &thing, payload).await,
         }
     }
 }
@@ -321,7 +351,14 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         ..SessionLimits::default()
     }));
     router.attach(TargetKind::Device, hub.clone());
-    router.attach(TargetKind::Cloud, cloud.clone());
+    // The core's own services: the cloud and the shadow service take routed
+    // messages through the registry, and functions' service calls reach them there.
+    let services = Services::new();
+    let shadows = ShadowService::start(router.clone(), store.clone());
+    services.register(cloud.clone());
+    services.register(shadows.clone());
+    router.attach(TargetKind::Cloud, services.clone());
+    router.attach(TargetKind::Shadow, services.clone());
     let shutdown = Shutdown::new();
     let functions_cfg = FunctionsConfig {
         max_work_items: config.runtime.max_work_item_count,
@@ -332,7 +369,7 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         sdk_root: crate::functions::sdk_root(),
         log_bytes: crate::functions::logs::DEFAULT_FUNCTION_LOG_BYTES,
     };
-    let functions = FunctionManager::new(layout.clone(), router.clone(), functions_cfg);
+    let functions = FunctionManager::new(layout.clone(), router.clone(), services.clone(), functions_cfg);
     router.attach(TargetKind::Function, Arc::new(functions.clone()));
     let plugin_path = config.plugin_path.clone();
     let registry = tokio::task::spawn_blocking(move || Registry::scan(&plugin_path)).await.unwrap_or_default();
@@ -366,6 +403,8 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         hub: hub.clone(),
         functions: functions.clone(),
         cloud: cloud.clone(),
+        services: services.clone(),
+        shadows: shadows.clone(),
         registry: std::sync::RwLock::new(registry),
         started,
         mqtt_addr,
@@ -426,6 +465,10 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
     tracker.spawn(broker::serve(listener, ctx, tracker.clone(), shutdown.accepting()));
     tracker.spawn(admin::serve(admin_listener, core.clone(), shutdown.accepting(), shutdown.closing(), tracker.clone()));
     cloud.start(router.clone(), tracker, shutdown.closing());
+    if cloud.enabled() {
+        crate::shadow::sync::start(shadows.clone(), cloud.clone(), store.clone(), tracker, shutdown.closing());
+        shadows.apply(&router.table().group);
+    }
     tracker.spawn(crate::renewal::renew_server_cert(layout.clone(), names, resolver, shutdown.accepting()));
 
     let signals = StopSignals::install()?;

@@ -26,6 +26,8 @@ pub mod permissions;
 pub mod plugins;
 pub mod renewal;
 pub mod router;
+pub mod services;
+pub mod shadow;
 pub mod shutdown;
 pub mod status;
 pub mod store;

@@ -108,13 +108,19 @@ impl Shutdown {
         }
         tracing::info!("connections closed");
 
-        // 5. The queue.
+        // 5. The shadow service: what it took is answered and stored.
+        let shadows = core.shadows.clone();
+        if tokio::task::spawn_blocking(move || shadows.stop()).await.is_err() {
+            tracing::error!("stopping the shadow service failed");
+        }
+
+        // 6. The queue.
         let cloud = core.cloud.clone();
         if tokio::task::spawn_blocking(move || cloud.spool.close()).await.is_err() {
             tracing::error!("persisting the queue failed");
         }
 
-        // 6. The state store: closed when the last holder lets go.
+        // 7. The state store: closed when the last holder lets go.
         let sockets: Vec<PathBuf> = vec![core.layout.admin_socket(), core.functions.socket_path().to_path_buf()];
         let functions = core.functions.clone();
         drop(no_more_deployments);
@@ -126,7 +132,7 @@ impl Shutdown {
             tracing::warn!("the state store is still in use; it closes when the process exits");
         }
 
-        // 7. Sockets and memory cgroups.
+        // 8. Sockets and memory cgroups.
         for s in sockets {
             match std::fs::remove_file(&s) {
                 Ok(()) => {}

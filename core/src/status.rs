@@ -55,6 +55,7 @@ impl Core {
             },
             "queue": queue,
             "cloud": cloud,
+            "services": self.services.status(),
         })
     }
 }

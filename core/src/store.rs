@@ -292,6 +292,38 @@ impl StateStore for MemoryStore {
     }
 }
 
+/// A store whose writes fail while `failing` is set (as RocksDB's do after
+/// ENOSPC), for tests of what a failed write must not lose.
+#[cfg(test)]
+#[derive(Default)]
+pub struct FlakyStore {
+    pub inner: MemoryStore,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl FlakyStore {
+    pub fn failing() -> Self {
+        Self { inner: MemoryStore::default(), failing: true.into() }
+    }
+}
+
+#[cfg(test)]
+impl StateStore for FlakyStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(cf, key)
+    }
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Entries, StoreError> {
+        self.inner.scan_prefix(cf, prefix)
+    }
+    fn write(&self, ops: Vec<WriteOp>, sync: bool) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Db("IO error: No space left on device".into()));
+        }
+        self.inner.write(ops, sync)
+    }
+}
+
 /// Exclusive ownership of a root by one process (an flock held while it runs).
 pub struct RootLock {
     _lock: nix::fcntl::Flock<fs::File>,

@@ -41,6 +41,21 @@ pub struct Cloud {
     base: SpoolSettings,
     /// Each source's name, made once (queued messages share it).
     sources: std::sync::RwLock<std::collections::HashMap<Endpoint, Arc<str>>>,
+    /// Upstream filters: the group's `Source: cloud` subjects, and each
+    /// service's own (the shadow sync's reply topics).
+    filters: std::sync::Mutex<Filters>,
+    /// Sees every message from the cloud before it is routed (the shadow sync).
+    tap: std::sync::OnceLock<Tap>,
+}
+
+/// A service's look at what the cloud sends: topic and payload. `true`: the
+/// message was the service's (it is routed only if the group asks for it too).
+pub type Tap = Box<dyn Fn(&str, &bytes::Bytes) -> bool + Send + Sync>;
+
+#[derive(Default)]
+struct Filters {
+    group: Vec<String>,
+    services: std::collections::BTreeMap<&'static str, Vec<String>>,
 }
 
 /// The queue settings of `config.json` (`ggcore.spooler`).
@@ -133,14 +148,52 @@ impl Cloud {
             subscriptions: watch::Sender::new(Vec::new()),
             base,
             sources: Default::default(),
+            filters: Default::default(),
+            tap: Default::default(),
         }))
     }
 
     /// Applies a group: its queue settings and its upstream subscriptions.
     pub fn apply(&self, group: &Group) {
         self.spool.configure(group_settings(self.base, group));
-        let mut filters: Vec<String> =
-            group.subscriptions.iter().filter(|s| s.source == Endpoint::Cloud).map(|s| s.subject.as_str().to_string()).collect();
+        let filters = group.subscriptions.iter().filter(|s| s.source == Endpoint::Cloud).map(|s| s.subject.as_str().to_string()).collect();
+        self.filters.lock().unwrap_or_else(|p| p.into_inner()).group = filters;
+        self.resubscribe();
+    }
+
+    /// Sets the upstream filters a service needs besides the group's.
+    pub fn set_service_filters(&self, service: &'static str, filters: Vec<String>) {
+        self.filters.lock().unwrap_or_else(|p| p.into_inner()).services.insert(service, filters);
+        self.resubscribe();
+    }
+
+    /// Lets a service see every message from the cloud (once, at start).
+    pub fn set_tap(&self, tap: Tap) {
+        if self.tap.set(tap).is_err() {
+            tracing::error!("a cloud tap is already set");
+        }
+    }
+
+    /// Whether the link is connected now.
+    pub fn connected(&self) -> bool {
+        self.link.shown().state == LinkState::Connected
+    }
+
+    /// Whether the link is configured at all.
+    pub fn enabled(&self) -> bool {
+        self.link_config.is_some()
+    }
+
+    fn group_wants(&self, topic: &str) -> bool {
+        let f = self.filters.lock().unwrap_or_else(|p| p.into_inner());
+        f.group.iter().any(|g| crate::topic::TopicFilter::new(g).is_ok_and(|g| g.matches(topic)))
+    }
+
+    fn resubscribe(&self) {
+        let mut filters: Vec<String> = {
+            let f = self.filters.lock().unwrap_or_else(|p| p.into_inner());
+            f.group.iter().chain(f.services.values().flatten()).cloned().collect()
+        };
         filters.sort();
         filters.dedup();
         self.subscriptions.send_if_modified(|current| {
@@ -152,7 +205,7 @@ impl Cloud {
 
     /// Starts the link (when configured) and the task that routes what the
     /// cloud sends. Both end when `stop` is cancelled.
-    pub fn start(&self, router: Arc<Router>, tracker: &TaskTracker, stop: CancellationToken) {
+    pub fn start(self: &Arc<Self>, router: Arc<Router>, tracker: &TaskTracker, stop: CancellationToken) {
         let Some(cfg) = self.link_config.clone() else {
             let shown = self.link.shown();
             tracing::info!(reason = shown.last_error.as_deref().unwrap_or(""), "cloud link disabled; messages to the cloud are queued");
@@ -160,7 +213,9 @@ impl Cloud {
         };
         let (tx, mut rx) = mpsc::channel::<link::Inbound>(INBOUND_QUEUE);
         let stop_routing = stop.clone();
+        let this = self.clone();
         tracker.spawn(async move {
+            let tap = &this.tap;
             let mut scratch = Vec::new();
             loop {
                 let p = tokio::select! {
@@ -168,6 +223,9 @@ impl Cloud {
                     _ = stop_routing.cancelled() => break,
                 };
                 let qos = if p.qos == rumqttc::QoS::AtMostOnce { Qos::AtMostOnce } else { Qos::AtLeastOnce };
+                if tap.get().is_some_and(|tap| tap(&p.topic, &p.payload)) && !this.group_wants(&p.topic) {
+                    continue;
+                }
                 let msg = Message { topic: Arc::from(p.topic.as_str()), payload: p.payload, qos };
                 tokio::select! {
                     _ = router.route_held(&Endpoint::Cloud, &msg, &mut scratch) => {}
@@ -238,6 +296,24 @@ impl Cloud {
             map.clear();
         }
         map.entry(source.clone()).or_insert_with(|| Arc::from(source.to_string().as_str())).clone()
+    }
+}
+
+impl crate::services::CoreService for Cloud {
+    fn name(&self) -> &'static str {
+        crate::group::CLOUD
+    }
+
+    fn endpoint(&self) -> Option<Endpoint> {
+        Some(Endpoint::Cloud)
+    }
+
+    fn deliver(&self, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
+        Deliver::deliver(self, &Endpoint::Cloud, source, msg, when_full)
+    }
+
+    fn room(&self, ticket: u64) -> Option<Arc<Notify>> {
+        Deliver::room(self, &Endpoint::Cloud, ticket)
     }
 }
 

@@ -771,25 +771,7 @@ mod tests {
 
     #[test]
     fn a_failing_store_holds_publishers_until_it_works_again() {
-        struct Flaky {
-            inner: MemoryStore,
-            failing: std::sync::atomic::AtomicBool,
-        }
-        impl StateStore for Flaky {
-            fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-                self.inner.get(cf, key)
-            }
-            fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<crate::store::Entries, StoreError> {
-                self.inner.scan_prefix(cf, prefix)
-            }
-            fn write(&self, ops: Vec<WriteOp>, sync: bool) -> Result<(), StoreError> {
-                if self.failing.load(Ordering::Relaxed) {
-                    return Err(StoreError::Db("IO error: No space left on device".into()));
-                }
-                self.inner.write(ops, sync)
-            }
-        }
-        let store = Arc::new(Flaky { inner: MemoryStore::default(), failing: true.into() });
+        let store = Arc::new(crate::store::FlakyStore::failing());
         let s = Spool::open(Some(store.clone()), settings(Storage::FileSystem, 1 << 20, WhenFull::DropOldest)).unwrap();
         let Appended::Pending(t) = append(&s, 0, 100, true) else { panic!("not pending") };
         std::thread::sleep(Duration::from_millis(50));

@@ -1,6 +1,6 @@
 //! The calls a function makes back into the core: publish (routed with the
-//! function as source) and invoke (another function's work queue), and the
-//! services not served yet.
+//! function as source), invoke (another function's work queue), and requests
+//! to the core's services (shadows, secrets), which go through the registry.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,10 +14,20 @@ use super::slot::{FunctionSlot, InvokeResult, WorkItem};
 use super::{error, FunctionManager};
 use crate::group::{Endpoint, FunctionArn};
 use crate::router::{Message, Qos, WhenFull};
+use crate::services::Services;
 
 impl FunctionManager {
     /// Answers a worker's host call.
     pub(crate) async fn handle_call(self: &Arc<Self>, slot: &Arc<FunctionSlot>, call: Call) -> Reply {
+        if let Some((service, req)) = Services::request_of(slot.def.arn.as_str(), &call) {
+            return match self.services.request(service, req).await {
+                Ok(payload) if matches!(call, Call::Invoke { .. }) => {
+                    Reply::Invoked { invocation_id: uuid::Uuid::new_v4().to_string(), payload, function_error: String::new() }
+                }
+                Ok(payload) => Reply::Bytes(payload),
+                Err((code, message)) => error(code, message),
+            };
+        }
         match call {
             Call::Publish { topic, payload, queue_full_policy, claimed_source } => {
                 self.publish(slot, &topic, payload, &queue_full_policy, &claimed_source).await
@@ -30,10 +40,7 @@ impl FunctionManager {
                     Err((code, message)) => error(code, message),
                 }
             }
-            Call::Shadow { .. } => {
-                error(HostErrorCode::Unavailable, "the local shadow service (GGShadowService) is not served by this core yet")
-            }
-            Call::GetSecret { .. } => error(HostErrorCode::Unavailable, "secrets are not served by this core yet"),
+            Call::Shadow { .. } | Call::GetSecret { .. } => error(HostErrorCode::Internal, "a service call reached no service"),
         }
     }
 

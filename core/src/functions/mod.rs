@@ -50,6 +50,7 @@ use crate::group::{Endpoint, FunctionArn, Group, Lifecycle, RunAs, ThingArn};
 use crate::layout::Layout;
 use crate::plugins::{PluginEntry, Registry};
 use crate::router::{Deliver, Delivery, Message, Router, WhenFull};
+use crate::services::Services;
 use crate::telemetry::RateLimit;
 
 /// ARNs of the original's system functions that the SDKs address.
@@ -136,6 +137,8 @@ pub struct FunctionManager {
     pub(crate) idle_timeout: Duration,
     layout: Layout,
     router: Arc<Router>,
+    /// The core's own services (shadows, secrets), which host calls reach.
+    services: Arc<Services>,
     pub(crate) cfg: FunctionsConfig,
     info: RwLock<GroupInfo>,
     slots: RwLock<HashMap<FunctionArn, Arc<FunctionSlot>>>,
@@ -168,7 +171,7 @@ pub(crate) fn error(code: HostErrorCode, message: impl Into<String>) -> Reply {
 }
 
 impl FunctionManager {
-    pub fn new(layout: Layout, router: Arc<Router>, cfg: FunctionsConfig) -> Arc<Self> {
+    pub fn new(layout: Layout, router: Arc<Router>, services: Arc<Services>, cfg: FunctionsConfig) -> Arc<Self> {
         let memory = MemoryControl::detect();
         tracing::info!(mechanism = %memory.describe(), "function memory limits");
         Arc::new(Self {
@@ -179,6 +182,7 @@ impl FunctionManager {
             idle_timeout: cfg.idle_timeout,
             layout,
             router,
+            services,
             cfg,
             info: RwLock::new(GroupInfo::default()),
             slots: RwLock::new(HashMap::new()),

@@ -1,0 +1,91 @@
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::store::{FlakyStore, MemoryStore};
+
+fn service(store: Arc<dyn StateStore>) -> Arc<ShadowService> {
+    ShadowService::start(Arc::new(Router::new()), store)
+}
+
+async fn ask(s: &ShadowService, thing: &str, op: Op, payload: Value) -> Value {
+    let bytes = if payload.is_null() { Bytes::new() } else { Bytes::from(serde_json::to_vec(&payload).unwrap()) };
+    serde_json::from_slice(&s.ask(thing, op, bytes).await.unwrap()).unwrap()
+}
+
+#[test]
+fn request_topics() {
+    assert_eq!(parse_request_topic("$aws/things/t1/shadow/update"), Some(("t1", Op::Update)));
+    assert_eq!(parse_request_topic("$aws/things/t1/shadow/get"), Some(("t1", Op::Get)));
+    assert_eq!(parse_request_topic("$aws/things/t1/shadow/update/accepted"), None);
+    assert_eq!(parse_request_topic("$aws/things/a/b/shadow/get"), None);
+    assert_eq!(parse_request_topic("$aws/things/t/shadow/name/n/get"), None);
+    assert_eq!(parse_request_topic("things/t/shadow/get"), None);
+}
+
+#[tokio::test]
+async fn documents_are_stored_and_served_in_order() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
+    let s = service(store.clone());
+    let r = ask(&s, "lamp", Op::Get, json!({"clientToken": "a"})).await;
+    assert_eq!((r["code"].clone(), r["clientToken"].clone()), (json!(404), json!("a")));
+    let r = ask(&s, "lamp", Op::Update, json!({"state": {"desired": {"on": true}}})).await;
+    assert_eq!(r["version"], 1);
+    let r = ask(&s, "lamp", Op::Update, json!({"state": {"reported": {"on": false}}, "version": 1})).await;
+    assert_eq!(r["version"], 2);
+    let r = ask(&s, "lamp", Op::Update, json!({"state": {"reported": {"on": true}}, "version": 1})).await;
+    assert_eq!(r["code"], 409);
+    let r = ask(&s, "lamp", Op::Get, Value::Null).await;
+    assert_eq!(r["state"]["delta"], json!({"on": true}));
+    assert_eq!(r["version"], 2);
+    // What is stored is what a new service (a restarted core) reads.
+    s.stop();
+    let again = service(store.clone());
+    let r = ask(&again, "lamp", Op::Get, Value::Null).await;
+    assert_eq!(r["state"]["reported"], json!({"on": false}));
+    let r = ask(&again, "lamp", Op::Delete, Value::Null).await;
+    assert_eq!(r["version"], 2);
+    assert_eq!(ask(&again, "lamp", Op::Get, Value::Null).await["code"], 404);
+    assert_eq!(ask(&again, "lamp", Op::Delete, Value::Null).await["code"], 404);
+    let r = ask(&again, "bad/name", Op::Get, Value::Null).await;
+    assert_eq!(r["code"], 400);
+    again.clear().await.unwrap();
+    assert!(store.scan_prefix(Cf::Shadows, b"").unwrap().is_empty());
+    assert_eq!(ask(&again, "lamp", Op::Update, json!({"state": {"desired": {"x": 1}}})).await["version"], 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_answers_500_and_changes_nothing() {
+    let store = Arc::new(FlakyStore::failing());
+    let s = service(store.clone());
+    let r = ask(&s, "t", Op::Update, json!({"state": {"reported": {"a": 1}}, "clientToken": "c"})).await;
+    assert_eq!((r["code"].clone(), r["clientToken"].clone()), (json!(500), json!("c")));
+    assert_eq!(ask(&s, "t", Op::Get, Value::Null).await["code"], 404, "nothing was stored, nothing is served");
+    store.failing.store(false, Ordering::Relaxed);
+    assert_eq!(ask(&s, "t", Op::Update, json!({"state": {"reported": {"a": 1}}})).await["version"], 1);
+    assert_eq!(s.shared.stats.store_errors.load(Relaxed), 1);
+}
+
+#[tokio::test]
+async fn requests_over_a_things_bound_are_429() {
+    // Queue past the bound before the service thread runs.
+    let (s, rx) = ShadowService::new(Arc::new(Router::new()), Arc::new(MemoryStore::default()));
+    let mut waits = Vec::new();
+    for i in 0..(MAX_QUEUED_PER_THING + 3) {
+        let payload = Bytes::from(serde_json::to_vec(&json!({"state": {"reported": {"i": i}}})).unwrap());
+        let (tx, rx) = oneshot::channel();
+        assert!(s.enqueue("busy", Op::Update, payload, Origin::Caller(tx)));
+        waits.push(rx);
+    }
+    s.spawn(rx);
+    let mut codes = Vec::new();
+    for rx in waits {
+        let doc: Value = serde_json::from_slice(&rx.await.unwrap()).unwrap();
+        codes.push(doc.get("code").and_then(Value::as_u64).unwrap_or(200));
+    }
+    assert!(codes[..MAX_QUEUED_PER_THING].iter().all(|c| *c == 200), "{codes:?}");
+    assert_eq!(codes[MAX_QUEUED_PER_THING..], [429, 429, 429]);
+    assert_eq!(s.shared.queued.load(Relaxed), 0);
+    assert!(s.shared.per_thing.lock().unwrap().is_empty());
+}
