@@ -24,3 +24,4 @@ mod plugins;
 mod routing;
 mod scale;
 mod sessions;
+mod shadows;

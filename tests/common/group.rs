@@ -37,6 +37,8 @@ pub struct Group {
     default_run_as: Option<(u32, u32)>,
     /// `LoggerDefinition`, as given.
     loggers: Option<Value>,
+    /// Things (devices or the core) whose shadow is synced with the cloud.
+    synced: Vec<String>,
 }
 
 impl Group {
@@ -48,6 +50,7 @@ impl Group {
             functions: Vec::new(),
             default_run_as: None,
             loggers: None,
+            synced: Vec::new(),
         }
     }
 
@@ -102,6 +105,12 @@ impl Group {
         self
     }
 
+    /// `SyncShadow: true` for `thing` (a device of the group, or [`CORE_THING`]).
+    pub fn sync_shadow(mut self, thing: &str) -> Self {
+        self.synced.push(thing.to_string());
+        self
+    }
+
     /// `FunctionDefinition.DefaultConfig.Execution.RunAs`.
     pub fn default_run_as(mut self, uid: u32, gid: u32) -> Self {
         self.default_run_as = Some((uid, gid));
@@ -120,9 +129,15 @@ impl Group {
             "CoreDefinition": { "Cores": [ {
                 "Id": "core",
                 "ThingArn": thing_arn(CORE_THING),
-                "SyncShadow": false,
+                "SyncShadow": self.synced.iter().any(|t| t == CORE_THING),
             } ] },
-            "DeviceDefinition": { "Devices": self.devices },
+            "DeviceDefinition": { "Devices": self.devices.iter().map(|d| {
+                let mut d = d.clone();
+                if self.synced.iter().any(|t| d["ThingArn"] == thing_arn(t)) {
+                    d["SyncShadow"] = json!(true);
+                }
+                d
+            }).collect::<Vec<_>>() },
             "SubscriptionDefinition": { "Subscriptions": self.subscriptions },
         });
         if !self.functions.is_empty() || self.default_run_as.is_some() {
