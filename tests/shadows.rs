@@ -241,7 +241,8 @@ def handler(event, context):
 /// (bundled from PyPI) get the service's documents, and its errors are the
 /// SDK's ShadowError with AWS's code and message; a desired change made by
 /// the function reaches a device subscribed to the delta; `ggcore shadow`
-/// reads what the function wrote and refuses bad input with a clear error.
+/// reads what the function wrote and refuses bad input with a clear error;
+/// a reset removes the shadows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn function_sdk_and_cli_use_the_same_shadows() {
     let wheel = crate::common::functions::greengrasssdk_wheel();
@@ -294,6 +295,13 @@ async fn function_sdk_and_cli_use_the_same_shadows() {
     let (code, doc, _) = cli(&env.root, &["get", "fan"]);
     assert_eq!((code, doc["code"].as_u64()), (1, Some(404)));
     fan.expect_silence().await;
+
+    // A reset removes the local shadows.
+    let (code, _, err) = cli(&env.root, &["update", "kept", r#"{"state": {"reported": {"k": 1}}}"#]);
+    assert_eq!(code, 0, "{err}");
+    env.root.run(&["deploy", "--reset"]).assert_code(0);
+    let (code, doc, _) = cli(&env.root, &["get", "kept"]);
+    assert_eq!((code, doc["code"].as_u64()), (1, Some(404)), "{doc}");
     env.stop();
 }
 

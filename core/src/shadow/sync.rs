@@ -113,7 +113,7 @@ pub fn start(shadows: Arc<ShadowService>, cloud: Arc<Cloud>, store: Arc<dyn Stat
     let tap_waiters = waiters.clone();
     cloud.set_tap(Box::new(move |topic, payload| tap(&tap_waiters, &tap_tx, topic, payload)));
     shadows.set_sync(SyncHandle { tx, stats: stats.clone() });
-    let task = Sync { shadows, cloud, store, stats, waiters, next_token: 0 };
+    let task = Sync { shadows, cloud, store, stats, waiters, next_token: 0, stop: stop.clone() };
     tracker.spawn(task.run(rx, stop));
 }
 
@@ -157,6 +157,8 @@ struct Sync {
     stats: Arc<SyncStats>,
     waiters: Arc<Waiters>,
     next_token: u64,
+    /// A stopping core does not wait for the cloud's answers.
+    stop: CancellationToken,
 }
 
 /// The cloud's document, as `get/accepted` gives it.
@@ -360,7 +362,14 @@ impl Sync {
             }
             _ => {}
         }
-        match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+        let answer = tokio::select! {
+            r = tokio::time::timeout(ANSWER_WITHIN, rx) => r,
+            _ = self.stop.cancelled() => {
+                self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+                return Err(RoundError::Failed("the core is stopping".into()));
+            }
+        };
+        match answer {
             Ok(Ok(answer)) => Ok(answer),
             _ => {
                 self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
