@@ -160,7 +160,7 @@ impl Model {
             p.push(k.clone());
             // Whatever was a leaf on the way (a scalar replaced by an object) goes.
             for i in 1..p.len() {
-                self.leaves.remove(&p[..i].to_vec());
+                self.leaves.remove(&p[..i]);
             }
             match v {
                 Value::Object(o) => {
