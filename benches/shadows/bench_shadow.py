@@ -15,7 +15,11 @@ one Python function, and measures:
 3. the same device's plain round trip through the router (publish on a topic
    routed back to itself), the floor every shadow round trip stands on;
 4. from a Python function through `greengrasssdk`: `update_thing_shadow` and
-   `get_thing_shadow` one at a time, p50 / p99 and calls per second.
+   `get_thing_shadow` one at a time, p50 / p99 and calls per second;
+5. peer: the same device figures (1, 2) against what a user could run
+   instead: Mosquitto (TLS, same certificates) with a Python paho-mqtt shadow
+   responder (tests/fixtures/shadow/cloud_shadow.py, which stores every
+   change in a JSON file with fsync, as ggcore syncs each batch).
 
 Prints a Markdown table and writes every number to WORK/results-shadow.json.
 Benchmarks report; nothing here asserts a timing.
@@ -30,7 +34,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'functions'))
-from bench_functions import Core, arn, client, pct, thing  # noqa: E402
+from bench_functions import Core, arn, client, free_port, pct, thing  # noqa: E402
+import subprocess  # noqa: E402
 
 WINDOW = 64
 THING = 'bench-dev'
@@ -64,6 +69,7 @@ class Answers:
     def __init__(self, c):
         self.cond = threading.Condition()
         self.by_token = {}
+        self.windowed = 0
         self.plain = []
         c.on_message = self.on_message
 
@@ -73,6 +79,8 @@ class Answers:
             if msg.topic.startswith('$aws/'):
                 token = json.loads(msg.payload).get('clientToken')
                 self.by_token[token] = (now, msg.topic)
+                if token and token.startswith('w-'):
+                    self.windowed += 1
             else:
                 self.plain.append((now, msg.payload))
             self.cond.notify_all()
@@ -111,14 +119,14 @@ def windowed_updates(c, answers, n):
     t0 = time.perf_counter()
     while sent < n:
         with answers.cond:
-            answers.cond.wait_for(lambda: sent - sum(1 for k in answers.by_token if k.startswith('w-')) < WINDOW, 10)
+            answers.cond.wait_for(lambda: sent - answers.windowed < WINDOW, 10)
         token = 'w-{}'.format(sent)
         c.publish('$aws/things/{}/shadow/update'.format(THING),
                   json.dumps({'clientToken': token, 'state': {'desired': {'w': sent}}}), qos=0)
         sent += 1
     with answers.cond:
-        answers.cond.wait_for(lambda: sum(1 for k in answers.by_token if k.startswith('w-')) >= n, 30)
-        got = sum(1 for k in answers.by_token if k.startswith('w-'))
+        answers.cond.wait_for(lambda: answers.windowed >= n, 30)
+        got = answers.windowed
         last = max(v[0] for k, v in answers.by_token.items() if k.startswith('w-'))
     return round(got / (last - t0)), n - got
 
@@ -131,6 +139,48 @@ def plain_round_trips(c, answers, n):
         got = answers.wait_plain(i + 1)
         times.append(got[i][0] - t)
     return times
+
+
+def peer(work, core, n, n_window):
+    """Figures 1 and 2 against Mosquitto + the Python shadow responder."""
+    port = free_port()
+    root = core.root
+    conf = os.path.join(work, 'mosquitto.conf')
+    with open(conf, 'w') as f:
+        f.write('user root\nlistener {} 127.0.0.1\nrequire_certificate true\ncafile {}\ncertfile {}\nkeyfile {}\n'
+                'persistence false\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n'
+                # Mosquitto leaves Nagle on by default: each answer would wait for a delayed ACK (~40 ms).
+                'set_tcp_nodelay true\n'.format(
+                    port, os.path.join(root, 'certs', 'device-ca.pem'),
+                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.crt'),
+                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.key')))
+    broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    responder = subprocess.Popen(
+        [sys.executable, os.path.join(os.path.dirname(os.path.dirname(HERE)), 'tests', 'fixtures', 'shadow', 'cloud_shadow.py'),
+         '--host', '127.0.0.1', '--port', str(port), '--ca', os.path.join(core.certs, 'group-ca.pem'),
+         '--cert', os.path.join(core.certs, 'responder.cert.pem'), '--key', os.path.join(core.certs, 'responder.private.key'),
+         '--state', os.path.join(work, 'peer-shadows.json')],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    responder.stdout.readline()
+    try:
+        c = client(core.certs, THING, port)
+        answers = Answers(c)
+        c.loop_start()
+        c.subscribe([('$aws/things/{}/shadow/+/accepted'.format(THING), 0),
+                     ('$aws/things/{}/shadow/+/rejected'.format(THING), 0)])
+        time.sleep(1)
+        one_at_a_time(c, answers, 'update', 50)
+        out = {'device_update': us(one_at_a_time(c, answers, 'update', n)),
+               'device_get': us(one_at_a_time(c, answers, 'get', n))}
+        rate, lost = windowed_updates(c, answers, n_window)
+        out['device_updates_windowed'] = {'n': n_window, 'per_s': rate, 'lost': lost}
+        c.loop_stop()
+        c.disconnect()
+        return out
+    finally:
+        responder.kill()
+        broker.kill()
 
 
 def us(values):
@@ -150,7 +200,7 @@ def main():
             (dev, 'bench/echo', dev),
             (dev, 'bench/fn-in', arn('shadower')),
             (arn('shadower'), 'bench/fn-out', dev)]
-    core = Core(work, {'shadower': (FUNCTION_PY, {'Timeout': 300})}, subs, [THING])
+    core = Core(work, {'shadower': (FUNCTION_PY, {'Timeout': 300})}, subs, [THING, 'responder'])
     report = {'n': args.n, 'window': WINDOW}
     try:
         c = client(core.certs, THING, core.port)
@@ -175,19 +225,30 @@ def main():
         report['service_status'] = core.status()['services']['GGShadowService']
         c.loop_stop()
         c.disconnect()
+        report['peer'] = peer(work, core, args.n, n_window)
     finally:
         core.stop()
     path = os.path.join(work, 'results-shadow.json')
     with open(path, 'w') as f:
         json.dump(report, f, indent=1)
     r = report
+    p = r['peer']
+
+    def vs(key):
+        a, b = r[key], p[key]
+        return '{} / {} vs {} / {} µs ({:.2f}× at p50)'.format(a['p50_us'], a['p99_us'], b['p50_us'], b['p99_us'],
+                                                             b['p50_us'] / a['p50_us'])
     rows = [
-        ('device `update` round trip, one at a time, p50 / p99', '{p50_us} / {p99_us} µs'.format(**r['device_update'])),
-        ('device `get` round trip, one at a time, p50 / p99', '{p50_us} / {p99_us} µs'.format(**r['device_get'])),
+        ('device `update` round trip, one at a time, p50 / p99: ggcore vs Mosquitto + Python responder (peer ÷ ggcore)',
+         vs('device_update')),
+        ('device `get` round trip, one at a time, p50 / p99: ggcore vs peer', vs('device_get')),
         ('floor: the same device\'s plain publish routed back to it, p50 / p99',
          '{p50_us} / {p99_us} µs'.format(**r['plain_round_trip'])),
-        ('device updates/s, up to {} outstanding, {:,} updates; lost'.format(WINDOW, n_window),
-         '{:,}; {}'.format(r['device_updates_windowed']['per_s'], r['device_updates_windowed']['lost'])),
+        ('device updates/s, up to {} outstanding, {:,} updates: ggcore vs peer; lost'.format(WINDOW, n_window),
+         '{:,} vs {:,} ({:.2f}×); {} vs {}'.format(
+             r['device_updates_windowed']['per_s'], p['device_updates_windowed']['per_s'],
+             r['device_updates_windowed']['per_s'] / p['device_updates_windowed']['per_s'],
+             r['device_updates_windowed']['lost'], p['device_updates_windowed']['lost'])),
         ('function `update_thing_shadow` (greengrasssdk), p50 / p99; calls/s',
          '{p50_us} / {p99_us} µs; {per_s:,}'.format(**r['function_update'])),
         ('function `get_thing_shadow`, p50 / p99; calls/s', '{p50_us} / {p99_us} µs; {per_s:,}'.format(**r['function_get'])),
