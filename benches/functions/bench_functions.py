@@ -500,21 +500,27 @@ def fmt_lost(x):
     return '{}{}'.format(x['lost'], ' (+{} dup)'.format(x['duplicates']) if x['duplicates'] else '')
 
 
-def mosquitto_relay(work, certs, n, qos, payload, relay_argv=None):
-    """The same relay done by a Python paho client through Mosquitto (or by
-    the client `relay_argv + [certs, port, qos]` starts, which prints a line
-    once subscribed)."""
+def start_mosquitto(work, root, extra=''):
+    """Mosquitto on a free port with the core's server certificate, taking
+    clients of the core's device CA (the peers' broker); (port, process)."""
     port = free_port()
-    root = os.path.join(work, 'ggcore-root')
     conf = os.path.join(work, 'mosquitto.conf')
     with open(conf, 'w') as f:
         f.write('user root\nlistener {} 127.0.0.1\nrequire_certificate true\ncafile {}\ncertfile {}\nkeyfile {}\n'
                 'persistence false\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n'.format(
                     port, os.path.join(root, 'certs', 'device-ca.pem'),
                     os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.crt'),
-                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.key')))
+                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.key')) + extra)
     broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
+    return port, broker
+
+
+def mosquitto_relay(work, certs, n, qos, payload, relay_argv=None):
+    """The same relay done by a Python paho client through Mosquitto (or by
+    the client `relay_argv + [certs, port, qos]` starts, which prints a line
+    once subscribed)."""
+    port, broker = start_mosquitto(work, os.path.join(work, 'ggcore-root'))
     relay_code = '''
 import os, ssl, sys, paho.mqtt.client as mqtt
 certs, port, qos = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -27,6 +27,7 @@ Benchmarks report; nothing here asserts a timing.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,8 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'functions'))
-from bench_functions import Core, arn, client, free_port, pct, thing  # noqa: E402
-import subprocess  # noqa: E402
+from bench_functions import Core, arn, client, pct, start_mosquitto, thing  # noqa: E402
 
 WINDOW = 64
 THING = 'bench-dev'
@@ -143,19 +143,8 @@ def plain_round_trips(c, answers, n):
 
 def peer(work, core, n, n_window):
     """Figures 1 and 2 against Mosquitto + the Python shadow responder."""
-    port = free_port()
-    root = core.root
-    conf = os.path.join(work, 'mosquitto.conf')
-    with open(conf, 'w') as f:
-        f.write('user root\nlistener {} 127.0.0.1\nrequire_certificate true\ncafile {}\ncertfile {}\nkeyfile {}\n'
-                'persistence false\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n'
-                # Mosquitto leaves Nagle on by default: each answer would wait for a delayed ACK (~40 ms).
-                'set_tcp_nodelay true\n'.format(
-                    port, os.path.join(root, 'certs', 'device-ca.pem'),
-                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.crt'),
-                    os.path.join(root, 'ggc', 'var', 'state', 'server', 'server.key')))
-    broker = subprocess.Popen(['mosquitto', '-c', conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    # Mosquitto leaves Nagle on by default: each answer would wait for a delayed ACK (~40 ms).
+    port, broker = start_mosquitto(work, core.root, 'set_tcp_nodelay true\n')
     responder = subprocess.Popen(
         [sys.executable, os.path.join(os.path.dirname(os.path.dirname(HERE)), 'tests', 'fixtures', 'shadow', 'cloud_shadow.py'),
          '--host', '127.0.0.1', '--port', str(port), '--ca', os.path.join(core.certs, 'group-ca.pem'),

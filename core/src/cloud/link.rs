@@ -148,6 +148,11 @@ pub fn backoff(attempt: u32, cap: Duration) -> Duration {
     half + Duration::from_millis(jitter)
 }
 
+/// A message sent upstream at QoS 0 outside the queue, on the connection of
+/// the moment or not at all (the shadow sync's requests: a stale one must not
+/// be replayed later).
+pub type Volatile = (String, bytes::Bytes);
+
 /// Runs the link until `stop`. `subscriptions` carries the upstream filters
 /// of the group in force; messages from the cloud go to `inbound`.
 pub async fn run(
@@ -155,6 +160,7 @@ pub async fn run(
     spool: Arc<Spool>,
     status: Arc<LinkStatus>,
     mut subscriptions: watch::Receiver<Vec<String>>,
+    mut volatile: mpsc::Receiver<Volatile>,
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
 ) {
@@ -170,6 +176,8 @@ pub async fn run(
             status.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         first = false;
+        // What was meant for a lost connection is not sent on the next one.
+        while volatile.try_recv().is_ok() {}
         status.set(LinkState::Connecting, None, None);
         tracing::info!(host = %cfg.host, port = cfg.port, client_id = %cfg.client_id, "cloud link: connecting");
         let connected = tokio::select! {
@@ -184,7 +192,7 @@ pub async fn run(
                 status.set(LinkState::Connected, None, None);
                 tracing::info!(queued = spool.snapshot().messages, "cloud link: connected");
                 let outcome = tokio::select! {
-                    r = session.run(&mut subscriptions, &inbound, &mut sent_upto) => Some(r),
+                    r = session.run(&mut subscriptions, &mut volatile, &inbound, &mut sent_upto) => Some(r),
                     _ = stop.cancelled() => None,
                 };
                 status.in_flight.store(0, Ordering::Relaxed);
@@ -303,6 +311,7 @@ impl<'a> Session<'a> {
     async fn run(
         &mut self,
         subscriptions: &mut watch::Receiver<Vec<String>>,
+        volatile: &mut mpsc::Receiver<Volatile>,
         inbound: &mpsc::Sender<Inbound>,
         sent_upto: &mut u64,
     ) -> Result<(), String> {
@@ -327,6 +336,9 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = self.spool.appended_notify().notified(), if room => {}
+                Some((topic, payload)) = volatile.recv() => {
+                    self.queue(Packet::Publish(Publish::from_bytes(topic, QoS::AtMostOnce, payload)))?;
+                }
                 changed = subscriptions.changed() => {
                     if changed.is_err() {
                         return Ok(());

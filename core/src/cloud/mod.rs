@@ -23,6 +23,8 @@ use spool::{Appended, Spool, SpoolSettings, Storage};
 pub const DEFAULT_WINDOW: u16 = 64;
 /// Messages from the cloud waiting for the router.
 const INBOUND_QUEUE: usize = 1024;
+/// Volatile messages waiting for the link.
+const VOLATILE_QUEUE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -46,6 +48,10 @@ pub struct Cloud {
     filters: std::sync::Mutex<Filters>,
     /// Sees every message from the cloud before it is routed (the shadow sync).
     tap: std::sync::OnceLock<Tap>,
+    /// QoS 0 messages outside the queue (see [`link::Volatile`]), and their
+    /// receiver until the link takes it.
+    volatile: mpsc::Sender<link::Volatile>,
+    volatile_rx: std::sync::Mutex<Option<mpsc::Receiver<link::Volatile>>>,
 }
 
 /// A service's look at what the cloud sends: topic and payload. `true`: the
@@ -141,7 +147,10 @@ impl Cloud {
                 (Some(cfg), LinkStatus::new(LinkState::Connecting, None))
             }
         };
+        let (volatile, volatile_rx) = mpsc::channel(VOLATILE_QUEUE);
         Ok(Arc::new(Cloud {
+            volatile,
+            volatile_rx: std::sync::Mutex::new(Some(volatile_rx)),
             spool,
             link: Arc::new(status),
             link_config,
@@ -172,6 +181,13 @@ impl Cloud {
         if self.tap.set(tap).is_err() {
             tracing::error!("a cloud tap is already set");
         }
+    }
+
+    /// Sends `payload` on `topic` at QoS 0 on the connection of the moment,
+    /// outside the queue; `false` when it cannot (not connected, link busy):
+    /// the caller tries again later.
+    pub fn send_volatile(&self, topic: String, payload: bytes::Bytes) -> bool {
+        self.connected() && self.volatile.try_send((topic, payload)).is_ok()
     }
 
     /// Whether the link is connected now.
@@ -233,7 +249,11 @@ impl Cloud {
                 }
             }
         });
-        tracker.spawn(link::run(cfg, self.spool.clone(), self.link.clone(), self.subscriptions.subscribe(), tx, stop));
+        let Some(volatile) = self.volatile_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            tracing::error!("the cloud link was started twice");
+            return;
+        };
+        tracker.spawn(link::run(cfg, self.spool.clone(), self.link.clone(), self.subscriptions.subscribe(), volatile, tx, stop));
     }
 
     /// The `cloud` and `queue` parts of `ggcore status`.

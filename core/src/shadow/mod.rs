@@ -91,8 +91,9 @@ enum Origin {
     /// A request (SDK, CLI): answered to the caller too.
     Caller(oneshot::Sender<Vec<u8>>),
     /// The cloud sync applying the cloud's side: answered to it, and not
-    /// pushed back to the cloud.
-    Sync(oneshot::Sender<Result<Shadow, Rejection>>),
+    /// pushed back to the cloud. Refused (409) when the shadows were cleared
+    /// (a reset) since `epoch`, which the round began in.
+    Sync { epoch: u64, tx: oneshot::Sender<Result<Shadow, Rejection>> },
 }
 
 struct Job {
@@ -106,10 +107,18 @@ struct Job {
 
 enum Work {
     Job(Job),
-    /// Reads a document (the sync's view of the local side).
-    Read(String, oneshot::Sender<Shadow>),
+    /// Reads a document (the sync's view of the local side), as stored.
+    Read(String, oneshot::Sender<Result<Shadow, String>>),
     /// Removes every document (a reset).
     Clear(oneshot::Sender<Result<(), String>>),
+    /// Stores the sync's base of a thing (`None`: no shadow on either side),
+    /// unless the shadows were cleared since `epoch`.
+    SetBase {
+        thing: String,
+        state: Option<Value>,
+        epoch: u64,
+        tx: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Counters shown by `ggcore status`.
@@ -134,6 +143,9 @@ struct Shared {
     stats: ShadowStats,
     sync: OnceLock<sync::SyncHandle>,
     ignored_log: RateLimit,
+    /// Counts clears (resets): what the sync decided before one must not
+    /// bring a shadow back.
+    epoch: AtomicU64,
 }
 
 pub struct ShadowService {
@@ -164,6 +176,7 @@ impl ShadowService {
             stats: ShadowStats::default(),
             sync: OnceLock::new(),
             ignored_log: RateLimit::per_second(1),
+            epoch: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         (Arc::new(ShadowService { shared, tx: Mutex::new(Some(tx)), thread: Mutex::new(None) }), rx)
@@ -231,21 +244,35 @@ impl ShadowService {
     }
 
     /// Applies an update on behalf of the cloud sync (not pushed back).
-    pub(crate) async fn apply_from_cloud(&self, thing: &str, op: Op, payload: Bytes) -> Result<Shadow, Rejection> {
+    pub(crate) async fn apply_from_cloud(&self, thing: &str, op: Op, payload: Bytes, epoch: u64) -> Result<Shadow, Rejection> {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(thing, op, payload, Origin::Sync(tx)) {
+        if !self.enqueue(thing, op, payload, Origin::Sync { epoch, tx }) {
             return Err(Rejection::new(500, "the shadow service is stopped"));
         }
         rx.await.unwrap_or_else(|_| Err(Rejection::new(500, "the shadow service stopped")))
     }
 
     /// The stored document of `thing` (a default, version 0, when none).
-    pub async fn read(&self, thing: &str) -> Shadow {
+    pub async fn read(&self, thing: &str) -> Result<Shadow, String> {
         let (tx, rx) = oneshot::channel();
         if !self.send(Work::Read(thing.to_string(), tx)) {
-            return Shadow::default();
+            return Err("the shadow service is stopped".into());
         }
-        rx.await.unwrap_or_default()
+        rx.await.unwrap_or_else(|_| Err("the shadow service stopped".into()))
+    }
+
+    /// The number of clears so far (see [`Work::SetBase`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Relaxed)
+    }
+
+    /// Stores the sync's base for `thing`, unless a clear came after `epoch`.
+    pub(crate) async fn set_base(&self, thing: &str, state: Option<Value>, epoch: u64) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Work::SetBase { thing: thing.to_string(), state, epoch, tx }) {
+            return Err("the shadow service is stopped".into());
+        }
+        rx.await.unwrap_or_else(|_| Err("the shadow service stopped".into()))
     }
 
     /// Removes every document (a reset of the group).
@@ -323,6 +350,8 @@ fn serve(shared: &Shared, rx: mpsc::Receiver<Work>) {
         }
         let mut answers = Vec::new();
         let mut writes: HashMap<String, Shadow> = HashMap::new();
+        // Reads are answered after the batch is written: they see only what is stored.
+        let mut reads = Vec::new();
         let now = now();
         for work in batch {
             match work {
@@ -330,47 +359,78 @@ fn serve(shared: &Shared, rx: mpsc::Receiver<Work>) {
                     let answer = apply(shared, &mut cache, &mut writes, job, now);
                     answers.push(answer);
                 }
-                Work::Read(thing, tx) => {
-                    let _ = tx.send(load(shared, &mut cache, &thing));
-                }
+                Work::Read(thing, tx) => reads.push((thing, tx)),
                 Work::Clear(tx) => {
-                    // Answers decided before the clear go out first.
+                    // What was decided before the clear is written and answered first.
                     finish(shared, &mut cache, std::mem::take(&mut writes), std::mem::take(&mut answers), &mut scratch);
+                    answer_reads(shared, &mut cache, std::mem::take(&mut reads));
                     cache.clear();
+                    shared.epoch.fetch_add(1, Relaxed);
                     let _ = tx.send(clear(shared.store.as_ref()));
+                }
+                Work::SetBase { thing, state, epoch, tx } => {
+                    let r = if epoch == shared.epoch.load(Relaxed) {
+                        let doc = serde_json::json!({ "state": state });
+                        shared
+                            .store
+                            .write(vec![WriteOp::Put(Cf::Shadows, sync::base_key(&thing), doc.to_string().into_bytes())], true)
+                            .map_err(|e| format!("storing the sync base: {e}"))
+                    } else {
+                        Ok(())
+                    };
+                    let _ = tx.send(r);
                 }
             }
         }
         finish(shared, &mut cache, writes, answers, &mut scratch);
+        answer_reads(shared, &mut cache, reads);
     }
 }
 
-fn load(shared: &Shared, cache: &mut HashMap<String, Shadow>, thing: &str) -> Shadow {
+fn answer_reads(shared: &Shared, cache: &mut HashMap<String, Shadow>, reads: Vec<(String, oneshot::Sender<Result<Shadow, String>>)>) {
+    for (thing, tx) in reads {
+        let _ = tx.send(load(shared, cache, &thing));
+    }
+}
+
+/// The document of `thing` (version 0 when there never was one). A
+/// document that cannot be read is an error, never taken for an absent one
+/// (an update would start it over at version 1, the sync would delete it in
+/// the cloud); it is not cached, so the next request tries again.
+fn load(shared: &Shared, cache: &mut HashMap<String, Shadow>, thing: &str) -> Result<Shadow, String> {
     if let Some(s) = cache.get(thing) {
-        return s.clone();
+        return Ok(s.clone());
     }
     let s = match shared.store.get(Cf::Shadows, &document_key(thing)) {
-        Ok(Some(bytes)) => Shadow::from_bytes(&bytes).unwrap_or_else(|e| {
-            tracing::error!(thing, error = %e, "a stored shadow cannot be read; it is treated as absent");
-            Shadow::default()
-        }),
+        Ok(Some(bytes)) => Shadow::from_bytes(&bytes).map_err(|e| {
+            tracing::error!(thing, error = %e, "a stored shadow cannot be read");
+            format!("the stored shadow cannot be read ({e})")
+        })?,
         Ok(None) => Shadow::default(),
         Err(e) => {
             tracing::error!(thing, error = %e, "reading a shadow failed");
-            Shadow::default()
+            return Err(format!("reading the shadow failed ({e})"));
         }
     };
     cache.insert(thing.to_string(), s.clone());
-    s
+    Ok(s)
 }
 
 fn apply(shared: &Shared, cache: &mut HashMap<String, Shadow>, writes: &mut HashMap<String, Shadow>, job: Job, now: u64) -> Answer {
     let token = document::token_of(&job.payload);
+    if let Origin::Sync { epoch, .. } = &job.origin {
+        if *epoch != shared.epoch.load(Relaxed) {
+            return Answer { job, result: Err(Rejection::new(409, "the shadows were reset during the sync round")), token };
+        }
+    }
     if job.overflow {
         let r = Rejection::new(429, "Too many requests: the shadow service is still answering earlier requests for this thing");
         return Answer { job, result: Err(r), token };
     }
-    let current = load(shared, cache, &job.thing);
+    let current = match load(shared, cache, &job.thing) {
+        Ok(c) => c,
+        Err(e) => return Answer { job, result: Err(Rejection::new(500, format!("Internal service failure: {e}"))), token },
+    };
     let result = match job.op {
         Op::Get => document::parse_token_request(&job.payload).and_then(|t| {
             if current.exists() {
@@ -423,9 +483,12 @@ fn finish(
     }
     let now = now();
     for Answer { job, result, token } in answers {
+        // A failed write fails every answer about a thing it held, gets of
+        // what it would have stored included.
         let result = match (result, &failed) {
-            (Ok(Applied::Got(d)), _) => Ok(Applied::Got(d)),
-            (Ok(_), Some(e)) => Err(Rejection::new(500, format!("Internal service failure: the shadow could not be stored ({e})"))),
+            (Ok(_), Some(e)) if writes.contains_key(&job.thing) => {
+                Err(Rejection::new(500, format!("Internal service failure: the shadow could not be stored ({e})")))
+            }
             (r, _) => r,
         };
         let thing = job.thing.as_str();
@@ -467,13 +530,15 @@ fn finish(
             Ok(Applied::Deleted(_, gone)) => Some(gone.clone()),
             _ => None,
         };
-        let from_sync = matches!(job.origin, Origin::Sync(_));
+        let from_sync = matches!(job.origin, Origin::Sync { .. });
+        // Counted out before the answer goes: whoever has it may ask again at once.
+        shared.done(thing);
         match job.origin {
             Origin::Routed => {}
             Origin::Caller(tx) => {
                 let _ = tx.send(serde_json::to_vec(&reply).unwrap_or_default());
             }
-            Origin::Sync(tx) => {
+            Origin::Sync { tx, .. } => {
                 let _ = tx.send(result.map(|a| match a {
                     Applied::Updated(u) => u.shadow,
                     Applied::Deleted(_, gone) => gone,
@@ -486,7 +551,6 @@ fn finish(
                 sync.local_changed(thing, &shadow);
             }
         }
-        shared.done(thing);
     }
 }
 
@@ -520,7 +584,7 @@ impl CoreService for ShadowService {
         })
     }
 
-    fn deliver(&self, source: &Endpoint, msg: &Message, _when_full: WhenFull) -> Delivery {
+    fn deliver(&self, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
         let Some((thing, op)) = parse_request_topic(&msg.topic) else {
             self.shared.stats.ignored.fetch_add(1, Relaxed);
             if self.shared.ignored_log.allow() {
@@ -534,6 +598,10 @@ impl CoreService for ShadowService {
             }
             self.shared.stats.ignored.fetch_add(1, Relaxed);
             return Delivery::Dropped("bad thing name");
+        }
+        // A publisher that does not wait is refused rather than queued past the bound.
+        if when_full == WhenFull::Refuse && self.shared.queued.load(Relaxed) >= MAX_QUEUED {
+            return Delivery::Refused;
         }
         if !self.enqueue(thing, op, msg.payload.clone(), Origin::Routed) {
             return Delivery::Dropped("the shadow service is stopped");

@@ -29,9 +29,8 @@ use tokio_util::task::TaskTracker;
 use super::document::Shadow;
 use super::{Op, ShadowService};
 use crate::cloud::Cloud;
-use crate::group::{Endpoint, Group};
-use crate::router::{Delivery, Message, Qos, WhenFull};
-use crate::store::{Cf, StateStore, WriteOp};
+use crate::group::Group;
+use crate::store::{Cf, StateStore};
 
 /// How long the sync waits for the cloud to answer one request.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -42,7 +41,7 @@ const MAX_CONFLICT_ROUNDS: u32 = 5;
 /// Prefix of the client tokens of the sync's own requests.
 const TOKEN_PREFIX: &str = "ggcore-sync-";
 
-fn base_key(thing: &str) -> Vec<u8> {
+pub(crate) fn base_key(thing: &str) -> Vec<u8> {
     [b"s/".as_slice(), thing.as_bytes()].concat()
 }
 
@@ -166,7 +165,39 @@ struct CloudDoc {
     state: Value,
     metadata: Value,
     version: u64,
+    /// Its newest leaf's time stamp (the time of its last change that set a value).
     timestamp: u64,
+}
+
+impl CloudDoc {
+    /// From a `get/accepted` document.
+    fn from_get(doc: &Value) -> CloudDoc {
+        let mut state = doc.get("state").cloned().unwrap_or(json!({}));
+        if let Some(s) = state.as_object_mut() {
+            s.remove("delta");
+        }
+        let metadata = doc.get("metadata").cloned().unwrap_or(json!({}));
+        CloudDoc {
+            state,
+            // The answer's `timestamp` is when it was sent: the document's
+            // own time is its newest leaf's.
+            timestamp: newest_timestamp(&metadata).unwrap_or(0),
+            metadata,
+            version: doc.get("version").and_then(Value::as_u64).unwrap_or(0),
+        }
+    }
+}
+
+/// The newest `timestamp` anywhere in a metadata tree.
+fn newest_timestamp(meta: &Value) -> Option<u64> {
+    match meta {
+        Value::Object(m) => {
+            let here = m.get("timestamp").and_then(Value::as_u64);
+            m.values().filter_map(newest_timestamp).chain(here).max()
+        }
+        Value::Array(a) => a.iter().filter_map(newest_timestamp).max(),
+        _ => None,
+    }
 }
 
 /// Why a round did not finish.
@@ -256,34 +287,22 @@ impl Sync {
     }
 
     async fn round(&mut self, thing: &str) -> Result<(), RoundError> {
+        // A reset during the round makes its local writes fail (409, a new round).
+        let epoch = self.shadows.epoch();
         let cloud = self.cloud_document(thing).await?;
-        let local = self.shadows.read(thing).await;
-        let base = self.base(thing);
+        let local = self.shadows.read(thing).await.map_err(|e| RoundError::Failed(format!("the local shadow: {e}")))?;
+        let base = self.base(thing).map_err(RoundError::Failed)?;
         let local_state = local.exists().then(|| local.state());
         let (merged, conflicts) = merge(base.as_ref(), &local, cloud.as_ref());
         if conflicts > 0 {
             self.stats.conflicts.fetch_add(conflicts, Relaxed);
         }
-        // The local side.
         // An empty state ({}) is no change a request can carry.
         let changes = |from: Option<&Value>, to: &Value| Some(diff_state(from, to)).filter(|d| d != &json!({}));
-        if merged != local_state {
-            let r = match &merged {
-                None => Some(self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new()).await),
-                Some(m) => match changes(local_state.as_ref(), m) {
-                    Some(d) => {
-                        let req = json!({ "state": d });
-                        Some(self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string())).await)
-                    }
-                    None => None,
-                },
-            };
-            if let Some(r) = r {
-                r.map_err(|e| RoundError::Failed(format!("the local shadow refused the cloud's side: {e}")))?;
-                self.stats.pulled.fetch_add(1, Relaxed);
-            }
-        }
-        // The cloud side.
+        // The cloud first: until it took the result, nothing changes here, so
+        // a round that fails or meets a newer cloud version starts again from
+        // the same local side (values taken from the cloud and stamped with
+        // the core's time would otherwise look like newer local changes).
         let cloud_state = cloud.as_ref().map(|c| c.state.clone());
         let push = match &merged {
             None => cloud.is_some(),
@@ -309,7 +328,29 @@ impl Sync {
             }
             self.stats.pushed.fetch_add(1, Relaxed);
         }
-        self.set_base(thing, merged.as_ref()).map_err(RoundError::Failed)
+        // Then the local side, at the version read: a local update made
+        // meanwhile makes it a conflict, and the round starts again.
+        if merged != local_state {
+            let r = match &merged {
+                None => Some(self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new(), epoch).await),
+                Some(m) => match changes(local_state.as_ref(), m) {
+                    Some(d) => {
+                        let req = json!({ "state": d, "version": local.version });
+                        Some(self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string()), epoch).await)
+                    }
+                    None => None,
+                },
+            };
+            match r {
+                None => {}
+                Some(Ok(_)) => {
+                    self.stats.pulled.fetch_add(1, Relaxed);
+                }
+                Some(Err(e)) if e.code == 409 || e.code == 404 => return Err(RoundError::Conflict),
+                Some(Err(e)) => return Err(RoundError::Failed(format!("the local shadow refused the cloud's side: {e}"))),
+            }
+        }
+        self.shadows.set_base(thing, merged, epoch).await.map_err(RoundError::Failed)
     }
 
     fn token(&mut self) -> String {
@@ -322,18 +363,7 @@ impl Sync {
         let token = self.token();
         let (suffix, doc) = self.ask_cloud(thing, "get", json!({ "clientToken": token })).await?;
         match (suffix.as_str(), doc.get("code").and_then(Value::as_u64)) {
-            ("get/accepted", _) => {
-                let mut state = doc.get("state").cloned().unwrap_or(json!({}));
-                if let Some(s) = state.as_object_mut() {
-                    s.remove("delta");
-                }
-                Ok(Some(CloudDoc {
-                    state,
-                    metadata: doc.get("metadata").cloned().unwrap_or(json!({})),
-                    version: doc.get("version").and_then(Value::as_u64).unwrap_or(0),
-                    timestamp: doc.get("timestamp").and_then(Value::as_u64).unwrap_or(0),
-                }))
-            }
+            ("get/accepted", _) => Ok(Some(CloudDoc::from_get(&doc))),
             ("get/rejected", Some(404)) => Ok(None),
             (s, _) => Err(RoundError::Failed(format!("the cloud answered {s}: {doc}"))),
         }
@@ -345,22 +375,11 @@ impl Sync {
         let token = req.get("clientToken").and_then(Value::as_str).unwrap_or_default().to_string();
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), tx);
-        let msg = Message {
-            topic: format!("$aws/things/{thing}/shadow/{op}").into(),
-            payload: Bytes::from(req.to_string()),
-            qos: Qos::AtLeastOnce,
-        };
-        use crate::router::Deliver;
-        match self.cloud.deliver(&Endpoint::Cloud, &Endpoint::Shadow, &msg, WhenFull::Refuse) {
-            Delivery::Dropped(why) => {
-                self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
-                return Err(RoundError::Failed(format!("the cloud queue did not take the request: {why}")));
-            }
-            Delivery::Refused => {
-                self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
-                return Err(RoundError::Failed("the cloud queue is full".into()));
-            }
-            _ => {}
+        // Outside the queue, at QoS 0: a request that outlived its round
+        // must never reach the cloud later (a stale update or delete).
+        if !self.cloud.send_volatile(format!("$aws/things/{thing}/shadow/{op}"), Bytes::from(req.to_string())) {
+            self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+            return Err(RoundError::Failed("the cloud link is not connected".into()));
         }
         let answer = tokio::select! {
             r = tokio::time::timeout(ANSWER_WITHIN, rx) => r,
@@ -378,18 +397,14 @@ impl Sync {
         }
     }
 
-    /// The state both sides last agreed on (`None`: no shadow on either).
-    fn base(&self, thing: &str) -> Option<Value> {
-        let bytes = self.store.get(Cf::Shadows, &base_key(thing)).ok()??;
-        let doc: Value = serde_json::from_slice(&bytes).ok()?;
-        doc.get("state").filter(|s| !s.is_null()).cloned()
-    }
-
-    fn set_base(&self, thing: &str, state: Option<&Value>) -> Result<(), String> {
-        let doc = json!({ "state": state });
-        self.store
-            .write(vec![WriteOp::Put(Cf::Shadows, base_key(thing), doc.to_string().into_bytes())], true)
-            .map_err(|e| format!("storing the sync base: {e}"))
+    /// The state both sides last agreed on (`None`: no shadow on either, or
+    /// never synced).
+    fn base(&self, thing: &str) -> Result<Option<Value>, String> {
+        let Some(bytes) = self.store.get(Cf::Shadows, &base_key(thing)).map_err(|e| format!("reading the sync base: {e}"))? else {
+            return Ok(None);
+        };
+        let doc: Value = serde_json::from_slice(&bytes).map_err(|e| format!("the stored sync base is not JSON: {e}"))?;
+        Ok(doc.get("state").filter(|s| !s.is_null()).cloned())
     }
 }
 
@@ -415,7 +430,8 @@ fn leaves(section: Option<&Value>, meta: Option<&Value>, default_ts: u64) -> Lea
         }
     }
     let mut out = Leaves::new();
-    if let Some(v) = section {
+    // A section that is not an object (a malformed cloud document) has no leaves.
+    if let Some(v @ Value::Object(_)) = section {
         walk(v, meta, &mut Vec::new(), default_ts, &mut out);
     }
     out
@@ -437,15 +453,16 @@ fn tree(leaves: &BTreeMap<Vec<String>, Value>) -> Option<Value> {
     }
     let mut root = Map::new();
     'leaf: for (path, v) in leaves {
+        let Some((last, parents)) = path.split_last() else { continue };
         let mut at = &mut root;
-        for k in &path[..path.len() - 1] {
+        for k in parents {
             let next = at.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
             match next {
                 Value::Object(m) => at = m,
                 _ => continue 'leaf,
             }
         }
-        at.insert(path[path.len() - 1].clone(), v.clone());
+        at.insert(last.clone(), v.clone());
     }
     Some(Value::Object(root))
 }
@@ -561,9 +578,42 @@ mod tests {
         Shadow::default().update(&req, now).unwrap().shadow
     }
 
-    fn cloud(state: Value, ts: u64) -> CloudDoc {
+    /// The cloud's document as the sync reads it from `get/accepted`, sent at `sent`.
+    fn cloud_at(state: Value, ts: u64, sent: u64) -> CloudDoc {
         let s = shadow(state, ts);
-        CloudDoc { state: s.state(), metadata: s.metadata(), version: 1, timestamp: ts }
+        CloudDoc::from_get(&s.get_document(None, sent))
+    }
+
+    fn cloud(state: Value, ts: u64) -> CloudDoc {
+        cloud_at(state, ts, ts + 1000)
+    }
+
+    #[test]
+    fn a_deletion_counts_its_documents_time_not_the_answers() {
+        let base = json!({"desired": {"x": 1, "y": 1}});
+        // The cloud deleted x at 10 (its newest leaf, y, is from 10); the core
+        // changed x at 20: the core's later change stays, although the cloud's
+        // answer was sent at 1,010.
+        let local = shadow(json!({"desired": {"x": 2, "y": 1}}), 20);
+        let c = cloud(json!({"desired": {"y": 1}}), 10);
+        assert_eq!(c.timestamp, 10);
+        let (m, conflicts) = merge(Some(&base), &local, Some(&c));
+        assert_eq!((m.unwrap(), conflicts), (json!({"desired": {"x": 2, "y": 1}}), 1));
+        // Deleted locally at 10, changed in the cloud at 20: the cloud's change stays.
+        let local = shadow(json!({"desired": {"y": 1}}), 10);
+        let c = cloud(json!({"desired": {"x": 3, "y": 1}}), 20);
+        assert_eq!(merge(Some(&base), &local, Some(&c)).0.unwrap(), json!({"desired": {"x": 3, "y": 1}}));
+    }
+
+    #[test]
+    fn a_malformed_cloud_document_does_not_stop_the_sync() {
+        let local = shadow(json!({"reported": {"a": 1}}), 5);
+        for state in [json!({"desired": null}), json!({"desired": 5, "reported": [1]}), json!(7)] {
+            let c = CloudDoc::from_get(&json!({"state": state, "metadata": 3, "version": 1}));
+            let (m, _) = merge(None, &local, Some(&c));
+            assert_eq!(m.unwrap(), json!({"reported": {"a": 1}}), "{state}");
+        }
+        assert_eq!(tree(&BTreeMap::from([(vec![], json!(1))])), Some(json!({})));
     }
 
     #[test]

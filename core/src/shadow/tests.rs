@@ -89,3 +89,59 @@ async fn requests_over_a_things_bound_are_429() {
     assert_eq!(s.shared.queued.load(Relaxed), 0);
     assert!(s.shared.per_thing.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_get_in_the_batch_of_a_failed_write_is_500_too() {
+    // Both queued before the thread runs: one batch.
+    let store = Arc::new(FlakyStore::failing());
+    let (s, rx) = ShadowService::new(Arc::new(Router::new()), store.clone());
+    let (tx1, rx1) = oneshot::channel();
+    let (tx2, rx2) = oneshot::channel();
+    let update = Bytes::from(serde_json::to_vec(&json!({"state": {"reported": {"a": 1}}})).unwrap());
+    assert!(s.enqueue("t", Op::Update, update, Origin::Caller(tx1)));
+    assert!(s.enqueue("t", Op::Get, Bytes::new(), Origin::Caller(tx2)));
+    let (read_tx, read_rx) = oneshot::channel();
+    assert!(s.send(Work::Read("t".into(), read_tx)));
+    s.spawn(rx);
+    let first: Value = serde_json::from_slice(&rx1.await.unwrap()).unwrap();
+    let second: Value = serde_json::from_slice(&rx2.await.unwrap()).unwrap();
+    assert_eq!((first["code"].clone(), second["code"].clone()), (json!(500), json!(500)), "{second}");
+    let read = read_rx.await.unwrap().unwrap();
+    assert!(!read.exists(), "the sync's read sees only what is stored");
+}
+
+#[test]
+fn a_full_service_holds_publishers_and_refuses_those_that_do_not_wait() {
+    let (s, rx) = ShadowService::new(Arc::new(Router::new()), Arc::new(MemoryStore::default()));
+    let device = Endpoint::Device(crate::group::ThingArn::build("r", "a", "dev"));
+    let msg =
+        |thing: &str| Message { topic: format!("$aws/things/{thing}/shadow/get").into(), payload: Bytes::new(), qos: Qos::AtMostOnce };
+    for i in 0..MAX_QUEUED - 1 {
+        assert_eq!(s.deliver(&device, &msg(&format!("t{i}")), WhenFull::Hold), Delivery::Accepted);
+    }
+    assert!(s.room(0).is_none());
+    assert_eq!(s.deliver(&device, &msg("last"), WhenFull::Hold), Delivery::Full, "taken; the publisher waits");
+    let room = s.room(0).expect("no room");
+    assert_eq!(s.deliver(&device, &msg("more"), WhenFull::Refuse), Delivery::Refused, "AllOrError is not queued");
+    assert_eq!(s.shared.queued.load(Relaxed), MAX_QUEUED);
+    assert!(matches!(s.deliver(&device, &msg("x/y"), WhenFull::Hold), Delivery::Dropped(_)), "not a thing name");
+    assert!(matches!(
+        s.deliver(&device, &Message { topic: "a/b".into(), payload: Bytes::new(), qos: Qos::AtMostOnce }, WhenFull::Hold),
+        Delivery::Dropped(_)
+    ));
+    let notified = room.notified();
+    s.spawn(rx);
+    block_on(notified);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.shared.queued.load(Relaxed) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(s.shared.queued.load(Relaxed), 0);
+    assert!(s.room(0).is_none());
+    assert_eq!(s.shared.stats.ignored.load(Relaxed), 2);
+}
+
+/// Waits for a future on this thread (the test has no runtime).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+}

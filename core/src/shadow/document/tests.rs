@@ -197,6 +197,21 @@ impl Model {
     }
 }
 
+/// The paths of a metadata tree's leaves (`{"timestamp": T}` or an array).
+fn meta_paths(meta: &Value, at: &mut Path, out: &mut Vec<Path>) {
+    match meta {
+        Value::Object(m) if m.len() == 1 && m.get("timestamp").is_some_and(Value::is_u64) => out.push(at.clone()),
+        Value::Object(m) => {
+            for (k, v) in m {
+                at.push(k.clone());
+                meta_paths(v, at, out);
+                at.pop();
+            }
+        }
+        _ => out.push(at.clone()),
+    }
+}
+
 fn meta_at<'a>(meta: &'a Value, p: &Path) -> Option<&'a Value> {
     p.iter().try_fold(meta, |m, k| m.get(k))
 }
@@ -266,6 +281,12 @@ proptest! {
                     };
                     prop_assert_eq!(m, Some(&expect), "metadata at {:?}", p);
                 }
+                // And nothing else: no metadata left for deleted or replaced leaves.
+                let mut paths = Vec::new();
+                meta_paths(&meta, &mut Vec::new(), &mut paths);
+                let expected: Vec<Path> = model.leaves.keys().cloned().collect();
+                let root_only = paths == vec![Vec::<String>::new()] && expected.is_empty();
+                prop_assert!(root_only || paths == expected, "metadata leaves {:?}, state leaves {:?}", paths, expected);
             }
             // The delta: every desired leaf whose reported leaf differs or is missing.
             let mut want = Model::default();
