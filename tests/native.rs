@@ -132,6 +132,12 @@ async fn native_and_python_invoke_each_other() {
     let (err, status, body) = outcome(&ask(&mut driver, &c_arn, "publish:c/not-routed").await);
     assert_eq!((err, status), (GGE_SUCCESS, GG_REQUEST_SUCCESS), "{body}");
 
+    // The shadow calls reach the shadow service: an update, then the stored document.
+    let (err, status, body) = outcome(&ask(&mut driver, &c_arn, r#"shadow:lamp|{"state": {"reported": {"from": "c"}}}"#).await);
+    assert_eq!((err, status), (GGE_SUCCESS, GG_REQUEST_SUCCESS), "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!((&doc["state"]["reported"], &doc["version"]), (&json!({"from": "c"}), &json!(1)), "{body}");
+
     // write_error: Handled, with the message.
     let r = driver.invoke(json!({ "FunctionName": c_arn, "PayloadText": "fail" })).await;
     assert_eq!((r["FunctionError"].as_str(), &r["PayloadJson"]["errorMessage"]), (Some("Handled"), &json!("failed on purpose")), "{r}");
