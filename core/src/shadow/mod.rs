@@ -92,8 +92,9 @@ enum Origin {
     Caller(oneshot::Sender<Vec<u8>>),
     /// The cloud sync applying the cloud's side: answered to it, and not
     /// pushed back to the cloud. Refused (409) when the shadows were cleared
-    /// (a reset) since `epoch`, which the round began in.
-    Sync { epoch: u64, tx: oneshot::Sender<Result<Shadow, Rejection>> },
+    /// (a reset) since `epoch`, which the round began in, or when the
+    /// document is no longer at `version` (the version the round read).
+    Sync { epoch: u64, version: u64, tx: oneshot::Sender<Result<Shadow, Rejection>> },
 }
 
 struct Job {
@@ -243,10 +244,18 @@ impl ShadowService {
         rx.await.map_err(|_| (HostErrorCode::Internal, "the shadow service stopped before answering".into()))
     }
 
-    /// Applies an update on behalf of the cloud sync (not pushed back).
-    pub(crate) async fn apply_from_cloud(&self, thing: &str, op: Op, payload: Bytes, epoch: u64) -> Result<Shadow, Rejection> {
+    /// Applies an update or delete on behalf of the cloud sync (not pushed
+    /// back), if the document is still at `version`.
+    pub(crate) async fn apply_from_cloud(
+        &self,
+        thing: &str,
+        op: Op,
+        payload: Bytes,
+        epoch: u64,
+        version: u64,
+    ) -> Result<Shadow, Rejection> {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(thing, op, payload, Origin::Sync { epoch, tx }) {
+        if !self.enqueue(thing, op, payload, Origin::Sync { epoch, version, tx }) {
             return Err(Rejection::new(500, "the shadow service is stopped"));
         }
         rx.await.unwrap_or_else(|_| Err(Rejection::new(500, "the shadow service stopped")))
@@ -431,6 +440,11 @@ fn apply(shared: &Shared, cache: &mut HashMap<String, Shadow>, writes: &mut Hash
         Ok(c) => c,
         Err(e) => return Answer { job, result: Err(Rejection::new(500, format!("Internal service failure: {e}"))), token },
     };
+    if let Origin::Sync { version, .. } = &job.origin {
+        if *version != current.version {
+            return Answer { job, result: Err(Rejection::new(409, "Version conflict")), token };
+        }
+    }
     let result = match job.op {
         Op::Get => document::parse_token_request(&job.payload).and_then(|t| {
             if current.exists() {

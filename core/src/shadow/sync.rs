@@ -328,15 +328,15 @@ impl Sync {
             }
             self.stats.pushed.fetch_add(1, Relaxed);
         }
-        // Then the local side, at the version read: a local update made
-        // meanwhile makes it a conflict, and the round starts again.
+        // Then the local side, at the version read: a local update or delete
+        // made meanwhile makes it a conflict, and the round starts again.
         if merged != local_state {
             let r = match &merged {
-                None => Some(self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new(), epoch).await),
+                None => Some(self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new(), epoch, local.version).await),
                 Some(m) => match changes(local_state.as_ref(), m) {
                     Some(d) => {
-                        let req = json!({ "state": d, "version": local.version });
-                        Some(self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string()), epoch).await)
+                        let req = json!({ "state": d });
+                        Some(self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string()), epoch, local.version).await)
                     }
                     None => None,
                 },

@@ -145,3 +145,23 @@ fn a_full_service_holds_publishers_and_refuses_those_that_do_not_wait() {
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 }
+
+#[tokio::test]
+async fn the_syncs_writes_hold_only_at_the_version_and_epoch_it_read() {
+    let s = service(Arc::new(MemoryStore::default()));
+    let update = |v: i64| Bytes::from(serde_json::to_vec(&json!({"state": {"reported": {"v": v}}})).unwrap());
+    let epoch = s.epoch();
+    let first = s.apply_from_cloud("t", Op::Update, update(1), epoch, 0).await.unwrap();
+    assert_eq!(first.version, 1);
+    // A local update came in between: the sync's write at version 1 is refused.
+    assert_eq!(ask(&s, "t", Op::Update, json!({"state": {"reported": {"v": 2}}})).await["version"], 2);
+    assert_eq!(s.apply_from_cloud("t", Op::Update, update(3), epoch, 1).await.unwrap_err().code, 409);
+    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), epoch, 1).await.unwrap_err().code, 409);
+    assert_eq!(ask(&s, "t", Op::Get, Value::Null).await["state"]["reported"]["v"], 2, "the local update stays");
+    // A reset since the round began: refused, nothing comes back.
+    s.clear().await.unwrap();
+    assert_eq!(s.apply_from_cloud("t", Op::Update, update(4), epoch, 0).await.unwrap_err().code, 409);
+    s.set_base("t", Some(json!({"reported": {"v": 4}})), epoch).await.unwrap();
+    assert!(s.shared.store.scan_prefix(Cf::Shadows, b"").unwrap().is_empty(), "nothing written after the reset");
+    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), s.epoch(), 0).await.unwrap_err().code, 404);
+}
