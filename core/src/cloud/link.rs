@@ -149,9 +149,13 @@ pub fn backoff(attempt: u32, cap: Duration) -> Duration {
 }
 
 /// A message sent upstream at QoS 0 outside the queue, on the connection of
-/// the moment or not at all (the shadow sync's requests: a stale one must not
-/// be replayed later).
-pub type Volatile = (String, bytes::Bytes);
+/// the moment before its deadline, or not at all (the shadow sync's requests:
+/// a stale one must not reach the cloud later).
+pub struct Volatile {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+    pub deadline: tokio::time::Instant,
+}
 
 /// Runs the link until `stop`. `subscriptions` carries the upstream filters
 /// of the group in force; messages from the cloud go to `inbound`.
@@ -336,8 +340,10 @@ impl<'a> Session<'a> {
                     }
                 }
                 _ = self.spool.appended_notify().notified(), if room => {}
-                Some((topic, payload)) = volatile.recv() => {
-                    self.queue(Packet::Publish(Publish::from_bytes(topic, QoS::AtMostOnce, payload)))?;
+                Some(v) = volatile.recv() => {
+                    if tokio::time::Instant::now() < v.deadline {
+                        self.queue(Packet::Publish(Publish::from_bytes(v.topic, QoS::AtMostOnce, v.payload)))?;
+                    }
                 }
                 changed = subscriptions.changed() => {
                     if changed.is_err() {

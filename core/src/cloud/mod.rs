@@ -184,10 +184,15 @@ impl Cloud {
     }
 
     /// Sends `payload` on `topic` at QoS 0 on the connection of the moment,
-    /// outside the queue; `false` when it cannot (not connected, link busy):
-    /// the caller tries again later.
-    pub fn send_volatile(&self, topic: String, payload: bytes::Bytes) -> bool {
-        self.connected() && self.volatile.try_send((topic, payload)).is_ok()
+    /// outside the queue, if that happens before `deadline`; why not when it
+    /// cannot even be handed over (the caller tries again later).
+    pub fn send_volatile(&self, topic: String, payload: bytes::Bytes, deadline: tokio::time::Instant) -> Result<(), &'static str> {
+        if !self.connected() {
+            return Err("the cloud link is not connected");
+        }
+        self.volatile
+            .try_send(link::Volatile { topic, payload, deadline })
+            .map_err(|_| "the cloud link has too many requests waiting to be sent")
     }
 
     /// Whether the link is connected now.

@@ -34,6 +34,9 @@ use document::{Rejection, Shadow};
 /// The shadow sync's name (as Greengrass's `GGShadowSyncManager`), for its
 /// upstream subscriptions.
 pub const SHADOW_SYNC: &str = "GGShadowSyncManager";
+/// The code of a sync write refused because the shadows were reset since
+/// its round began (only the sync sees it).
+pub(crate) const RESET_DURING_ROUND: u16 = 410;
 /// Requests queued for the service at most before publishers are held back.
 pub const MAX_QUEUED: usize = 1024;
 /// Requests queued for one thing at most; more are rejected with 429.
@@ -92,9 +95,10 @@ enum Origin {
     Caller(oneshot::Sender<Vec<u8>>),
     /// The cloud sync applying the cloud's side: answered to it, and not
     /// pushed back to the cloud. Refused (409) when the shadows were cleared
-    /// (a reset) since `epoch`, which the round began in, or when the
-    /// document is no longer at `version` (the version the round read).
-    Sync { epoch: u64, version: u64, tx: oneshot::Sender<Result<Shadow, Rejection>> },
+    /// (a reset) since `epoch`, which the round began in ([`RESET_DURING_ROUND`]),
+    /// or with 409 when the document is no longer as the round read it
+    /// (`version`, and whether it `exists`: a delete keeps the version).
+    Sync { epoch: u64, version: u64, exists: bool, tx: oneshot::Sender<Result<Shadow, Rejection>> },
 }
 
 struct Job {
@@ -245,17 +249,18 @@ impl ShadowService {
     }
 
     /// Applies an update or delete on behalf of the cloud sync (not pushed
-    /// back), if the document is still at `version`.
+    /// back), if the document is still as the round `read` it.
     pub(crate) async fn apply_from_cloud(
         &self,
         thing: &str,
         op: Op,
         payload: Bytes,
         epoch: u64,
-        version: u64,
+        read: &Shadow,
     ) -> Result<Shadow, Rejection> {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(thing, op, payload, Origin::Sync { epoch, version, tx }) {
+        let origin = Origin::Sync { epoch, version: read.version, exists: read.exists(), tx };
+        if !self.enqueue(thing, op, payload, origin) {
             return Err(Rejection::new(500, "the shadow service is stopped"));
         }
         rx.await.unwrap_or_else(|_| Err(Rejection::new(500, "the shadow service stopped")))
@@ -429,7 +434,8 @@ fn apply(shared: &Shared, cache: &mut HashMap<String, Shadow>, writes: &mut Hash
     let token = document::token_of(&job.payload);
     if let Origin::Sync { epoch, .. } = &job.origin {
         if *epoch != shared.epoch.load(Relaxed) {
-            return Answer { job, result: Err(Rejection::new(409, "the shadows were reset during the sync round")), token };
+            let r = Rejection::new(RESET_DURING_ROUND, "the shadows were reset during the sync round");
+            return Answer { job, result: Err(r), token };
         }
     }
     if job.overflow {
@@ -440,8 +446,8 @@ fn apply(shared: &Shared, cache: &mut HashMap<String, Shadow>, writes: &mut Hash
         Ok(c) => c,
         Err(e) => return Answer { job, result: Err(Rejection::new(500, format!("Internal service failure: {e}"))), token },
     };
-    if let Origin::Sync { version, .. } = &job.origin {
-        if *version != current.version {
+    if let Origin::Sync { version, exists, .. } = &job.origin {
+        if *version != current.version || *exists != current.exists() {
             return Answer { job, result: Err(Rejection::new(409, "Version conflict")), token };
         }
     }

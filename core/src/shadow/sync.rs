@@ -251,12 +251,15 @@ impl Sync {
             }
             let now = tokio::time::Instant::now();
             let ready: Vec<String> = dirty.iter().filter(|t| retry_at.get(*t).is_none_or(|at| *at <= now)).cloned().collect();
+            // One epoch per pass: after a reset, no round of this pass writes
+            // anything (the reset's new group comes as an event first).
+            let epoch = self.shadows.epoch();
             for thing in ready {
-                if stop.is_cancelled() || !self.cloud.connected() {
+                if stop.is_cancelled() || !self.cloud.connected() || self.shadows.epoch() != epoch {
                     break;
                 }
                 dirty.remove(&thing);
-                match self.reconcile(&thing).await {
+                match self.reconcile(&thing, epoch).await {
                     Ok(()) => {
                         retry_at.remove(&thing);
                     }
@@ -274,10 +277,10 @@ impl Sync {
     }
 
     /// Brings `thing`'s local and cloud shadows in step.
-    async fn reconcile(&mut self, thing: &str) -> Result<(), String> {
+    async fn reconcile(&mut self, thing: &str, epoch: u64) -> Result<(), String> {
         for _ in 0..MAX_CONFLICT_ROUNDS {
             self.stats.rounds.fetch_add(1, Relaxed);
-            match self.round(thing).await {
+            match self.round(thing, epoch).await {
                 Ok(()) => return Ok(()),
                 Err(RoundError::Conflict) => continue,
                 Err(RoundError::Failed(e)) => return Err(e),
@@ -286,9 +289,7 @@ impl Sync {
         Err(format!("the cloud's version kept changing ({MAX_CONFLICT_ROUNDS} rounds)"))
     }
 
-    async fn round(&mut self, thing: &str) -> Result<(), RoundError> {
-        // A reset during the round makes its local writes fail (409, a new round).
-        let epoch = self.shadows.epoch();
+    async fn round(&mut self, thing: &str, epoch: u64) -> Result<(), RoundError> {
         let cloud = self.cloud_document(thing).await?;
         let local = self.shadows.read(thing).await.map_err(|e| RoundError::Failed(format!("the local shadow: {e}")))?;
         let base = self.base(thing).map_err(RoundError::Failed)?;
@@ -328,26 +329,44 @@ impl Sync {
             }
             self.stats.pushed.fetch_add(1, Relaxed);
         }
-        // Then the local side, at the version read: a local update or delete
-        // made meanwhile makes it a conflict, and the round starts again.
-        if merged != local_state {
-            let r = match &merged {
-                None => Some(self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new(), epoch, local.version).await),
-                Some(m) => match changes(local_state.as_ref(), m) {
+        // Then the local side, as read: a local change made since (an update
+        // or a delete) is kept, and what the cloud gave is merged into it with
+        // the local change winning; its own event brings the thing round again
+        // to push it (against the base the cloud now holds).
+        let mut read = local;
+        let mut target = merged.clone();
+        for attempt in 0.. {
+            let read_state = read.exists().then(|| read.state());
+            if target == read_state {
+                break;
+            }
+            let r = match &target {
+                None => self.shadows.apply_from_cloud(thing, Op::Delete, Bytes::new(), epoch, &read).await,
+                Some(t) => match changes(read_state.as_ref(), t) {
                     Some(d) => {
                         let req = json!({ "state": d });
-                        Some(self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string()), epoch, local.version).await)
+                        self.shadows.apply_from_cloud(thing, Op::Update, Bytes::from(req.to_string()), epoch, &read).await
                     }
-                    None => None,
+                    None => break,
                 },
             };
             match r {
-                None => {}
-                Some(Ok(_)) => {
+                Ok(_) => {
                     self.stats.pulled.fetch_add(1, Relaxed);
+                    break;
                 }
-                Some(Err(e)) if e.code == 409 || e.code == 404 => return Err(RoundError::Conflict),
-                Some(Err(e)) => return Err(RoundError::Failed(format!("the local shadow refused the cloud's side: {e}"))),
+                Err(e) if e.code == super::RESET_DURING_ROUND => {
+                    return Err(RoundError::Failed("the shadows were reset during the round".into()));
+                }
+                Err(e) if (e.code == 409 || e.code == 404) && attempt < MAX_CONFLICT_ROUNDS => {
+                    let now = self.shadows.read(thing).await.map_err(|e| RoundError::Failed(format!("the local shadow: {e}")))?;
+                    // Base: what the round read; "cloud": the result, with no
+                    // time stamps, so that every local change since wins.
+                    let result = merged.as_ref().map(|m| CloudDoc { state: m.clone(), metadata: json!({}), version: 0, timestamp: 0 });
+                    target = merge(local_state.as_ref(), &now, result.as_ref()).0;
+                    read = now;
+                }
+                Err(e) => return Err(RoundError::Failed(format!("the local shadow refused the cloud's side: {e}"))),
             }
         }
         self.shadows.set_base(thing, merged, epoch).await.map_err(RoundError::Failed)
@@ -377,12 +396,13 @@ impl Sync {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), tx);
         // Outside the queue, at QoS 0: a request that outlived its round
         // must never reach the cloud later (a stale update or delete).
-        if !self.cloud.send_volatile(format!("$aws/things/{thing}/shadow/{op}"), Bytes::from(req.to_string())) {
+        let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
+        if let Err(why) = self.cloud.send_volatile(format!("$aws/things/{thing}/shadow/{op}"), Bytes::from(req.to_string()), deadline) {
             self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
-            return Err(RoundError::Failed("the cloud link is not connected".into()));
+            return Err(RoundError::Failed(why.into()));
         }
         let answer = tokio::select! {
-            r = tokio::time::timeout(ANSWER_WITHIN, rx) => r,
+            r = tokio::time::timeout_at(deadline, rx) => r,
             _ = self.stop.cancelled() => {
                 self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
                 return Err(RoundError::Failed("the core is stopping".into()));
@@ -603,6 +623,29 @@ mod tests {
         let local = shadow(json!({"desired": {"y": 1}}), 10);
         let c = cloud(json!({"desired": {"x": 3, "y": 1}}), 20);
         assert_eq!(merge(Some(&base), &local, Some(&c)).0.unwrap(), json!({"desired": {"x": 3, "y": 1}}));
+    }
+
+    /// What the round writes locally when a local change came in after it
+    /// read the local side: the local change wins, the cloud's part stays.
+    fn rebased(read: &Value, now: &Shadow, result: Option<Value>) -> Option<Value> {
+        let result = result.map(|m| CloudDoc { state: m, metadata: json!({}), version: 0, timestamp: 0 });
+        merge(Some(read), now, result.as_ref()).0
+    }
+
+    #[test]
+    fn a_local_change_during_a_round_is_kept_with_the_clouds_part() {
+        let read = json!({"desired": {"x": 1, "y": 1}});
+        let result = json!({"desired": {"x": 1, "y": 2}}); // y pulled from the cloud
+        let now = shadow(json!({"desired": {"x": 5, "y": 1}}), 1); // x changed locally meanwhile
+        assert_eq!(rebased(&read, &now, Some(result.clone())), Some(json!({"desired": {"x": 5, "y": 2}})));
+        // The user changed the pulled leaf too: theirs stays.
+        let now = shadow(json!({"desired": {"x": 1, "y": 9}}), 1);
+        assert_eq!(rebased(&read, &now, Some(result.clone())), Some(json!({"desired": {"x": 1, "y": 9}})));
+        // Deleted locally meanwhile: the cloud's change beats the deletion; with
+        // nothing from the cloud, the deletion stays.
+        let gone = Shadow { version: 3, deleted: true, ..Shadow::default() };
+        assert_eq!(rebased(&read, &gone, Some(result)), Some(json!({"desired": {"x": 1, "y": 2}})));
+        assert_eq!(rebased(&read, &gone, Some(read.clone())), None);
     }
 
     #[test]

@@ -151,17 +151,23 @@ async fn the_syncs_writes_hold_only_at_the_version_and_epoch_it_read() {
     let s = service(Arc::new(MemoryStore::default()));
     let update = |v: i64| Bytes::from(serde_json::to_vec(&json!({"state": {"reported": {"v": v}}})).unwrap());
     let epoch = s.epoch();
-    let first = s.apply_from_cloud("t", Op::Update, update(1), epoch, 0).await.unwrap();
+    let first = s.apply_from_cloud("t", Op::Update, update(1), epoch, &Shadow::default()).await.unwrap();
     assert_eq!(first.version, 1);
-    // A local update came in between: the sync's write at version 1 is refused.
+    // A local update came in between: the sync's writes as of version 1 are refused.
     assert_eq!(ask(&s, "t", Op::Update, json!({"state": {"reported": {"v": 2}}})).await["version"], 2);
-    assert_eq!(s.apply_from_cloud("t", Op::Update, update(3), epoch, 1).await.unwrap_err().code, 409);
-    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), epoch, 1).await.unwrap_err().code, 409);
+    assert_eq!(s.apply_from_cloud("t", Op::Update, update(3), epoch, &first).await.unwrap_err().code, 409);
+    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), epoch, &first).await.unwrap_err().code, 409);
     assert_eq!(ask(&s, "t", Op::Get, Value::Null).await["state"]["reported"]["v"], 2, "the local update stays");
+    // A local delete keeps the version: still a change the sync must not write over.
+    let second = s.read("t").await.unwrap();
+    assert_eq!(ask(&s, "t", Op::Delete, Value::Null).await["version"], 2);
+    assert_eq!(s.apply_from_cloud("t", Op::Update, update(5), epoch, &second).await.unwrap_err().code, 409);
+    assert_eq!(ask(&s, "t", Op::Get, Value::Null).await["code"], 404, "the local delete stays");
     // A reset since the round began: refused, nothing comes back.
     s.clear().await.unwrap();
-    assert_eq!(s.apply_from_cloud("t", Op::Update, update(4), epoch, 0).await.unwrap_err().code, 409);
+    let gone = s.apply_from_cloud("t", Op::Update, update(4), epoch, &Shadow::default()).await.unwrap_err();
+    assert_eq!(gone.code, RESET_DURING_ROUND);
     s.set_base("t", Some(json!({"reported": {"v": 4}})), epoch).await.unwrap();
     assert!(s.shared.store.scan_prefix(Cf::Shadows, b"").unwrap().is_empty(), "nothing written after the reset");
-    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), s.epoch(), 0).await.unwrap_err().code, 404);
+    assert_eq!(s.apply_from_cloud("t", Op::Delete, Bytes::new(), s.epoch(), &Shadow::default()).await.unwrap_err().code, 404);
 }
