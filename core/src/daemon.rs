@@ -250,7 +250,7 @@ impl Core {
         record.status = DeploymentStatus::InProgress;
         self.set_record(record.clone());
         self.activate(Group::default()).await;
-        // A reset removes the local shadows (SPEC §14).
+        // A reset removes the local shadows (docs/shadows.md, "Storage and order").
         if let Err(e) = self.shadows.clear().await {
             if !force {
                 return self.fail(record, format!("removing the local shadows: {e}"));
