@@ -36,13 +36,11 @@ table of BENCHMARKS.md from two such runs: a column per run (CPUs idle,
 asserts a timing.
 """
 import argparse
-import base64
 import json
 import os
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -463,22 +461,48 @@ def relay_stats(n, rate, lat, got, dup):
             'p50_ms': round(pct(lat, 0.5) * 1e3, 2), 'p99_ms': round(pct(lat, 0.99) * 1e3, 2)}
 
 
-def relay_comparison(work, certs, sources, res, n, ours, peer, relay_argv=None):
-    """QoS 0 and 1 rows: each source's relay function through ggcore
-    (`ggcore_KIND`), then the peer relay through Mosquitto (`PEER`), and
-    the ratio of `ggcore_OURS` to the peer."""
+def relay_comparison(work, core, sources, n, ours, peer, relay_argv=None):
+    """QoS 0 and 1 rows: each source device's relay function through ggcore
+    (`sources`: KIND -> device name; rows `ggcore_KIND`, received by the
+    device `sink` on bench/out), then the peer relay through Mosquitto
+    (`PEER`), and the ratio of `ggcore_OURS` to the peer."""
+    res = SinkProcess(core.certs, core.port, 'bench/out')
+    clients = {kind: client(core.certs, name, core.port) for kind, name in sources.items()}
+    for c in clients.values():
+        c.loop_start()
+    time.sleep(0.5)
     relay = {}
     payload = 'x' * 64
-    for qos in (0, 1):
-        row = {'n': n}
-        for kind, source in sources.items():
-            relay_run(source, res, min(n, 500), qos, payload)  # warm-up
-            row['ggcore_' + kind] = relay_stats(n, *relay_run(source, res, n, qos, payload))
-        rate, lat, got, dup = mosquitto_relay(work, certs, n, qos, payload, relay_argv=relay_argv)
-        row[peer] = relay_stats(n, rate, lat, got, dup)
-        row['ratio'] = round(rate and row['ggcore_' + ours]['msgs_per_s'] / rate, 2)
-        relay['qos{}'.format(qos)] = row
+    try:
+        for qos in (0, 1):
+            row = {'n': n}
+            for kind, source in clients.items():
+                relay_run(source, res, min(n, 500), qos, payload)  # warm-up
+                row['ggcore_' + kind] = relay_stats(n, *relay_run(source, res, n, qos, payload))
+            rate, lat, got, dup = mosquitto_relay(work, core.certs, n, qos, payload, relay_argv=relay_argv)
+            row[peer] = relay_stats(n, rate, lat, got, dup)
+            row['ratio'] = round(rate and row['ggcore_' + ours]['msgs_per_s'] / rate, 2)
+            relay['qos{}'.format(qos)] = row
+    finally:
+        res.stop()
+        stop_clients(*clients.values())
     return relay
+
+
+def start_trigger(core):
+    """The `trigger` device, which drives the driver function on bench/go,
+    and the results it gets on bench/result."""
+    trigger = client(core.certs, 'trigger', core.port)
+    results = Results(trigger, 'bench/result')
+    trigger.loop_start()
+    time.sleep(1.0)
+    return trigger, results
+
+
+def stop_clients(*clients):
+    for c in clients:
+        c.loop_stop()
+        c.disconnect()
 
 
 def fmt_ms(us):
@@ -598,10 +622,7 @@ def run_benchmarks(args):
     awake = Awake(False)
     report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0], 'quick': args.quick}}
     try:
-        trigger = client(core.certs, 'trigger', core.port)
-        results = Results(trigger, 'bench/result')
-        trigger.loop_start()
-        time.sleep(1.0)
+        trigger, results = start_trigger(core)
 
         # 1. warm invoke latency vs raw pipe.
         awake = Awake(args.awake)
@@ -708,9 +729,7 @@ def run_benchmarks(args):
                 'ratio': round(rate / m_rate, 2) if m_rate else None}
         report['relay'] = relay
         res.stop()
-        for c in (source, trigger):
-            c.loop_stop()
-            c.disconnect()
+        stop_clients(source, trigger)
     finally:
         awake.stop()
         core.stop()

@@ -36,8 +36,9 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, write_results, DRIVER_PY, GGCORE,
-                             NOOP_PY, RELAY_PY, REPO, Awake, Core, Results, SinkProcess, arn, client, pct, thing)
+from bench_functions import (cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, start_trigger,
+                             stop_clients, write_results, DRIVER_PY, GGCORE, NOOP_PY, RELAY_PY, REPO, Awake, Core, arn, pct,
+                             thing)
 from bench_node import NOOP_JS, NODE, children, cmdline, git_commit, latencies, memory
 
 COLD_STARTS = 6
@@ -197,10 +198,7 @@ def run_benchmarks(args):
     report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0], 'quick': args.quick, 'awake': args.awake,
                           'commit': git_commit()}}
     try:
-        trigger = client(core.certs, 'trigger', core.port)
-        results = Results(trigger, 'bench/result')
-        trigger.loop_start()
-        time.sleep(1.0)
+        trigger, results = start_trigger(core)
 
         # 1. warm invoke, the three no-ops alternating in blocks.
         awake = Awake(args.awake)
@@ -249,18 +247,9 @@ def run_benchmarks(args):
         report['idle_memory_kb'] = {'instances': mem, 'core': memory(core.proc.pid)}
 
         # 4. relay: device -> C function -> device vs a paho relay on Mosquitto.
-        res = SinkProcess(core.certs, core.port, 'bench/out')
-        sources = {'c': client(core.certs, 'source', core.port), 'java': client(core.certs, 'source-java', core.port),
-                   'py': client(core.certs, 'source-py', core.port)}
-        for s in sources.values():
-            s.loop_start()
-        time.sleep(0.5)
-        relay = relay_comparison(work, core.certs, sources, res, n_relay, 'c', 'mosquitto_paho')
-        report['relay'] = relay
-        res.stop()
-        for c in list(sources.values()) + [trigger]:
-            c.loop_stop()
-            c.disconnect()
+        sources = {'c': 'source', 'java': 'source-java', 'py': 'source-py'}
+        report['relay'] = relay_comparison(work, core, sources, n_relay, 'c', 'mosquitto_paho')
+        stop_clients(trigger)
     finally:
         awake.stop()
         core.stop()

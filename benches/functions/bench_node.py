@@ -40,8 +40,9 @@ import sys
 import tempfile
 import time
 
-from bench_functions import (call_driver, cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, write_results, DRIVER_PY,
-                             NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, Results, SinkProcess, arn, client, pct, rss_kb, thing)
+from bench_functions import (call_driver, cli, cold_starts, fmt_cold, fmt_lost, fmt_ms, fmt_rate, mode, relay_comparison, start_trigger,
+                             stop_clients, write_results, DRIVER_PY, NOOP_PY, RELAY_PY, REPO, SDK, Awake, Core, arn, pct,
+                             rss_kb, thing)
 
 NODE = 'nodejs12.x'
 SDK_NODE = os.path.join(REPO, 'sdk-node')
@@ -207,10 +208,7 @@ def run_benchmarks(args):
     report = {'machine': {'nproc': os.cpu_count(), 'python': sys.version.split()[0], 'node': node_version,
                           'quick': args.quick, 'awake': args.awake, 'commit': git_commit()}}
     try:
-        trigger = client(core.certs, 'trigger', core.port)
-        results = Results(trigger, 'bench/result')
-        trigger.loop_start()
-        time.sleep(1.0)
+        trigger, results = start_trigger(core)
 
         # 1. warm invoke, Node and Python no-ops alternating in blocks.
         awake = Awake(args.awake)
@@ -261,22 +259,13 @@ def run_benchmarks(args):
                                     'node_spares': node_spares(core.proc.pid)}
 
         # 4. relay: device -> Node function -> device vs a Node mqtt client on Mosquitto.
-        res = SinkProcess(core.certs, core.port, 'bench/out')
-        sources = {'node': client(core.certs, 'source', core.port), 'py': client(core.certs, 'source-py', core.port)}
-        for s in sources.values():
-            s.loop_start()
-        time.sleep(0.5)
         relay_js = os.path.join(work, 'mqtt-relay.js')
         with open(relay_js, 'w') as f:
             f.write(MQTT_RELAY_JS)
         os.environ['MQTT_MODULE'] = os.path.join(NPM, 'mqtt')
-        relay = relay_comparison(work, core.certs, sources, res, n_relay, 'node', 'mosquitto_node_mqtt',
-                                 relay_argv=['node', relay_js])
-        report['relay'] = relay
-        res.stop()
-        for c in list(sources.values()) + [trigger]:
-            c.loop_stop()
-            c.disconnect()
+        report['relay'] = relay_comparison(work, core, {'node': 'source', 'py': 'source-py'}, n_relay, 'node',
+                                           'mosquitto_node_mqtt', relay_argv=['node', relay_js])
+        stop_clients(trigger)
     finally:
         awake.stop()
         core.stop()
