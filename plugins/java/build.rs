@@ -7,6 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The plugin's JDK discovery: its version parsing serves here too.
+#[allow(dead_code)]
+#[path = "src/discover.rs"]
+mod discover;
+
 /// The jar's name in the SDK root's `sdk-java/`.
 const JAR: &str = "aws-greengrass-core-sdk-java.jar";
 
@@ -19,6 +24,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-env-changed=JAVA_HOME");
     println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-changed=src/discover.rs");
     // OUT_DIR is TARGET/PROFILE/build/ggcore-plugin-java-HASH/out; the jar
     // goes to TARGET/PROFILE/sdk-java. Made again when it is missing (a
     // missing path reruns this script), e.g. after a build without a JDK.
@@ -99,13 +105,7 @@ fn main() {
 fn javac_major(stdout: &str, stderr: &str) -> Option<u32> {
     let text = format!("{stdout} {stderr}");
     let version = text.split_whitespace().skip_while(|w| *w != "javac").nth(1)?;
-    let mut parts = version.split(['.', '_', '-', '+']);
-    let first: u32 = parts.next()?.parse().ok()?;
-    if first == 1 {
-        parts.next()?.parse().ok()
-    } else {
-        Some(first)
-    }
+    discover::major_of(version)
 }
 
 /// Every `.java` file under `dir`.
