@@ -261,13 +261,7 @@ async fn shadow_cmd(root: &Path, command: ShadowCommand) -> Result<(), CliError>
             ("update", thing, json)
         }
     };
-    let (layout, _) = layout_of(root)?;
-    let req = Request::Shadow { action: op.to_string(), thing: thing.clone(), payload };
-    let r = match admin::call(&layout.admin_socket(), &req, ADMIN_TIMEOUT).await {
-        Ok(r) => r,
-        Err(ClientError::NotRunning(_)) => return Err(CliError::other(format!("no ggcore is running on {}", root.display()))),
-        Err(e) => return Err(e.into()),
-    };
+    let r = ask_running_core(root, &Request::Shadow { action: op.to_string(), thing: thing.clone(), payload }).await?;
     let Some(body) = r.body.filter(|_| r.ok) else {
         return Err(CliError { code: r.code.max(1), message: r.error.unwrap_or_else(|| "the shadow request failed".into()) });
     };
@@ -281,13 +275,18 @@ async fn shadow_cmd(root: &Path, command: ShadowCommand) -> Result<(), CliError>
     }
 }
 
-async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
+/// Sends `req` to the core running on `root`; no core running is an error.
+async fn ask_running_core(root: &Path, req: &Request) -> Result<admin::Response, CliError> {
     let (layout, _) = layout_of(root)?;
-    let r = match admin::call(&layout.admin_socket(), &Request::Status, ADMIN_TIMEOUT).await {
-        Ok(r) => r,
-        Err(ClientError::NotRunning(_)) => return Err(CliError::other(format!("no ggcore is running on {}", root.display()))),
-        Err(e) => return Err(e.into()),
-    };
+    match admin::call(&layout.admin_socket(), req, ADMIN_TIMEOUT).await {
+        Ok(r) => Ok(r),
+        Err(ClientError::NotRunning(_)) => Err(CliError::other(format!("no ggcore is running on {}", root.display()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn status_cmd(root: &Path, json: bool) -> Result<(), CliError> {
+    let r = ask_running_core(root, &Request::Status).await?;
     let Some(body) = r.body.filter(|_| r.ok) else {
         return Err(CliError::other(r.error.unwrap_or_else(|| "status failed".into())));
     };
