@@ -351,14 +351,13 @@ pub async fn run(root: std::path::PathBuf) -> Result<(), RunError> {
         ..SessionLimits::default()
     }));
     router.attach(TargetKind::Device, hub.clone());
-    // The core's own services: the cloud and the shadow service take routed
-    // messages through the registry, and functions' service calls reach them there.
+    // The core's own services, registered once: the registry attaches the cloud
+    // and the shadow service to the router, and functions' service calls reach them by name.
     let services = Services::new();
     let shadows = ShadowService::start(router.clone(), store.clone());
     services.register(cloud.clone());
     services.register(shadows.clone());
-    router.attach(TargetKind::Cloud, services.clone());
-    router.attach(TargetKind::Shadow, services.clone());
+    services.attach_to(&router);
     let shutdown = Shutdown::new();
     let functions_cfg = FunctionsConfig {
         max_work_items: config.runtime.max_work_item_count,

@@ -107,7 +107,7 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    fn of(e: &Endpoint) -> Self {
+    pub fn of(e: &Endpoint) -> Self {
         match e {
             Endpoint::Device(_) => TargetKind::Device,
             Endpoint::Function(_) => TargetKind::Function,

@@ -4,10 +4,11 @@
 //! manager, the cloud) is a function: the SDKs invoke its ARN with the
 //! request topic in the client context, and subscriptions name it as a source
 //! or target. Here each is a [`CoreService`] registered once in [`Services`]:
-//! the router delivers messages for a service's endpoint through the
-//! registry, and a function's host call becomes a [`ServiceRequest`] for the
-//! service it names. Adding a service is implementing the trait and
-//! registering it at start; no dispatch code changes.
+//! the registry attaches each service with an endpoint to the router (which
+//! then delivers to it directly, with no lookup per message), and a
+//! function's host call becomes a [`ServiceRequest`] for the service it
+//! names. Adding a service is implementing the trait and registering it at
+//! start; no dispatch code changes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use ggcore_plugin_abi::HostErrorCode;
 use tokio::sync::Notify;
 
 use crate::group::Endpoint;
-use crate::router::{Deliver, Delivery, Message, WhenFull};
+use crate::router::{Deliver, Delivery, Message, Router, TargetKind, WhenFull};
 
 /// The shadow service's name: subscription endpoint and function name.
 pub const SHADOW: &str = crate::group::SHADOW_SERVICE;
@@ -100,8 +101,14 @@ impl Services {
         self.list.read().unwrap_or_else(|p| p.into_inner()).iter().find(|s| s.name() == name).cloned()
     }
 
-    fn by_endpoint(&self, target: &Endpoint) -> Option<Arc<dyn CoreService>> {
-        self.list.read().unwrap_or_else(|p| p.into_inner()).iter().find(|s| s.endpoint().as_ref() == Some(target)).cloned()
+    /// Attaches every registered service that has an endpoint to `router`
+    /// as the deliverer of its kind of target (once, at start).
+    pub fn attach_to(&self, router: &Router) {
+        for s in self.list.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            if let Some(endpoint) = s.endpoint() {
+                router.attach(TargetKind::of(&endpoint), Arc::new(ServiceTarget(s.clone())));
+            }
+        }
     }
 
     /// Sends `req` to the service called `name`.
@@ -166,16 +173,16 @@ fn subject_of(client_context: &str) -> String {
         .unwrap_or_default()
 }
 
-impl Deliver for Services {
-    fn deliver(&self, target: &Endpoint, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
-        match self.by_endpoint(target) {
-            Some(s) => s.deliver(source, msg, when_full),
-            None => Delivery::Dropped("target not served by this core"),
-        }
+/// A service as the router's deliverer for its endpoint.
+struct ServiceTarget(Arc<dyn CoreService>);
+
+impl Deliver for ServiceTarget {
+    fn deliver(&self, _target: &Endpoint, source: &Endpoint, msg: &Message, when_full: WhenFull) -> Delivery {
+        self.0.deliver(source, msg, when_full)
     }
 
-    fn room(&self, target: &Endpoint, ticket: u64) -> Option<Arc<Notify>> {
-        self.by_endpoint(target)?.room(ticket)
+    fn room(&self, _target: &Endpoint, ticket: u64) -> Option<Arc<Notify>> {
+        self.0.room(ticket)
     }
 }
 
