@@ -260,15 +260,11 @@ def figures(r):
     """(figure, value) rows of one run."""
     w, c, rel = r['warm_invoke'], r['cold_start'], r['relay']
 
-    ms = fmt_ms
-
     def cold(k):
         return fmt_cold(c[k])
 
     def rate(q):
         return fmt_rate(q, 'c', 'mosquitto_paho')
-
-    lost = fmt_lost
 
     q0, q1 = rel['qos0'], rel['qos1']
     return [
@@ -277,23 +273,23 @@ def figures(r):
         ('cold start of an on-demand instance, p50 (min–max) of {}: C vs Python vs Node vs Java'.format(c['c']['n']),
          ' vs '.join(cold(k) for k in KINDS)),
         ('peer: spawn the C no-op program (loads the SDK, finds no core, exits), p50 of {}'.format(c['spawn_program_n']),
-         '{} ms'.format(ms(c['spawn_program_p50_us']))),
+         '{} ms'.format(fmt_ms(c['spawn_program_p50_us']))),
         ('peer: spawn `java` running an empty main that loads an SDK class, p50 of {}'.format(c['spawn_java_n']),
-         '{} ms'.format(ms(c['spawn_java_p50_us']))),
+         '{} ms'.format(fmt_ms(c['spawn_java_p50_us']))),
         ('device → Java function → device relay, QoS 0 / QoS 1 (msg/s; lost): ggcore',
-         '{:,} / {:,}; {} / {}'.format(q0['ggcore_java']['msgs_per_s'], q1['ggcore_java']['msgs_per_s'], lost(q0['ggcore_java']),
-                                       lost(q1['ggcore_java']))),
+         '{:,} / {:,}; {} / {}'.format(q0['ggcore_java']['msgs_per_s'], q1['ggcore_java']['msgs_per_s'], fmt_lost(q0['ggcore_java']),
+                                       fmt_lost(q1['ggcore_java']))),
         ('device → C function → device relay, QoS 0: ggcore vs Mosquitto + Python paho relay (msg/s)', rate(q0)),
         ('same, QoS 1', rate(q1)),
         ('relay messages lost of {:,}, QoS 0 / QoS 1: ggcore (C function) vs Mosquitto + paho'.format(q0['n']),
-         '{} / {} vs {} / {}'.format(lost(q0['ggcore_c']), lost(q1['ggcore_c']), lost(q0['mosquitto_paho']),
-                                     lost(q1['mosquitto_paho']))),
+         '{} / {} vs {} / {}'.format(fmt_lost(q0['ggcore_c']), fmt_lost(q1['ggcore_c']), fmt_lost(q0['mosquitto_paho']),
+                                     fmt_lost(q1['mosquitto_paho']))),
         ('relay latency p50 / p99, QoS 0 / QoS 1: ggcore (C function)',
          '{} / {} ms; {} / {} ms'.format(q0['ggcore_c']['p50_ms'], q0['ggcore_c']['p99_ms'], q1['ggcore_c']['p50_ms'],
                                          q1['ggcore_c']['p99_ms'])),
         ('context: the same relay through a Python function in the same core, QoS 0 / QoS 1 (msg/s; lost)',
-         '{:,} / {:,}; {} / {}'.format(q0['ggcore_py']['msgs_per_s'], q1['ggcore_py']['msgs_per_s'], lost(q0['ggcore_py']),
-                                       lost(q1['ggcore_py']))),
+         '{:,} / {:,}; {} / {}'.format(q0['ggcore_py']['msgs_per_s'], q1['ggcore_py']['msgs_per_s'], fmt_lost(q0['ggcore_py']),
+                                       fmt_lost(q1['ggcore_py']))),
     ]
 
 

@@ -276,15 +276,11 @@ def figures(r):
     """(figure, value) rows of one run."""
     w, c, rel = r['warm_invoke'], r['cold_start'], r['relay']
 
-    ms = fmt_ms
-
     def cold(k):
         return fmt_cold(c[k])
 
     def rate(q):
         return fmt_rate(q, 'node', 'mosquitto_node_mqtt')
-
-    lost = fmt_lost
 
     q0, q1 = rel['qos0'], rel['qos1']
     return [
@@ -295,12 +291,12 @@ def figures(r):
         ('cold start of an on-demand instance, p50 (min–max) of {}: Node vs Python'.format(c['node']['n']),
          '{} vs {}'.format(cold('node'), cold('py'))),
         ('peer: spawn `node` requiring the SDK vs `python3` importing the SDK, p50 of {}'.format(c['node']['spawn_n']),
-         '{} vs {} ms'.format(ms(c['node']['spawn_with_sdk_p50_us']), ms(c['py']['spawn_with_sdk_p50_us']))),
+         '{} vs {} ms'.format(fmt_ms(c['node']['spawn_with_sdk_p50_us']), fmt_ms(c['py']['spawn_with_sdk_p50_us']))),
         ('device → Node function → device relay, QoS 0: ggcore vs Mosquitto + Node `mqtt` (msg/s)', rate(q0)),
         ('same, QoS 1', rate(q1)),
         ('relay messages lost of {:,}, QoS 0 / QoS 1: ggcore (Node function) vs Mosquitto + Node `mqtt`'.format(q0['n']),
-         '{} / {} vs {} / {}'.format(lost(q0['ggcore_node']), lost(q1['ggcore_node']), lost(q0['mosquitto_node_mqtt']),
-                                     lost(q1['mosquitto_node_mqtt']))),
+         '{} / {} vs {} / {}'.format(fmt_lost(q0['ggcore_node']), fmt_lost(q1['ggcore_node']), fmt_lost(q0['mosquitto_node_mqtt']),
+                                     fmt_lost(q1['mosquitto_node_mqtt']))),
         ('relay latency p50 / p99, QoS 0: ggcore (Node function) vs Mosquitto + Node `mqtt`',
          '{} / {} vs {} / {} ms'.format(q0['ggcore_node']['p50_ms'], q0['ggcore_node']['p99_ms'],
                                         q0['mosquitto_node_mqtt']['p50_ms'], q0['mosquitto_node_mqtt']['p99_ms'])),
@@ -309,7 +305,7 @@ def figures(r):
                                         q1['mosquitto_node_mqtt']['p50_ms'], q1['mosquitto_node_mqtt']['p99_ms'])),
         ('context: the same relay through a Python function in the same core, QoS 0 / QoS 1 (msg/s; lost)',
          '{:,} / {:,}; {} / {}'.format(q0['ggcore_py']['msgs_per_s'], q1['ggcore_py']['msgs_per_s'],
-                                       lost(q0['ggcore_py']), lost(q1['ggcore_py']))),
+                                       fmt_lost(q0['ggcore_py']), fmt_lost(q1['ggcore_py']))),
     ]
 
 
