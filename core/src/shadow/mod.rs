@@ -545,12 +545,8 @@ fn finish(
                 doc
             }
         };
-        let changed = match &result {
-            Ok(Applied::Updated(u)) => Some(u.shadow.clone()),
-            Ok(Applied::Deleted(_, gone)) => Some(gone.clone()),
-            _ => None,
-        };
-        let from_sync = matches!(job.origin, Origin::Sync { .. });
+        // A local change for the sync to take to the cloud (not its own).
+        let local_change = matches!(result, Ok(Applied::Updated(_) | Applied::Deleted(..))) && !matches!(job.origin, Origin::Sync { .. });
         // Counted out before the answer goes: whoever has it may ask again at once.
         shared.done(thing);
         match job.origin {
@@ -566,9 +562,9 @@ fn finish(
                 }));
             }
         }
-        if let (Some(shadow), false) = (changed, from_sync) {
+        if local_change {
             if let Some(sync) = shared.sync.get() {
-                sync.local_changed(thing, &shadow);
+                sync.local_changed(thing);
             }
         }
     }

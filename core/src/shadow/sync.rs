@@ -74,7 +74,7 @@ pub struct SyncHandle {
 
 impl SyncHandle {
     /// A local change of `thing` was stored.
-    pub fn local_changed(&self, thing: &str, _shadow: &Shadow) {
+    pub fn local_changed(&self, thing: &str) {
         let _ = self.tx.send(Event::Local(thing.to_string()));
     }
 
